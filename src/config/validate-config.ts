@@ -1,0 +1,206 @@
+import { ConfigError } from '../errors.js'
+import { parseDuration } from './duration.js'
+
+/**
+ * Pure validation of the parsed YAML (after `${ENV}` interpolation) into a frozen, fully defaulted
+ * configuration. Every error names the exact path of the key (`routes[1].upstream: ...`); unknown
+ * keys are errors, because a misspelt `idelTimeout` silently ignored is a production incident.
+ */
+
+export const DEFAULT_LISTEN_HOST = '127.0.0.1'
+export const DEFAULT_LISTEN_PORT = 8080
+export const DEFAULT_LOG_LEVEL = 'info'
+export const DEFAULT_REDIS_KEY_PREFIX = 'mcpgw:'
+/** A Redis command slower than this is a 503, never a request left hanging (SPEC: "503, then recovery"). */
+export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000
+export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5_000
+export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60 * 1000
+export const DEFAULT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000
+export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+/** Time until the upstream's response headers; an SSE body afterwards may stream for as long as it likes. */
+export const DEFAULT_ROUTE_TIMEOUT_MS = 5 * 60 * 1000
+
+export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = typeof logLevels[number]
+
+export interface RouteConfig {
+  /** Path the gateway serves, e.g. `/mcp`. */
+  readonly path: string
+  /** Absolute http(s) URL of the upstream MCP endpoint. */
+  readonly upstream: string
+  /** Milliseconds to wait for the upstream's response headers. */
+  readonly timeout: number
+}
+
+export interface RedisConfig {
+  readonly url: string
+  readonly keyPrefix: string
+  readonly commandTimeout: number
+  readonly connectTimeout: number
+}
+
+export interface GatewayConfig {
+  readonly listen: { readonly host: string, readonly port: number }
+  readonly log: { readonly level: LogLevel }
+  /** null: no `redis` section, sessions live in this process's memory (single instance only). */
+  readonly redis: RedisConfig | null
+  /** Both in milliseconds. */
+  readonly sessions: { readonly idleTimeout: number, readonly maxLifetime: number }
+  readonly limits: { readonly maxBodyBytes: number }
+  readonly routes: readonly RouteConfig[]
+}
+
+type Section = Record<string, unknown>
+
+function fail (path: string, message: string): never {
+  throw new ConfigError(`${path}: ${message}`)
+}
+
+function describe (value: unknown): string {
+  if (value === null) return 'null'
+  if (Array.isArray(value)) return 'a list'
+  return typeof value === 'object' ? 'a mapping' : `${typeof value} ${JSON.stringify(value)}`
+}
+
+/** A mapping with only the allowed keys; `undefined`/`null` becomes an empty mapping. */
+function readSection (value: unknown, path: string, allowedKeys: readonly string[]): Section {
+  if (value === undefined || value === null) return {}
+  if (typeof value !== 'object' || Array.isArray(value)) fail(path === '' ? '(document)' : path, `must be a mapping, got ${describe(value)}`)
+  for (const key of Object.keys(value)) {
+    if (!allowedKeys.includes(key)) {
+      fail(path === '' ? key : `${path}.${key}`, `unknown key (allowed here: ${allowedKeys.join(', ')})`)
+    }
+  }
+  return value as Section
+}
+
+function readString (value: unknown, path: string, fallback?: string): string {
+  if (value === undefined && fallback !== undefined) return fallback
+  if (value === undefined) fail(path, 'is required')
+  if (typeof value !== 'string' || value.length === 0) fail(path, `must be a non-empty string, got ${describe(value)}`)
+  return value
+}
+
+function readInteger (value: unknown, path: string, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  // `${PORT}` interpolates to a string: digits-only strings are read as the integer they spell.
+  if (typeof value === 'string' && /^\d{1,15}$/.test(value)) value = Number(value)
+  if (typeof value !== 'number' || !Number.isInteger(value)) fail(path, `must be an integer, got ${describe(value)}`)
+  if (value < min || value > max) fail(path, `must be between ${min} and ${max}, got ${value}`)
+  return value
+}
+
+function readDuration (value: unknown, path: string, fallback: number): number {
+  if (value === undefined) return fallback
+  const milliseconds = typeof value === 'string' ? parseDuration(value) : undefined
+  if (milliseconds === undefined) fail(path, `must be a duration like 500ms, 90s, 30m or 24h, got ${describe(value)}`)
+  if (milliseconds <= 0) fail(path, 'must be longer than 0')
+  return milliseconds
+}
+
+function readUrl (value: unknown, path: string, protocols: readonly string[]): string {
+  const text = readString(value, path)
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    fail(path, `must be an absolute URL, got ${JSON.stringify(redactUrl(text))}`)
+  }
+  if (!protocols.includes(url.protocol)) {
+    fail(path, `must use ${protocols.join(' or ')}, got ${JSON.stringify(url.protocol)}`)
+  }
+  return text
+}
+
+/** Config errors are printed; a Redis URL may carry a password. */
+function redactUrl (text: string): string {
+  return text.replace(/\/\/[^@/]*@/, '//***@')
+}
+
+function validateListen (value: unknown): GatewayConfig['listen'] {
+  const section = readSection(value, 'listen', ['host', 'port'])
+  return {
+    host: readString(section.host, 'listen.host', DEFAULT_LISTEN_HOST),
+    port: readInteger(section.port, 'listen.port', DEFAULT_LISTEN_PORT, 0, 65535)
+  }
+}
+
+function validateLog (value: unknown): GatewayConfig['log'] {
+  const section = readSection(value, 'log', ['level'])
+  const level = readString(section.level, 'log.level', DEFAULT_LOG_LEVEL)
+  if (!(logLevels as readonly string[]).includes(level)) fail('log.level', `must be one of ${logLevels.join(', ')}, got ${JSON.stringify(level)}`)
+  return { level: level as LogLevel }
+}
+
+function validateRedis (value: unknown): RedisConfig | null {
+  if (value === undefined || value === null) return null
+  const section = readSection(value, 'redis', ['url', 'keyPrefix', 'commandTimeout', 'connectTimeout'])
+  return {
+    url: readUrl(section.url, 'redis.url', ['redis:', 'rediss:']),
+    keyPrefix: readString(section.keyPrefix, 'redis.keyPrefix', DEFAULT_REDIS_KEY_PREFIX),
+    commandTimeout: readDuration(section.commandTimeout, 'redis.commandTimeout', DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
+    connectTimeout: readDuration(section.connectTimeout, 'redis.connectTimeout', DEFAULT_REDIS_CONNECT_TIMEOUT_MS)
+  }
+}
+
+function validateSessions (value: unknown): GatewayConfig['sessions'] {
+  const section = readSection(value, 'sessions', ['idleTimeout', 'maxLifetime'])
+  return {
+    idleTimeout: readDuration(section.idleTimeout, 'sessions.idleTimeout', DEFAULT_IDLE_TIMEOUT_MS),
+    maxLifetime: readDuration(section.maxLifetime, 'sessions.maxLifetime', DEFAULT_MAX_LIFETIME_MS)
+  }
+}
+
+function validateLimits (value: unknown): GatewayConfig['limits'] {
+  const section = readSection(value, 'limits', ['maxBodyBytes'])
+  return {
+    maxBodyBytes: readInteger(section.maxBodyBytes, 'limits.maxBodyBytes', DEFAULT_MAX_BODY_BYTES, 1, 1024 * 1024 * 1024)
+  }
+}
+
+function validateRoute (value: unknown, path: string): RouteConfig {
+  const section = readSection(value, path, ['path', 'upstream', 'timeout'])
+  const routePath = readString(section.path, `${path}.path`)
+  if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/.test(routePath)) {
+    fail(`${path}.path`, `must be a URL path starting with "/" without query or wildcards, got ${JSON.stringify(routePath)}`)
+  }
+  return {
+    path: routePath,
+    upstream: readUrl(section.upstream, `${path}.upstream`, ['http:', 'https:']),
+    timeout: readDuration(section.timeout, `${path}.timeout`, DEFAULT_ROUTE_TIMEOUT_MS)
+  }
+}
+
+function validateRoutes (value: unknown): readonly RouteConfig[] {
+  if (value === undefined || value === null) fail('routes', 'is required: list at least one { path, upstream }')
+  if (!Array.isArray(value)) fail('routes', `must be a list, got ${describe(value)}`)
+  if (value.length === 0) fail('routes', 'must list at least one { path, upstream }')
+  const routes = value.map((route, index) => validateRoute(route, `routes[${index}]`))
+  const seen = new Map<string, number>()
+  routes.forEach((route, index) => {
+    const earlier = seen.get(route.path)
+    if (earlier !== undefined) fail(`routes[${index}].path`, `${route.path} is already served by routes[${earlier}]`)
+    seen.set(route.path, index)
+  })
+  return routes
+}
+
+function deepFreeze<T> (value: T): T {
+  if (value !== null && typeof value === 'object') {
+    for (const child of Object.values(value)) deepFreeze(child)
+    Object.freeze(value)
+  }
+  return value
+}
+
+export function validateConfig (raw: unknown): GatewayConfig {
+  const root = readSection(raw, '', ['listen', 'log', 'redis', 'sessions', 'limits', 'routes'])
+  return deepFreeze({
+    listen: validateListen(root.listen),
+    log: validateLog(root.log),
+    redis: validateRedis(root.redis),
+    sessions: validateSessions(root.sessions),
+    limits: validateLimits(root.limits),
+    routes: validateRoutes(root.routes)
+  })
+}

@@ -1,0 +1,115 @@
+import { PassThrough, type Readable } from 'node:stream'
+import { isJsonRpcMessage, type JsonRpcResponse } from './json-rpc.js'
+import { SseParser } from './sse-parser.js'
+
+/*
+ * A session is minted only when the upstream's reply carries a JSON-RPC *result* for the client's
+ * initialize request (SPEC-NOTES, legacy rule 1). HTTP 200 proves nothing: the error may be inside
+ * it, and the stateless TypeScript SDK answers initialize with an SSE body. So the gateway reads
+ * the reply up to that response (JSON: the whole body; SSE: event by event, notifications before it
+ * included), decides, and then sends the bytes it read followed by the rest of the stream, unchanged.
+ */
+
+/** An initialize reply larger than this is not inspected further and mints nothing. */
+export const MAX_INITIALIZE_RESPONSE_BYTES = 1024 * 1024
+
+export type InitializeOutcome =
+  | { readonly minted: true, readonly protocolVersion: string }
+  | { readonly minted: false, readonly reason: 'error-response' | 'no-result' | 'invalid-result' | 'too-large' | 'unsupported-content-type' }
+
+export interface InspectedInitializeResponse {
+  readonly outcome: InitializeOutcome
+  /** The whole reply body as the upstream sent it: the inspected bytes, then whatever follows. */
+  readonly body: Readable
+}
+
+type Decision = InitializeOutcome | undefined
+
+/** Decides from one JSON-RPC message, or undefined when it is not the response to `requestId`. */
+function decideFromMessage (message: unknown, requestId: string | number): Decision {
+  if (!isJsonRpcMessage(message) || !('id' in message) || message.id !== requestId || 'method' in message) return undefined
+  const response = message as JsonRpcResponse
+  if (response.error !== undefined) return { minted: false, reason: 'error-response' }
+  const result = response.result
+  if (typeof result !== 'object' || result === null || typeof (result as { protocolVersion?: unknown }).protocolVersion !== 'string') {
+    return { minted: false, reason: 'invalid-result' }
+  }
+  return { minted: true, protocolVersion: (result as { protocolVersion: string }).protocolVersion }
+}
+
+function parseJson (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
+
+export function mediaType (contentType: string | string[] | undefined): string {
+  const value = Array.isArray(contentType) ? contentType[0] : contentType
+  return (value ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
+}
+
+/**
+ * Reads `upstreamBody` until the outcome is known and returns it with a stream that replays what was
+ * read and then passes the rest through (an SSE stream keeps streaming after the decision).
+ */
+export async function inspectInitializeResponse (
+  upstreamBody: Readable,
+  contentType: string | string[] | undefined,
+  requestId: string | number
+): Promise<InspectedInitializeResponse> {
+  const type = mediaType(contentType)
+  if (type !== 'application/json' && type !== 'text/event-stream') {
+    return { outcome: { minted: false, reason: 'unsupported-content-type' }, body: upstreamBody }
+  }
+  const isSse = type === 'text/event-stream'
+  const sseParser = isSse ? new SseParser() : undefined
+  const chunks: Buffer[] = []
+  let size = 0
+
+  const outcome = await new Promise<InitializeOutcome>((resolve, reject) => {
+    const finish = (decision: InitializeOutcome): void => {
+      upstreamBody.off('data', onData)
+      upstreamBody.off('end', onEnd)
+      upstreamBody.off('error', onError)
+      upstreamBody.pause()
+      resolve(decision)
+    }
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk)
+      size += chunk.length
+      if (sseParser !== undefined) {
+        for (const event of sseParser.push(chunk)) {
+          if (event.event !== 'message') continue
+          const decision = decideFromMessage(parseJson(event.data), requestId)
+          if (decision !== undefined) return finish(decision)
+        }
+      }
+      if (size > MAX_INITIALIZE_RESPONSE_BYTES) finish({ minted: false, reason: 'too-large' })
+    }
+    const onEnd = (): void => {
+      const decision = isSse ? undefined : decideFromMessage(parseJson(Buffer.concat(chunks).toString('utf8')), requestId)
+      finish(decision ?? { minted: false, reason: 'no-result' })
+    }
+    const onError = (error: Error): void => {
+      upstreamBody.off('data', onData)
+      upstreamBody.off('end', onEnd)
+      reject(error)
+    }
+    upstreamBody.on('data', onData)
+    upstreamBody.once('end', onEnd)
+    upstreamBody.once('error', onError)
+  })
+
+  const body = new PassThrough()
+  for (const chunk of chunks) body.write(chunk)
+  if (upstreamBody.readableEnded) {
+    body.end()
+  } else {
+    upstreamBody.once('error', (error) => body.destroy(error))
+    body.once('close', () => { if (!upstreamBody.readableEnded) upstreamBody.destroy() })
+    upstreamBody.pipe(body)
+  }
+  return { outcome, body }
+}

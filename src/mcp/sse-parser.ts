@@ -1,0 +1,64 @@
+import { StringDecoder } from 'node:string_decoder'
+
+/** One dispatched Server-Sent Event (only the fields the gateway reads). */
+export interface SseEvent {
+  readonly event: string
+  readonly data: string
+}
+
+/**
+ * Incremental parser for `text/event-stream` (WHATWG HTML, "Server-sent events", §9.2.6): lines end
+ * in CRLF, LF or CR; an empty line dispatches the event; `data` lines join with LF; one space after
+ * the colon is dropped; lines starting with a colon are comments. Chunks may split anywhere, even
+ * inside a UTF-8 character or between CR and LF.
+ */
+export class SseParser {
+  readonly #decoder = new StringDecoder('utf8')
+  #pending = ''
+  #eventType = ''
+  #dataLines: string[] = []
+  #skipLeadingLineFeed = false
+
+  push (chunk: Buffer): SseEvent[] {
+    let text = this.#decoder.write(chunk)
+    if (this.#skipLeadingLineFeed && text.startsWith('\n')) text = text.slice(1)
+    this.#skipLeadingLineFeed = false
+    const events: SseEvent[] = []
+    let buffer = this.#pending + text
+    let lineEnd: number
+    while ((lineEnd = buffer.search(/[\r\n]/)) !== -1) {
+      const line = buffer.slice(0, lineEnd)
+      let next = lineEnd + 1
+      if (buffer[lineEnd] === '\r') {
+        if (next === buffer.length) this.#skipLeadingLineFeed = true
+        else if (buffer[next] === '\n') next += 1
+      }
+      buffer = buffer.slice(next)
+      const event = this.#processLine(line)
+      if (event !== undefined) events.push(event)
+    }
+    this.#pending = buffer
+    return events
+  }
+
+  #processLine (line: string): SseEvent | undefined {
+    if (line === '') {
+      if (this.#dataLines.length === 0) {
+        this.#eventType = ''
+        return undefined
+      }
+      const event = { event: this.#eventType === '' ? 'message' : this.#eventType, data: this.#dataLines.join('\n') }
+      this.#eventType = ''
+      this.#dataLines = []
+      return event
+    }
+    if (line.startsWith(':')) return undefined
+    const colon = line.indexOf(':')
+    const field = colon === -1 ? line : line.slice(0, colon)
+    let value = colon === -1 ? '' : line.slice(colon + 1)
+    if (value.startsWith(' ')) value = value.slice(1)
+    if (field === 'data') this.#dataLines.push(value)
+    else if (field === 'event') this.#eventType = value
+    return undefined
+  }
+}

@@ -1,0 +1,191 @@
+import replyFrom from '@fastify/reply-from'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Readable } from 'node:stream'
+import type { RouteConfig } from '../config/validate-config.js'
+import { GatewayError } from '../errors.js'
+import { inspectInitializeResponse, mediaType } from '../mcp/initialize-response.js'
+import { parseClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { isWellFormedSessionId, mintSessionId } from '../sessions/session-id.js'
+import type { LiveSession, SessionStore } from '../sessions/session-store.js'
+import { sendGatewayError } from './send-gateway-error.js'
+import { upstreamFailure } from './upstream-error.js'
+
+/*
+ * One MCP endpoint (`routes[i]`): the session rules of the legacy Streamable HTTP transport answered
+ * at the edge, everything else forwarded to a stateless upstream. Registered once per route in its
+ * own encapsulated context, so each route has its own body parser and its own undici pool.
+ */
+
+export interface McpRouteOptions {
+  readonly route: RouteConfig
+  readonly store: SessionStore
+  readonly maxBodyBytes: number
+}
+
+const SESSION_HEADER = 'mcp-session-id'
+
+interface UpstreamResponse {
+  readonly statusCode: number
+  readonly headers: IncomingHttpHeaders
+  readonly stream: Readable
+}
+
+/** The client's session id is ours; the stateless upstream never sees it (issue #2, rule 5). */
+function withoutSessionHeader (_request: unknown, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  delete headers[SESSION_HEADER]
+  return headers
+}
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) describe the upstream connection, not this one. */
+const hopByHopHeaders = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']
+
+/**
+ * Upstream headers on their way back. A session id set by the upstream itself would contradict ours:
+ * drop it. SSE must never be buffered by a proxy in front of us (SPEC-NOTES, "Headers").
+ */
+function rewriteUpstreamHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  delete headers[SESSION_HEADER]
+  for (const name of hopByHopHeaders) delete headers[name]
+  if (mediaType(headers['content-type']) === 'text/event-stream') headers['x-accel-buffering'] = 'no'
+  return headers
+}
+
+function readSessionHeader (request: FastifyRequest): string | undefined {
+  const value = request.headers[SESSION_HEADER]
+  // Node joins repeated headers with ", "; such a value is not one of our ids and fails the shape check.
+  return typeof value === 'string' ? value : undefined
+}
+
+export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptions): Promise<void> {
+  const { route, store } = options
+  const upstream = new URL(route.upstream)
+  const upstreamSource = upstream.pathname + upstream.search
+
+  await fastify.register(replyFrom, {
+    base: upstream.origin,
+    disableRequestLogging: true,
+    // headersTimeout bounds the wait for an answer (504); an SSE body may then stream indefinitely.
+    undici: { headersTimeout: route.timeout, bodyTimeout: 0 }
+  })
+
+  // The body is kept as the client's bytes: it is inspected here but forwarded unchanged.
+  fastify.removeAllContentTypeParsers()
+  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, function keepRawBody (_request, body, done) {
+    done(null, body)
+  })
+
+  /** 400 without an id, 404 for an id that is not live on this route; slides the idle timeout. */
+  async function requireLiveSession (request: FastifyRequest): Promise<LiveSession> {
+    const sessionId = readSessionHeader(request)
+    if (sessionId === undefined) throw new GatewayError('MCPGW_SESSION_ID_REQUIRED')
+    request.mcp.sessionId = sessionId
+    const session = isWellFormedSessionId(sessionId) ? await store.touch(sessionId) : null
+    if (session === null || session.route !== route.path) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    return session
+  }
+
+  function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void): FastifyReply {
+    const body = request.body as Buffer | undefined
+    return reply.from(upstreamSource, {
+      ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/json' }),
+      rewriteRequestHeaders: withoutSessionHeader,
+      rewriteHeaders: rewriteUpstreamHeaders,
+      onResponse: (_request, _reply, response) => {
+        if (onResponse === undefined) reply.send(response.stream)
+        else onResponse(response as unknown as UpstreamResponse)
+      },
+      onError: (_reply, { error }) => { sendGatewayError(reply, upstreamFailure(error)) }
+    })
+  }
+
+  /**
+   * Forwards an initialize and mints a session only if the upstream answered it with a result
+   * (SPEC-NOTES, legacy rule 1); anything else goes back to the client unchanged.
+   */
+  function forwardInitialize (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): FastifyReply {
+    return forward(request, reply, (response) => {
+      if (response.statusCode < 200 || response.statusCode > 299) {
+        reply.send(response.stream)
+        return
+      }
+      mintFromResponse(request, reply, initialize, response).catch((error: unknown) => {
+        response.stream.destroy()
+        // reply-from already copied the upstream's headers (content-type, length): they describe a
+        // body that is no longer sent.
+        for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+        sendGatewayError(reply, error instanceof GatewayError ? error : upstreamFailure(error))
+      })
+    })
+  }
+
+  async function mintFromResponse (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest, response: UpstreamResponse): Promise<void> {
+    const inspected = await inspectInitializeResponse(response.stream, response.headers['content-type'], initialize.id)
+    if (!inspected.outcome.minted) {
+      request.mcp.outcome = `not minted: ${inspected.outcome.reason}`
+      reply.send(inspected.body)
+      return
+    }
+    const params = (initialize.params ?? {}) as Record<string, unknown>
+    const sessionId = mintSessionId()
+    try {
+      await store.create(sessionId, {
+        route: route.path,
+        protocolVersion: inspected.outcome.protocolVersion,
+        clientInfo: params.clientInfo ?? null,
+        clientCapabilities: params.capabilities ?? null
+      })
+    } catch (error) {
+      inspected.body.destroy()
+      throw error
+    }
+    request.mcp.sessionId = sessionId
+    request.mcp.outcome = 'session created'
+    reply.header(SESSION_HEADER, sessionId)
+    reply.send(inspected.body)
+  }
+
+  fastify.post(route.path, async function handlePost (request, reply) {
+    const post = parseClientPost((request.body as Buffer | undefined) ?? '')
+    request.mcp.rpcMethod = post.rpcMethod
+    request.mcp.rpcId = post.id
+    // SPEC-NOTES legacy rule 7: initialize is never part of a batch.
+    if (post.containsInitialize && post.isBatch) throw new GatewayError('MCPGW_INITIALIZE_IN_BATCH')
+    if (post.initialize !== undefined) {
+      // An initialize never revives or reuses an id: a live one is "already initialized" (400),
+      // anything else is a session that does not exist (404).
+      if (readSessionHeader(request) !== undefined) {
+        await requireLiveSession(request)
+        throw new GatewayError('MCPGW_ALREADY_INITIALIZED')
+      }
+      return forwardInitialize(request, reply, post.initialize)
+    }
+    await requireLiveSession(request)
+    return forward(request, reply)
+  })
+
+  fastify.get(route.path, async function handleGet (request, reply) {
+    await requireLiveSession(request)
+    return forward(request, reply)
+  })
+
+  // DELETE ends the session at the edge; a stateless upstream has nothing to end (issue #2, rule 3).
+  fastify.delete(route.path, async function handleDelete (request, reply) {
+    const sessionId = readSessionHeader(request)
+    if (sessionId === undefined) throw new GatewayError('MCPGW_SESSION_ID_REQUIRED')
+    request.mcp.sessionId = sessionId
+    const terminated = isWellFormedSessionId(sessionId) && await store.terminate(sessionId, route.path)
+    if (!terminated) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    request.mcp.outcome = 'session terminated'
+    return reply.code(204).send()
+  })
+
+  fastify.route({
+    method: ['PUT', 'PATCH', 'HEAD'],
+    url: route.path,
+    handler: async function handleOtherMethod (_request, reply) {
+      reply.header('allow', 'GET, POST, DELETE')
+      throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED')
+    }
+  })
+}

@@ -1,0 +1,27 @@
+import type { JsonRpcId } from '../errors.js'
+
+/** What the gateway learns about a request while serving it; read by the request log line. */
+export interface McpRequestContext {
+  /** The configured route path, when the request hit a route. */
+  route: string | undefined
+  /** JSON-RPC method of a single message, `batch`, or undefined (GET, DELETE, responses). */
+  rpcMethod: string | undefined
+  /** Id of the JSON-RPC request, echoed in 5xx error bodies. */
+  rpcId: JsonRpcId
+  /** The session id the request carried or was given; only ever logged shortened. */
+  sessionId: string | undefined
+  /** What happened to the session (`session created`, `not minted: error-response`, ...). */
+  outcome: string | undefined
+  /** MCPGW_* code when the gateway answered with an error. */
+  errorCode: string | undefined
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    mcp: McpRequestContext
+  }
+}
+
+export function newRequestContext (): McpRequestContext {
+  return { route: undefined, rpcMethod: undefined, rpcId: null, sessionId: undefined, outcome: undefined, errorCode: undefined }
+}
