@@ -20,6 +20,9 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 /** Time until the upstream's response headers; an SSE body afterwards may stream for as long as it likes. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 5 * 60 * 1000
 
+/** Paths the gateway serves itself; a route cannot take them. */
+export const reservedPaths = ['/healthz', '/readyz'] as const
+
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof logLevels[number]
 
@@ -161,9 +164,11 @@ function validateLimits (value: unknown): GatewayConfig['limits'] {
 function validateRoute (value: unknown, path: string): RouteConfig {
   const section = readSection(value, path, ['path', 'upstream', 'timeout'])
   const routePath = readString(section.path, `${path}.path`)
-  if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/.test(routePath)) {
-    fail(`${path}.path`, `must be a URL path starting with "/" without query or wildcards, got ${JSON.stringify(routePath)}`)
+  // No `*` or `:`: Fastify would read them as a wildcard or a parameter, not as the literal path.
+  if (!/^\/[A-Za-z0-9._~!$&'()+,;=@/-]*$/.test(routePath)) {
+    fail(`${path}.path`, `must be a literal URL path starting with "/" (no query, "*" or ":"), got ${JSON.stringify(routePath)}`)
   }
+  if ((reservedPaths as readonly string[]).includes(routePath)) fail(`${path}.path`, `${routePath} is reserved for the gateway's own endpoints`)
   return {
     path: routePath,
     upstream: readUrl(section.upstream, `${path}.upstream`, ['http:', 'https:']),

@@ -2,6 +2,8 @@ import type { LiveSession, SessionData, SessionRecord, SessionStore, SessionTime
 
 interface MemoryEntry {
   readonly record: SessionRecord
+  /** The same session as `touch` returns it (no client info), like the Redis store. */
+  readonly live: LiveSession
   /** Absolute end: createdAt + maxLifetime. */
   readonly deadline: number
   /** Current end: min(last touch + idleTimeout, deadline). */
@@ -32,7 +34,8 @@ export class MemorySessionStore implements SessionStore {
     const createdAt = this.#now()
     const record: SessionRecord = { ...data, id, createdAt }
     const deadline = createdAt + this.#timeouts.maxLifetime
-    this.#sessions.set(id, { record, deadline, expiresAt: Math.min(createdAt + this.#timeouts.idleTimeout, deadline) })
+    const live: LiveSession = { id, route: data.route, protocolVersion: data.protocolVersion, createdAt }
+    this.#sessions.set(id, { record, live, deadline, expiresAt: Math.min(createdAt + this.#timeouts.idleTimeout, deadline) })
     return record
   }
 
@@ -40,7 +43,7 @@ export class MemorySessionStore implements SessionStore {
     const entry = this.#liveEntry(id)
     if (entry === undefined) return null
     entry.expiresAt = Math.min(this.#now() + this.#timeouts.idleTimeout, entry.deadline)
-    return entry.record
+    return entry.live
   }
 
   async get (id: string): Promise<SessionRecord | null> {

@@ -1,0 +1,147 @@
+import t from 'tap'
+import { mkdtemp, writeFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseDuration } from '../src/config/duration.js'
+import { loadConfig, resolveConfig } from '../src/config/load-config.js'
+import {
+  DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME_MS,
+  DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_ROUTE_TIMEOUT_MS, validateConfig
+} from '../src/config/validate-config.js'
+import { ConfigError } from '../src/errors.js'
+
+const minimal = { routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp' }] }
+
+t.test('durations', async (t) => {
+  const cases: Array<[string, number | undefined]> = [
+    ['500ms', 500], ['90s', 90_000], ['30m', 1_800_000], ['24h', 86_400_000], [' 5s ', 5000], ['0s', 0],
+    ['30', undefined], ['1.5h', undefined], ['5 m', undefined], ['-1s', undefined], ['1d', undefined], ['', undefined], ['99999999999999999h', undefined]
+  ]
+  for (const [text, expected] of cases) t.equal(parseDuration(text), expected, JSON.stringify(text))
+})
+
+t.test('a minimal config gets every named default', async (t) => {
+  const config = validateConfig(minimal)
+  t.same(config, {
+    listen: { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT },
+    log: { level: 'info' },
+    redis: null,
+    sessions: { idleTimeout: DEFAULT_IDLE_TIMEOUT_MS, maxLifetime: DEFAULT_MAX_LIFETIME_MS },
+    limits: { maxBodyBytes: DEFAULT_MAX_BODY_BYTES },
+    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS }]
+  })
+  t.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]) && Object.isFrozen(config.sessions), 'deeply frozen')
+})
+
+t.test('the issue example resolves, with ${VAR:-default} and ${VAR}', async (t) => {
+  const yaml = `
+listen:
+  host: 0.0.0.0
+  port: 8080
+redis:
+  url: \${REDIS_URL:-redis://127.0.0.1:6379}   # from the environment
+  keyPrefix: "mcpgw:"
+sessions:
+  idleTimeout: 30m
+  maxLifetime: 24h
+routes:
+  - path: /mcp
+    upstream: http://127.0.0.1:3000/mcp
+  - path: /other
+    upstream: \${OTHER_UPSTREAM}
+    timeout: 90s
+`
+  const withDefault = resolveConfig(yaml, { OTHER_UPSTREAM: 'https://other.example/mcp' })
+  t.equal(withDefault.redis?.url, 'redis://127.0.0.1:6379')
+  t.equal(withDefault.redis?.keyPrefix, 'mcpgw:')
+  t.equal(withDefault.redis?.commandTimeout, DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
+  t.equal(withDefault.routes[1]?.upstream, 'https://other.example/mcp')
+  t.equal(withDefault.routes[1]?.timeout, 90_000)
+  t.equal(withDefault.listen.host, '0.0.0.0')
+  const fromEnv = resolveConfig(yaml.replace('"mcpgw:"', '${PREFIX}'), { REDIS_URL: 'rediss://user:pw@cache:6380/2', OTHER_UPSTREAM: 'http://x/mcp', PREFIX: 'team #1: mcp' })
+  t.equal(fromEnv.redis?.url, 'rediss://user:pw@cache:6380/2')
+  t.equal(fromEnv.redis?.keyPrefix, 'team #1: mcp', 'a value with " #" and ": " survives: interpolation happens after parsing')
+  t.throws(() => resolveConfig(yaml, {}), new ConfigError('routes[1].upstream: environment variable OTHER_UPSTREAM is not set and has no default (write ${OTHER_UPSTREAM:-default})'))
+})
+
+t.test('an interpolated port is read as an integer; $${...} stays literal', async (t) => {
+  const config = resolveConfig('listen:\n  port: ${PORT:-8080}\nredis:\n  url: redis://h:6379\n  keyPrefix: "$${literal}"\nroutes:\n  - path: /mcp\n    upstream: http://u/mcp\n', { PORT: '9090' })
+  t.equal(config.listen.port, 9090)
+  t.equal(config.redis?.keyPrefix, '${literal}')
+})
+
+t.test('an explicit 0 survives (port 0 picks a free port)', async (t) => {
+  t.equal(validateConfig({ ...minimal, listen: { port: 0 } }).listen.port, 0)
+})
+
+t.test('every invalid config names the exact path', async (t) => {
+  const route = { path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp' }
+  const cases: Array<[string, unknown, RegExp]> = [
+    ['not a mapping', ['x'], /^\(document\): must be a mapping/],
+    ['unknown top-level key', { ...minimal, sesions: {} }, /^sesions: unknown key/],
+    ['unknown nested key', { ...minimal, sessions: { idelTimeout: '1m' } }, /^sessions\.idelTimeout: unknown key/],
+    ['routes missing', {}, /^routes: is required/],
+    ['routes empty', { routes: [] }, /^routes: must list at least one/],
+    ['routes not a list', { routes: { path: '/mcp' } }, /^routes: must be a list/],
+    ['route upstream missing', { routes: [route, { path: '/b' }] }, /^routes\[1\]\.upstream: is required/],
+    ['bad upstream URL', { routes: [route, { path: '/b', upstream: 'not a url' }] }, /^routes\[1\]\.upstream: must be an absolute URL/],
+    ['upstream not http', { routes: [{ path: '/a', upstream: 'ftp://x/mcp' }] }, /^routes\[0\]\.upstream: must use http: or https:/],
+    ['route path without slash', { routes: [{ path: 'mcp', upstream: 'http://x/mcp' }] }, /^routes\[0\]\.path: must be a literal URL path/],
+    ['route path wildcard', { routes: [{ path: '/mcp/*', upstream: 'http://x/mcp' }] }, /^routes\[0\]\.path: must be a literal URL path/],
+    ['route path parameter', { routes: [{ path: '/mcp/:tenant', upstream: 'http://x/mcp' }] }, /^routes\[0\]\.path: must be a literal URL path/],
+    ['reserved route path', { routes: [{ path: '/healthz', upstream: 'http://x/mcp' }] }, /^routes\[0\]\.path: \/healthz is reserved/],
+    ['duplicate route path', { routes: [route, route] }, /^routes\[1\]\.path: \/mcp is already served by routes\[0\]/],
+    ['unknown route key', { routes: [{ ...route, upstreams: 'x' }] }, /^routes\[0\]\.upstreams: unknown key/],
+    ['bad duration', { ...minimal, sessions: { idleTimeout: '30' } }, /^sessions\.idleTimeout: must be a duration like 500ms/],
+    ['duration as number', { ...minimal, sessions: { maxLifetime: 86400 } }, /^sessions\.maxLifetime: must be a duration/],
+    ['zero duration', { ...minimal, sessions: { idleTimeout: '0s' } }, /^sessions\.idleTimeout: must be longer than 0/],
+    ['bad route timeout', { routes: [{ ...route, timeout: 'soon' }] }, /^routes\[0\]\.timeout: must be a duration/],
+    ['port out of range', { ...minimal, listen: { port: 70000 } }, /^listen\.port: must be between 0 and 65535/],
+    ['port wrong type', { ...minimal, listen: { port: 'http' } }, /^listen\.port: must be an integer/],
+    ['host wrong type', { ...minimal, listen: { host: 8080 } }, /^listen\.host: must be a non-empty string/],
+    ['log level', { ...minimal, log: { level: 'loud' } }, /^log\.level: must be one of/],
+    ['redis url missing', { ...minimal, redis: { keyPrefix: 'x:' } }, /^redis\.url: is required/],
+    ['redis url scheme', { ...minimal, redis: { url: 'http://cache:6379' } }, /^redis\.url: must use redis: or rediss:/],
+    ['redis section type', { ...minimal, redis: 'redis://x' }, /^redis: must be a mapping/],
+    ['body limit type', { ...minimal, limits: { maxBodyBytes: '4MiB' } }, /^limits\.maxBodyBytes: must be an integer/]
+  ]
+  for (const [name, raw, message] of cases) {
+    t.throws(() => validateConfig(raw), { name: 'ConfigError', code: 'MCPGW_CONFIG_INVALID', message }, name)
+  }
+})
+
+t.test('a broken Redis URL is reported without its password', async (t) => {
+  let message = ''
+  try {
+    validateConfig({ ...minimal, redis: { url: 'redis://user:s3cret@ bad host' } })
+  } catch (error) {
+    message = (error as Error).message
+  }
+  t.match(message, /^redis\.url: must be an absolute URL/)
+  t.notMatch(message, /s3cret/)
+})
+
+t.test('YAML errors and duplicate keys stop start-up', async (t) => {
+  t.throws(() => resolveConfig('routes: [', {}), { name: 'ConfigError', message: /^invalid YAML/ })
+  t.throws(() => resolveConfig('listen:\n  port: 1\nlisten:\n  port: 2\n', {}), { name: 'ConfigError', message: /^invalid YAML/ })
+})
+
+t.test('loadConfig reads a file and names it in errors', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-config-'))
+  t.teardown(() => rm(dir, { recursive: true, force: true }))
+  const good = join(dir, 'good.yaml')
+  await writeFile(good, 'routes:\n  - path: /mcp\n    upstream: http://127.0.0.1:3000/mcp\n')
+  t.equal((await loadConfig(good, {})).routes[0]?.path, '/mcp')
+  const bad = join(dir, 'bad.yaml')
+  await writeFile(bad, 'routes:\n  - path: /mcp\n    upstream: nope\n')
+  await t.rejects(loadConfig(bad, {}), { name: 'ConfigError', message: `${bad}: routes[0].upstream: must be an absolute URL, got "nope"` })
+  await t.rejects(loadConfig(join(dir, 'missing.yaml'), {}), { name: 'ConfigError', message: /cannot read config file .*missing\.yaml: ENOENT/ })
+})
+
+t.test('the shipped config files are valid', async (t) => {
+  const shipped = await loadConfig('config/gateway.yaml', {})
+  t.equal(shipped.routes.length > 0, true)
+  t.not(shipped.redis, null, 'gateway.yaml uses Redis')
+  const demo = await loadConfig('config/demo.yaml', {})
+  t.equal(demo.redis, null, 'demo.yaml keeps sessions in memory')
+})

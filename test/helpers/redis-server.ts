@@ -1,0 +1,94 @@
+import { spawn, type ChildProcess } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+
+/*
+ * A real redis-server for one test file: a free random port, its own temporary data directory, never
+ * the machine's 6379. Tests may stop and start it again on the same port (fault tests).
+ */
+
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const address = server.address()
+  await new Promise<void>((resolve) => server.close(() => resolve()))
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  return address.port
+}
+
+export interface TestRedis {
+  readonly port: number
+  readonly url: string
+  start (): Promise<void>
+  stop (): Promise<void>
+  /** A plain client for inspecting what the gateway stored. */
+  client (): Redis
+  close (): Promise<void>
+}
+
+const READY_TIMEOUT_MS = 10_000
+
+async function waitForPing (port: number): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS
+  while (Date.now() < deadline) {
+    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
+    probe.on('error', () => {})
+    try {
+      await probe.connect()
+      if (await probe.ping() === 'PONG') return
+    } catch {
+      // not up yet
+    } finally {
+      probe.disconnect()
+    }
+    await sleep(50)
+  }
+  throw new Error(`redis-server on port ${port} did not answer within ${READY_TIMEOUT_MS} ms`)
+}
+
+export async function startTestRedis (): Promise<TestRedis> {
+  const port = await freePort()
+  const dir = await mkdtemp(join(tmpdir(), 'mcpgw-redis-'))
+  let child: ChildProcess | undefined
+  const clients: Redis[] = []
+
+  async function start (): Promise<void> {
+    child = spawn('redis-server', [
+      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
+      '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning'
+    ], { stdio: 'ignore' })
+    await waitForPing(port)
+  }
+
+  async function stop (): Promise<void> {
+    const running = child
+    child = undefined
+    if (running === undefined || running.exitCode !== null) return
+    const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()))
+    running.kill('SIGKILL')
+    await exited
+  }
+
+  await start()
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    start,
+    stop,
+    client () {
+      const client = new Redis({ port, host: '127.0.0.1' })
+      client.on('error', () => {})
+      clients.push(client)
+      return client
+    },
+    async close () {
+      for (const client of clients) client.disconnect()
+      await stop()
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+}
