@@ -71,6 +71,14 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       error: context.errorCode
     }, 'request completed')
   })
+  app.addHook('onReady', async function waitForSessionStore () {
+    // Without this, the first requests after start-up would find Redis still connecting and get 503.
+    // A Redis that stays away does not stop start-up: requests get 503 (and /readyz says so) until
+    // it answers, then the gateway recovers by itself.
+    await store.ready().catch((error: unknown) => {
+      app.log.warn({ err: error }, 'session store not reachable yet: answering 503 until it is')
+    })
+  })
   app.addHook('onClose', async function closeSessionStore () {
     // A store passed in by the caller belongs to the caller.
     if (options.store === undefined) await store.close()

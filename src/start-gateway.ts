@@ -1,21 +1,13 @@
 import type { FastifyInstance } from 'fastify'
 import type { GatewayConfig } from './config/validate-config.js'
 import { buildGateway, type BuildGatewayOptions } from './gateway.js'
-import { RedisSessionStore } from './sessions/redis-session-store.js'
 
 /**
- * Builds the gateway, waits briefly for Redis, listens, and ends the process cleanly on SIGTERM or
- * SIGINT (a second signal exits at once). A Redis that is not there yet does not stop start-up: the
- * gateway answers 503 (and /readyz says so) until it connects, then recovers by itself.
+ * Builds the gateway, listens (after the session store is ready or has had its connect timeout),
+ * and ends the process cleanly on SIGTERM or SIGINT; a second signal exits at once.
  */
 export async function startGateway (config: GatewayConfig, options: BuildGatewayOptions = {}): Promise<FastifyInstance> {
   const app = await buildGateway(config, options)
-  const store = app.sessionStore
-  if (store instanceof RedisSessionStore) {
-    await store.ready().catch((error: unknown) => {
-      app.log.warn({ err: error }, 'redis is not reachable yet: answering 503 until it is')
-    })
-  }
   await app.listen({ host: config.listen.host, port: config.listen.port })
 
   let stopping = false

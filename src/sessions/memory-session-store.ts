@@ -61,6 +61,8 @@ export class MemorySessionStore implements SessionStore {
     return true
   }
 
+  async ready (): Promise<void> {}
+
   async close (): Promise<void> {
     clearInterval(this.#sweepTimer)
     this.#sessions.clear()

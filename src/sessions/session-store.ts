@@ -54,6 +54,8 @@ export interface SessionStore {
   terminate (id: string, route?: string): Promise<boolean>
   /** Whether the store can serve requests right now (readiness). */
   isAvailable (): boolean
+  /** Resolves once the store can serve requests; rejects when it cannot within its connect timeout. */
+  ready (): Promise<void>
   /** Releases connections and timers; a second call is harmless. */
   close (): Promise<void>
 }
