@@ -41,5 +41,5 @@ USER node
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD node -e "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz').then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"
-# exec form: the process is PID 1's child-free target of SIGTERM, so shutdown is graceful.
+# exec form: node runs as PID 1 and receives SIGTERM itself (it handles it), so shutdown is graceful.
 CMD ["node", "dist/src/cli.js"]
