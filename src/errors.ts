@@ -14,13 +14,27 @@ export const JsonRpcErrorCode = {
   /** Implementation-defined server error range; the SDKs use it for transport-level refusals. */
   ServerError: -32000,
   /** "Session not found": what the official SDKs answer with HTTP 404 (SPEC-NOTES, legacy rule 4). */
-  SessionNotFound: -32001
+  SessionNotFound: -32001,
+  InvalidParams: -32602,
+  /** 2026-07-28, streamable-http "Server Validation": mirrored headers disagree with the body. */
+  HeaderMismatch: -32020,
+  /** 2026-07-28 schema: UnsupportedProtocolVersionError, with data { supported, requested }. */
+  UnsupportedProtocolVersion: -32022
 } as const
+
+/**
+ * What the error body's `id` is. JSON-RPC 2.0 §5 wants the request's id whenever it can be read
+ * (`echo`). Two exceptions: the legacy session refusals answer `id: null`, exactly as the official
+ * SDK servers do (SPEC-NOTES legacy rule 4); a 403 for Origin/Host carries no id at all
+ * (streamable-http "Security": "a JSON-RPC error response that has no id").
+ */
+type IdPolicy = 'echo' | 'null' | 'omit'
 
 interface ErrorDefinition {
   readonly statusCode: number
   readonly jsonRpcCode: number
   readonly message: string
+  readonly id?: IdPolicy
 }
 
 export const errorDefinitions = {
@@ -39,10 +53,48 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
     message: 'Invalid Request: initialize must not be part of a JSON-RPC batch'
   },
+  MCPGW_BATCH_NOT_SUPPORTED: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
+    message: 'Invalid Request: JSON-RPC batches are only supported by protocol version 2025-03-26'
+  },
   MCPGW_SESSION_ID_REQUIRED: {
     statusCode: 400,
     jsonRpcCode: JsonRpcErrorCode.ServerError,
-    message: 'Bad Request: Mcp-Session-Id header is required'
+    message: 'Bad Request: Mcp-Session-Id header is required',
+    id: 'null'
+  },
+  MCPGW_PROTOCOL_VERSION_UNSUPPORTED: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'Bad Request: unsupported MCP-Protocol-Version'
+  },
+  MCPGW_HEADER_MISMATCH: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.HeaderMismatch,
+    message: 'Header mismatch'
+  },
+  MCPGW_INVALID_ENVELOPE: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.InvalidParams,
+    message: 'Invalid params: the request _meta envelope is missing or invalid'
+  },
+  MCPGW_MODERN_VERSION_UNSUPPORTED: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.UnsupportedProtocolVersion,
+    message: 'Unsupported protocol version'
+  },
+  MCPGW_ORIGIN_NOT_ALLOWED: {
+    statusCode: 403,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'Forbidden: Origin not allowed',
+    id: 'omit'
+  },
+  MCPGW_HOST_NOT_ALLOWED: {
+    statusCode: 403,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'Forbidden: Host not allowed',
+    id: 'omit'
   },
   MCPGW_ALREADY_INITIALIZED: {
     statusCode: 400,
@@ -52,7 +104,8 @@ export const errorDefinitions = {
   MCPGW_SESSION_NOT_FOUND: {
     statusCode: 404,
     jsonRpcCode: JsonRpcErrorCode.SessionNotFound,
-    message: 'Session not found'
+    message: 'Session not found',
+    id: 'null'
   },
   MCPGW_ROUTE_NOT_FOUND: {
     statusCode: 404,
@@ -62,7 +115,7 @@ export const errorDefinitions = {
   MCPGW_METHOD_NOT_ALLOWED: {
     statusCode: 405,
     jsonRpcCode: JsonRpcErrorCode.ServerError,
-    message: 'Method not allowed: use POST, GET or DELETE'
+    message: 'Method not allowed.'
   },
   MCPGW_BODY_TOO_LARGE: {
     statusCode: 413,
@@ -93,19 +146,35 @@ export const errorDefinitions = {
 
 export type GatewayErrorCode = keyof typeof errorDefinitions
 
+export interface GatewayErrorOptions {
+  readonly cause?: unknown
+  /** Appended to the message after a colon: what exactly was wrong. Never a secret. */
+  readonly detail?: string
+  /** JSON-RPC `error.data` (e.g. `{ supported, requested }` for an unsupported version). */
+  readonly data?: unknown
+  /** Response headers the error needs (e.g. `allow` on a 405). */
+  readonly headers?: Readonly<Record<string, string>>
+}
+
 /** An error the gateway answers itself. Thrown or passed around; turned into a reply by `sendGatewayError`. */
 export class GatewayError extends Error {
   readonly code: GatewayErrorCode
   readonly statusCode: number
   readonly jsonRpcCode: number
+  readonly idPolicy: IdPolicy
+  readonly data: unknown
+  readonly headers: Readonly<Record<string, string>>
 
-  constructor (code: GatewayErrorCode, options?: { cause?: unknown, detail?: string }) {
+  constructor (code: GatewayErrorCode, options: GatewayErrorOptions = {}) {
     const definition: ErrorDefinition = errorDefinitions[code]
-    super(options?.detail === undefined ? definition.message : `${definition.message}: ${options.detail}`, { cause: options?.cause })
+    super(options.detail === undefined ? definition.message : `${definition.message}: ${options.detail}`, { cause: options.cause })
     this.name = 'GatewayError'
     this.code = code
     this.statusCode = definition.statusCode
     this.jsonRpcCode = definition.jsonRpcCode
+    this.idPolicy = definition.id ?? 'echo'
+    this.data = options.data
+    this.headers = options.headers ?? {}
   }
 }
 
@@ -114,12 +183,17 @@ export type JsonRpcId = string | number | null
 
 export interface JsonRpcErrorBody {
   jsonrpc: '2.0'
-  id: JsonRpcId
-  error: { code: number, message: string }
+  id?: JsonRpcId
+  error: { code: number, message: string, data?: unknown }
 }
 
-export function jsonRpcErrorBody (error: GatewayError, id: JsonRpcId = null): JsonRpcErrorBody {
-  return { jsonrpc: '2.0', id, error: { code: error.jsonRpcCode, message: error.message } }
+/** The error body for `error`, given the id of the request it answers (null when unknown). */
+export function jsonRpcErrorBody (error: GatewayError, requestId: JsonRpcId = null): JsonRpcErrorBody {
+  const body: JsonRpcErrorBody = { jsonrpc: '2.0', error: { code: error.jsonRpcCode, message: error.message } }
+  if (error.data !== undefined) body.error.data = error.data
+  if (error.idPolicy === 'echo') body.id = requestId
+  else if (error.idPolicy === 'null') body.id = null
+  return body
 }
 
 /**

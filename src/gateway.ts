@@ -6,6 +6,7 @@ import { GatewayError } from './errors.js'
 import { loggerOptions, resolveLogLevel } from './logging/logger-options.js'
 import { mcpRoute } from './proxy/mcp-route.js'
 import { newRequestContext } from './proxy/request-context.js'
+import { resolveOriginPolicy } from './security/origin-guard.js'
 import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { createSessionStore } from './sessions/create-session-store.js'
 import { shortSessionId } from './sessions/session-id.js'
@@ -64,6 +65,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       route: context.route,
       httpMethod: request.method,
       rpcMethod: context.rpcMethod,
+      era: context.era,
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       session: context.sessionId === undefined ? undefined : shortSessionId(context.sessionId),
@@ -101,8 +103,9 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'session store unavailable' })
   })
 
+  const originPolicy = resolveOriginPolicy(config.security, config.listen.host)
   for (const route of config.routes) {
-    await app.register(mcpRoute, { route, store, maxBodyBytes: config.limits.maxBodyBytes })
+    await app.register(mcpRoute, { route, store, maxBodyBytes: config.limits.maxBodyBytes, originPolicy })
   }
   return app
 }

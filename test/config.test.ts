@@ -28,7 +28,8 @@ t.test('a minimal config gets every named default', async (t) => {
     redis: null,
     sessions: { idleTimeout: DEFAULT_IDLE_TIMEOUT_MS, maxLifetime: DEFAULT_MAX_LIFETIME_MS },
     limits: { maxBodyBytes: DEFAULT_MAX_BODY_BYTES },
-    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS }]
+    security: { allowedOrigins: null, allowedHosts: null },
+    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject' }]
   })
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]) && Object.isFrozen(config.sessions), 'deeply frozen')
 })
@@ -70,6 +71,15 @@ t.test('an interpolated port is read as an integer; $${...} stays literal', asyn
   t.equal(config.redis?.keyPrefix, '${literal}')
 })
 
+t.test('security lists and getStream', async (t) => {
+  const config = validateConfig({
+    security: { allowedOrigins: ['app.example.com', '[::1]', 'chrome-extension://*'], allowedHosts: ['gw.example.com'] },
+    routes: [{ path: '/mcp', upstream: 'http://u/mcp', getStream: 'forward' }]
+  })
+  t.same(config.security, { allowedOrigins: ['app.example.com', '[::1]', 'chrome-extension://*'], allowedHosts: ['gw.example.com'] })
+  t.equal(config.routes[0]?.getStream, 'forward')
+})
+
 t.test('an explicit 0 survives (port 0 picks a free port)', async (t) => {
   t.equal(validateConfig({ ...minimal, listen: { port: 0 } }).listen.port, 0)
 })
@@ -103,6 +113,12 @@ t.test('every invalid config names the exact path', async (t) => {
     ['redis url missing', { ...minimal, redis: { keyPrefix: 'x:' } }, /^redis\.url: is required/],
     ['redis url scheme', { ...minimal, redis: { url: 'http://cache:6379' } }, /^redis\.url: must use redis: or rediss:/],
     ['redis section type', { ...minimal, redis: 'redis://x' }, /^redis: must be a mapping/],
+    ['getStream value', { routes: [{ ...route, getStream: 'yes' }] }, /^routes\[0\]\.getStream: must be one of reject, forward/],
+    ['allowedOrigins type', { ...minimal, security: { allowedOrigins: 'localhost' } }, /^security\.allowedOrigins: must be a list of strings/],
+    ['allowedOrigins with scheme', { ...minimal, security: { allowedOrigins: ['https://app.example.com'] } }, /^security\.allowedOrigins\[0\]: must be a hostname without scheme or port/],
+    ['allowedHosts with port', { ...minimal, security: { allowedHosts: ['gw.example.com:8080'] } }, /^security\.allowedHosts\[0\]: must be a hostname without scheme or port/],
+    ['allowedHosts wildcard scheme', { ...minimal, security: { allowedHosts: ['chrome-extension://*'] } }, /^security\.allowedHosts\[0\]/],
+    ['unknown security key', { ...minimal, security: { allowOrigins: [] } }, /^security\.allowOrigins: unknown key/],
     ['body limit type', { ...minimal, limits: { maxBodyBytes: '4MiB' } }, /^limits\.maxBodyBytes: must be an integer/]
   ]
   for (const [name, raw, message] of cases) {

@@ -61,11 +61,15 @@ for (const kind of storeKinds) {
       t.equal(clientResponse.status, 202, 'a JSON-RPC response POSTed by the client is accepted the same way')
     })
 
-    t.test('GET with a live id is forwarded (the stateless upstream answers 405)', async (t) => {
+    t.test('GET with a live id is answered 405 at the edge by default (a stateless upstream has nothing to push)', async (t) => {
       const sessionId = await openSession(url)
+      const before = upstream.received.length
       const answer = await request(url, { method: 'GET', headers: { 'mcp-session-id': sessionId, accept: 'text/event-stream' } })
       t.equal(answer.status, 405)
-      t.equal(upstream.received.at(-1)?.method, 'GET')
+      t.equal(answer.headers.get('allow'), 'POST, DELETE')
+      t.match(JSON.parse(answer.text), { jsonrpc: '2.0', error: { code: -32000 } })
+      t.equal(upstream.received.length, before, 'the upstream was not called')
+      t.equal((await request(url, { method: 'GET', headers: { 'mcp-session-id': mintSessionId() } })).status, 404, 'the session check comes first')
     })
 
     t.test('a session belongs to its route', async (t) => {
@@ -99,7 +103,7 @@ for (const kind of storeKinds) {
       const again = await post(url, initializeRequest(5), live)
       t.equal(again.status, 400, 'live id: already initialized')
       t.equal(again.headers.get('mcp-session-id'), null)
-      t.match(JSON.parse(again.text), { id: null, error: { code: -32600, message: /already initialized/ } })
+      t.match(JSON.parse(again.text), { id: 5, error: { code: -32600, message: /already initialized/ } })
       await request(url, { method: 'DELETE', headers: { 'mcp-session-id': live } })
       const revived = await post(url, initializeRequest(6), live)
       t.equal(revived.status, 404, 'terminated id: not found')
@@ -137,7 +141,7 @@ for (const kind of storeKinds) {
       const put = await request(url, { method: 'PUT', rawBody: '{}' })
       t.equal(put.status, 405)
       t.equal(put.headers.get('allow'), 'GET, POST, DELETE')
-      t.match(JSON.parse(put.text), { jsonrpc: '2.0', error: { code: -32000 } })
+      t.match(JSON.parse(put.text), { jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' } })
       const unknown = await post(`${gateway.origin}/nope`, toolsList)
       t.equal(unknown.status, 404)
       t.match(JSON.parse(unknown.text), { error: { message: /no MCP route/ } })

@@ -9,7 +9,7 @@ import { parseDuration } from './duration.js'
 
 export const DEFAULT_LISTEN_HOST = '127.0.0.1'
 export const DEFAULT_LISTEN_PORT = 8080
-export const DEFAULT_LOG_LEVEL = 'info'
+export const DEFAULT_LOG_LEVEL: LogLevel = 'info'
 export const DEFAULT_REDIS_KEY_PREFIX = 'mcpgw:'
 /** A Redis command slower than this is a 503, never a request left hanging (SPEC: "503, then recovery"). */
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000
@@ -26,6 +26,9 @@ export const reservedPaths = ['/healthz', '/readyz'] as const
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof logLevels[number]
 
+export const getStreamModes = ['reject', 'forward'] as const
+export type GetStreamMode = typeof getStreamModes[number]
+
 export interface RouteConfig {
   /** Path the gateway serves, e.g. `/mcp`. */
   readonly path: string
@@ -33,6 +36,18 @@ export interface RouteConfig {
   readonly upstream: string
   /** Milliseconds to wait for the upstream's response headers. */
   readonly timeout: number
+  /** A legacy GET (standalone SSE stream) on a live session: 405 at the edge, or forwarded. */
+  readonly getStream: GetStreamMode
+}
+
+export interface SecurityConfig {
+  /**
+   * Hostnames allowed in `Origin` (port-agnostic; `[::1]` for IPv6; `<scheme>://*` for a whole
+   * scheme such as `chrome-extension://*`). null: not configured.
+   */
+  readonly allowedOrigins: readonly string[] | null
+  /** Hostnames allowed in `Host` (port-agnostic). null: not configured. */
+  readonly allowedHosts: readonly string[] | null
 }
 
 export interface RedisConfig {
@@ -50,6 +65,7 @@ export interface GatewayConfig {
   /** Both in milliseconds. */
   readonly sessions: { readonly idleTimeout: number, readonly maxLifetime: number }
   readonly limits: { readonly maxBodyBytes: number }
+  readonly security: SecurityConfig
   readonly routes: readonly RouteConfig[]
 }
 
@@ -130,9 +146,7 @@ function validateListen (value: unknown): GatewayConfig['listen'] {
 
 function validateLog (value: unknown): GatewayConfig['log'] {
   const section = readSection(value, 'log', ['level'])
-  const level = readString(section.level, 'log.level', DEFAULT_LOG_LEVEL)
-  if (!(logLevels as readonly string[]).includes(level)) fail('log.level', `must be one of ${logLevels.join(', ')}, got ${JSON.stringify(level)}`)
-  return { level: level as LogLevel }
+  return { level: readEnum(section.level, 'log.level', logLevels, DEFAULT_LOG_LEVEL) }
 }
 
 function validateRedis (value: unknown): RedisConfig | null {
@@ -161,8 +175,41 @@ function validateLimits (value: unknown): GatewayConfig['limits'] {
   }
 }
 
+function readStringList (value: unknown, path: string): readonly string[] | null {
+  if (value === undefined || value === null) return null
+  if (!Array.isArray(value)) fail(path, `must be a list of strings, got ${describe(value)}`)
+  return value.map((item, index) => readString(item, `${path}[${index}]`))
+}
+
+function readHostnames (value: unknown, path: string, allowSchemeWildcard: boolean): readonly string[] | null {
+  const list = readStringList(value, path)
+  list?.forEach((entry, index) => {
+    const isSchemeWildcard = allowSchemeWildcard && /^[a-z][a-z0-9+.-]*:\/\/\*$/.test(entry)
+    if (!isSchemeWildcard && !/^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)$/.test(entry)) {
+      fail(`${path}[${index}]`, `must be a hostname without scheme or port (e.g. app.example.com, [::1]${allowSchemeWildcard ? ' or chrome-extension://*' : ''}), got ${JSON.stringify(entry)}`)
+    }
+  })
+  return list
+}
+
+function validateSecurity (value: unknown): SecurityConfig {
+  const section = readSection(value, 'security', ['allowedOrigins', 'allowedHosts'])
+  return {
+    allowedOrigins: readHostnames(section.allowedOrigins, 'security.allowedOrigins', true),
+    allowedHosts: readHostnames(section.allowedHosts, 'security.allowedHosts', false)
+  }
+}
+
+function readEnum<T extends string> (value: unknown, path: string, allowed: readonly T[], fallback: T): T {
+  if (value === undefined) return fallback
+  if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
+    fail(path, `must be one of ${allowed.join(', ')}, got ${describe(value)}`)
+  }
+  return value as T
+}
+
 function validateRoute (value: unknown, path: string): RouteConfig {
-  const section = readSection(value, path, ['path', 'upstream', 'timeout'])
+  const section = readSection(value, path, ['path', 'upstream', 'timeout', 'getStream'])
   const routePath = readString(section.path, `${path}.path`)
   // No `*` or `:`: Fastify would read them as a wildcard or a parameter, not as the literal path.
   if (!/^\/[A-Za-z0-9._~!$&'()+,;=@/-]*$/.test(routePath)) {
@@ -172,7 +219,8 @@ function validateRoute (value: unknown, path: string): RouteConfig {
   return {
     path: routePath,
     upstream: readUrl(section.upstream, `${path}.upstream`, ['http:', 'https:']),
-    timeout: readDuration(section.timeout, `${path}.timeout`, DEFAULT_ROUTE_TIMEOUT_MS)
+    timeout: readDuration(section.timeout, `${path}.timeout`, DEFAULT_ROUTE_TIMEOUT_MS),
+    getStream: readEnum(section.getStream, `${path}.getStream`, getStreamModes, 'reject')
   }
 }
 
@@ -199,13 +247,14 @@ function deepFreeze<T> (value: T): T {
 }
 
 export function validateConfig (raw: unknown): GatewayConfig {
-  const root = readSection(raw, '', ['listen', 'log', 'redis', 'sessions', 'limits', 'routes'])
+  const root = readSection(raw, '', ['listen', 'log', 'redis', 'sessions', 'limits', 'security', 'routes'])
   return deepFreeze({
     listen: validateListen(root.listen),
     log: validateLog(root.log),
     redis: validateRedis(root.redis),
     sessions: validateSessions(root.sessions),
     limits: validateLimits(root.limits),
+    security: validateSecurity(root.security),
     routes: validateRoutes(root.routes)
   })
 }

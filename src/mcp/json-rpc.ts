@@ -29,6 +29,8 @@ export interface JsonRpcResponse {
 export type JsonRpcMessage = JsonRpcRequest | JsonRpcNotification | JsonRpcResponse
 
 export interface ClientPost {
+  /** The parsed body as sent: one message or a batch array. */
+  readonly body: unknown
   readonly messages: readonly JsonRpcMessage[]
   readonly isBatch: boolean
   /** Set when the body is exactly one `initialize` request. */
@@ -97,6 +99,7 @@ export function parseClientPost (body: Buffer | string): ClientPost {
   const initializeRequests = valid.filter((message) => isRequest(message) && message.method === 'initialize')
   const first = valid[0] as JsonRpcMessage
   return {
+    body: parsed,
     messages: valid,
     isBatch,
     initialize: !isBatch && initializeRequests.length === 1 ? initializeRequests[0] as JsonRpcRequest : undefined,

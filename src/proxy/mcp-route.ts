@@ -5,7 +5,10 @@ import type { Readable } from 'node:stream'
 import type { RouteConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import { inspectInitializeResponse, mediaType } from '../mcp/initialize-response.js'
-import { parseClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { parseClientPost, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { classifyPost, namesModernVersion } from '../mcp/modern-request.js'
+import { BATCH_PROTOCOL_VERSIONS, DEFAULT_LEGACY_PROTOCOL_VERSION, isSupportedLegacyVersion, LEGACY_PROTOCOL_VERSIONS } from '../mcp/protocol-versions.js'
+import { enforceOriginPolicy, type OriginPolicy } from '../security/origin-guard.js'
 import { isWellFormedSessionId, mintSessionId } from '../sessions/session-id.js'
 import type { LiveSession, SessionStore } from '../sessions/session-store.js'
 import { sendGatewayError } from './send-gateway-error.js'
@@ -21,6 +24,7 @@ export interface McpRouteOptions {
   readonly route: RouteConfig
   readonly store: SessionStore
   readonly maxBodyBytes: number
+  readonly originPolicy: OriginPolicy
 }
 
 const SESSION_HEADER = 'mcp-session-id'
@@ -31,7 +35,10 @@ interface UpstreamResponse {
   readonly stream: Readable
 }
 
-/** The client's session id is ours; the stateless upstream never sees it (issue #2, rule 5). */
+/**
+ * The client's session id is ours; the stateless upstream never sees it (issue #2, rule 5). On a
+ * modern request the header means nothing and is dropped the same way (2026-07-28: "ignore it").
+ */
 function withoutSessionHeader (_request: unknown, headers: IncomingHttpHeaders): IncomingHttpHeaders {
   delete headers[SESSION_HEADER]
   return headers
@@ -57,6 +64,28 @@ function readSessionHeader (request: FastifyRequest): string | undefined {
   return typeof value === 'string' ? value : undefined
 }
 
+/**
+ * MCP-Protocol-Version on a legacy session request (2025-06-18 transports): missing means
+ * 2025-03-26; anything we do not know, or that is not a version at all, is a 400.
+ */
+function checkLegacyVersionHeader (request: FastifyRequest): void {
+  const version = request.headers['mcp-protocol-version'] ?? DEFAULT_LEGACY_PROTOCOL_VERSION
+  if (typeof version !== 'string' || !isSupportedLegacyVersion(version)) {
+    throw new GatewayError('MCPGW_PROTOCOL_VERSION_UNSUPPORTED', {
+      detail: `${JSON.stringify(version)} (supported: ${LEGACY_PROTOCOL_VERSIONS.join(', ')})`
+    })
+  }
+}
+
+/** 2025-03-26 allowed batches; 2025-06-18 removed them. The session's negotiated version decides. */
+function checkBatchAllowed (post: ClientPost, session: LiveSession): void {
+  if (post.isBatch && !BATCH_PROTOCOL_VERSIONS.includes(session.protocolVersion)) {
+    throw new GatewayError('MCPGW_BATCH_NOT_SUPPORTED', { detail: `this session negotiated ${session.protocolVersion}` })
+  }
+}
+
+const postOnly = { allow: 'POST' }
+
 export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptions): Promise<void> {
   const { route, store } = options
   const upstream = new URL(route.upstream)
@@ -75,14 +104,29 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     done(null, body)
   })
 
-  /** 400 without an id, 404 for an id that is not live on this route; slides the idle timeout. */
+  fastify.addHook('onRequest', async function checkOriginAndHost (request) {
+    enforceOriginPolicy(request.headers, options.originPolicy)
+  })
+
+  /**
+   * 400 without an id, 404 for an id that is not live on this route; slides the idle timeout. Then
+   * the protocol version header: the session check always comes first.
+   */
   async function requireLiveSession (request: FastifyRequest): Promise<LiveSession> {
     const sessionId = readSessionHeader(request)
     if (sessionId === undefined) throw new GatewayError('MCPGW_SESSION_ID_REQUIRED')
     request.mcp.sessionId = sessionId
     const session = isWellFormedSessionId(sessionId) ? await store.touch(sessionId) : null
     if (session === null || session.route !== route.path) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    checkLegacyVersionHeader(request)
     return session
+  }
+
+  /** GET and DELETE are legacy-era operations: with a modern version and no session, 405. */
+  function refuseModernSessionlessCall (request: FastifyRequest): void {
+    if (namesModernVersion(request.headers) && readSessionHeader(request) === undefined) {
+      throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: postOnly })
+    }
   }
 
   function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void): FastifyReply {
@@ -151,6 +195,12 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     request.mcp.rpcId = post.id
     // SPEC-NOTES legacy rule 7: initialize is never part of a batch.
     if (post.containsInitialize && post.isBatch) throw new GatewayError('MCPGW_INITIALIZE_IN_BATCH')
+    const era = classifyPost(post, request.headers)
+    if (era.era === 'modern') {
+      // Stateless by definition: no session checked or minted; any Mcp-Session-Id is ignored.
+      request.mcp.era = 'modern'
+      return forward(request, reply)
+    }
     if (post.initialize !== undefined) {
       // An initialize never revives or reuses an id: a live one is "already initialized" (400),
       // anything else is a session that does not exist (404).
@@ -160,22 +210,30 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
       }
       return forwardInitialize(request, reply, post.initialize)
     }
-    await requireLiveSession(request)
+    const session = await requireLiveSession(request)
+    checkBatchAllowed(post, session)
     return forward(request, reply)
   })
 
+  // A legacy GET opens the standalone SSE stream. A stateless upstream has nothing to push on it,
+  // so the gateway answers 405 itself unless the route says to forward it.
   fastify.get(route.path, async function handleGet (request, reply) {
+    refuseModernSessionlessCall(request)
     await requireLiveSession(request)
+    if (route.getStream !== 'forward') throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
     return forward(request, reply)
   })
 
   // DELETE ends the session at the edge; a stateless upstream has nothing to end (issue #2, rule 3).
   fastify.delete(route.path, async function handleDelete (request, reply) {
+    refuseModernSessionlessCall(request)
     const sessionId = readSessionHeader(request)
     if (sessionId === undefined) throw new GatewayError('MCPGW_SESSION_ID_REQUIRED')
     request.mcp.sessionId = sessionId
-    const terminated = isWellFormedSessionId(sessionId) && await store.terminate(sessionId, route.path)
-    if (!terminated) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    if (!isWellFormedSessionId(sessionId)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    // Checked before terminating: a request the gateway refuses must not end the session.
+    checkLegacyVersionHeader(request)
+    if (!await store.terminate(sessionId, route.path)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     request.mcp.outcome = 'session terminated'
     return reply.code(204).send()
   })
@@ -183,9 +241,8 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   fastify.route({
     method: ['PUT', 'PATCH', 'HEAD'],
     url: route.path,
-    handler: async function handleOtherMethod (_request, reply) {
-      reply.header('allow', 'GET, POST, DELETE')
-      throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED')
+    handler: async function handleOtherMethod () {
+      throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'GET, POST, DELETE' } })
     }
   })
 }

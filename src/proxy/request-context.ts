@@ -8,6 +8,8 @@ export interface McpRequestContext {
   rpcMethod: string | undefined
   /** Id of the JSON-RPC request, echoed in 5xx error bodies. */
   rpcId: JsonRpcId
+  /** `modern` for a 2026-07-28 per-request-metadata request; legacy otherwise. */
+  era: 'legacy' | 'modern'
   /** The session id the request carried or was given; only ever logged shortened. */
   sessionId: string | undefined
   /** What happened to the session (`session created`, `not minted: error-response`, ...). */
@@ -23,5 +25,5 @@ declare module 'fastify' {
 }
 
 export function newRequestContext (): McpRequestContext {
-  return { route: undefined, rpcMethod: undefined, rpcId: null, sessionId: undefined, outcome: undefined, errorCode: undefined }
+  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', sessionId: undefined, outcome: undefined, errorCode: undefined }
 }
