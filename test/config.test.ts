@@ -53,14 +53,14 @@ routes:
     timeout: 90s
 `
   const withDefault = resolveConfig(yaml, { OTHER_UPSTREAM: 'https://other.example/mcp' })
-  t.equal(withDefault.redis?.url, 'redis://127.0.0.1:6379')
+  t.same(withDefault.redis?.topology, { kind: 'standalone', url: 'redis://127.0.0.1:6379' })
   t.equal(withDefault.redis?.keyPrefix, 'mcpgw:')
   t.equal(withDefault.redis?.commandTimeout, DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
   t.equal(withDefault.routes[1]?.upstream, 'https://other.example/mcp')
   t.equal(withDefault.routes[1]?.timeout, 90_000)
   t.equal(withDefault.listen.host, '0.0.0.0')
   const fromEnv = resolveConfig(yaml.replace('"mcpgw:"', '${PREFIX}'), { REDIS_URL: 'rediss://user:pw@cache:6380/2', OTHER_UPSTREAM: 'http://x/mcp', PREFIX: 'team #1: mcp' })
-  t.equal(fromEnv.redis?.url, 'rediss://user:pw@cache:6380/2')
+  t.same(fromEnv.redis?.topology, { kind: 'standalone', url: 'rediss://user:pw@cache:6380/2' })
   t.equal(fromEnv.redis?.keyPrefix, 'team #1: mcp', 'a value with " #" and ": " survives: interpolation happens after parsing')
   t.throws(() => resolveConfig(yaml, {}), new ConfigError('routes[1].upstream: environment variable OTHER_UPSTREAM is not set and has no default (write ${OTHER_UPSTREAM:-default})'))
 })
@@ -69,6 +69,35 @@ t.test('an interpolated port is read as an integer; $${...} stays literal', asyn
   const config = resolveConfig('listen:\n  port: ${PORT:-8080}\nredis:\n  url: redis://h:6379\n  keyPrefix: "$${literal}"\nroutes:\n  - path: /mcp\n    upstream: http://u/mcp\n', { PORT: '9090' })
   t.equal(config.listen.port, 9090)
   t.equal(config.redis?.keyPrefix, '${literal}')
+})
+
+t.test('redis topologies (issue #4)', async (t) => {
+  const cluster = validateConfig({ ...minimal, redis: { cluster: { nodes: ['redis://10.0.0.1:6379', 'rediss://u:p@10.0.0.2:6380'] } } }).redis
+  t.same(cluster?.topology, { kind: 'cluster', nodes: ['redis://10.0.0.1:6379', 'rediss://u:p@10.0.0.2:6380'] })
+  t.equal(cluster?.waitForReplicas, 0)
+  const sentinel = resolveConfig(`
+redis:
+  sentinel:
+    name: mymaster
+    sentinels: [10.0.0.5:26379, "[::1]:26380", sentinel-3]
+    password: \${REDIS_PASSWORD}
+    tls: \${REDIS_TLS:-false}
+  waitForReplicas: 1
+routes: [{ path: /mcp, upstream: "http://u/mcp" }]
+`, { REDIS_PASSWORD: 's3cret' }).redis
+  t.same(sentinel?.topology, {
+    kind: 'sentinel',
+    name: 'mymaster',
+    sentinels: [{ host: '10.0.0.5', port: 26379 }, { host: '::1', port: 26380 }, { host: 'sentinel-3', port: 26379 }],
+    username: undefined,
+    password: 's3cret',
+    sentinelUsername: undefined,
+    sentinelPassword: undefined,
+    db: 0,
+    tls: false
+  })
+  t.equal(sentinel?.waitForReplicas, 1)
+  t.equal(sentinel?.waitTimeout, 500)
 })
 
 t.test('security lists and getStream', async (t) => {
@@ -110,7 +139,17 @@ t.test('every invalid config names the exact path', async (t) => {
     ['port wrong type', { ...minimal, listen: { port: 'http' } }, /^listen\.port: must be an integer/],
     ['host wrong type', { ...minimal, listen: { host: 8080 } }, /^listen\.host: must be a non-empty string/],
     ['log level', { ...minimal, log: { level: 'loud' } }, /^log\.level: must be one of/],
-    ['redis url missing', { ...minimal, redis: { keyPrefix: 'x:' } }, /^redis\.url: is required/],
+    ['redis topology missing', { ...minimal, redis: { keyPrefix: 'x:' } }, /^redis: needs exactly one of url, cluster or sentinel$/],
+    ['two redis topologies', { ...minimal, redis: { url: 'redis://a:6379', cluster: { nodes: ['redis://b:6379'] } } }, /^redis: needs exactly one of url, cluster or sentinel, got url and cluster/],
+    ['cluster without nodes', { ...minimal, redis: { cluster: {} } }, /^redis\.cluster\.nodes: is required/],
+    ['cluster empty nodes', { ...minimal, redis: { cluster: { nodes: [] } } }, /^redis\.cluster\.nodes: must list at least one entry/],
+    ['cluster bad node', { ...minimal, redis: { cluster: { nodes: ['redis://a:6379', 'http://b'] } } }, /^redis\.cluster\.nodes\[1\]: must use redis: or rediss:/],
+    ['cluster hash-tag prefix', { ...minimal, redis: { cluster: { nodes: ['redis://a:6379'] }, keyPrefix: '{mcp}:' } }, /^redis\.keyPrefix: must not contain \{ or \}/],
+    ['sentinel without name', { ...minimal, redis: { sentinel: { sentinels: ['s:26379'] } } }, /^redis\.sentinel\.name: is required/],
+    ['sentinel bad address', { ...minimal, redis: { sentinel: { name: 'm', sentinels: ['s:99999'] } } }, /^redis\.sentinel\.sentinels\[0\]: must be host:port/],
+    ['sentinel unknown key', { ...minimal, redis: { sentinel: { name: 'm', sentinels: ['s'], pasword: 'x' } } }, /^redis\.sentinel\.pasword: unknown key/],
+    ['waitForReplicas negative', { ...minimal, redis: { url: 'redis://a', waitForReplicas: -1 } }, /^redis\.waitForReplicas: must be between 0 and 16/],
+    ['waitTimeout not below commandTimeout', { ...minimal, redis: { url: 'redis://a', waitTimeout: '2s' } }, /^redis\.waitTimeout: must be shorter than redis\.commandTimeout/],
     ['redis url scheme', { ...minimal, redis: { url: 'http://cache:6379' } }, /^redis\.url: must use redis: or rediss:/],
     ['redis section type', { ...minimal, redis: 'redis://x' }, /^redis: must be a mapping/],
     ['getStream value', { routes: [{ ...route, getStream: 'yes' }] }, /^routes\[0\]\.getStream: must be one of reject, forward/],

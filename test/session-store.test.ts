@@ -1,5 +1,6 @@
 import t from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { validateConfig, type RedisConfig } from '../src/config/validate-config.js'
 import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
 import { RedisSessionStore } from '../src/sessions/redis-session-store.js'
 import { isWellFormedSessionId, mintSessionId, shortSessionId } from '../src/sessions/session-id.js'
@@ -82,9 +83,14 @@ function contract (name: string, makeStore: StoreFactory): void {
 
 contract('memory', async (timeouts) => new MemorySessionStore(timeouts))
 
+/** A resolved `redis` section, through the real validator. */
+function redisConfig (section: Record<string, unknown>): RedisConfig {
+  return validateConfig({ redis: section, routes: [{ path: '/mcp', upstream: 'http://u/mcp' }] }).redis as RedisConfig
+}
+
 let redis: TestRedis | undefined
 const redisStore: StoreFactory = async (timeouts) => {
-  const store = new RedisSessionStore({ ...timeouts, url: (redis as TestRedis).url, keyPrefix: 'test:', commandTimeout: 2000, connectTimeout: 2000 })
+  const store = new RedisSessionStore({ ...timeouts, redis: redisConfig({ url: (redis as TestRedis).url, keyPrefix: 'test:' }) })
   await store.ready()
   return store
 }
@@ -117,6 +123,15 @@ t.test('redis: the TTL never outlives the max lifetime', async (t) => {
   t.ok(await client.pttl(`test:session:${id}`) <= 2_000, 'TTL capped by the lifetime at creation')
   await store.touch(id)
   t.ok(await client.pttl(`test:session:${id}`) <= 2_000, 'and after a touch')
+})
+
+t.test('redis: waitForReplicas without a replica refuses to hand out a non-durable session', async (t) => {
+  const store = new RedisSessionStore({ idleTimeout: 60_000, maxLifetime: 60_000, redis: redisConfig({ url: (redis as TestRedis).url, keyPrefix: 'wait:', waitForReplicas: 1, waitTimeout: '100ms' }) })
+  await store.ready()
+  t.teardown(() => store.close())
+  const id = mintSessionId()
+  await t.rejects(store.create(id, data), { code: 'MCPGW_SESSION_STORE_UNAVAILABLE', message: /0 of 1 replicas acknowledged/ })
+  t.equal(await (redis as TestRedis).client().exists(`wait:session:${id}`), 0, 'the unacknowledged session was removed')
 })
 
 t.test('session ids', async (t) => {

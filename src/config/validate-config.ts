@@ -14,6 +14,9 @@ export const DEFAULT_REDIS_KEY_PREFIX = 'mcpgw:'
 /** A Redis command slower than this is a 503, never a request left hanging (SPEC: "503, then recovery"). */
 export const DEFAULT_REDIS_COMMAND_TIMEOUT_MS = 2_000
 export const DEFAULT_REDIS_CONNECT_TIMEOUT_MS = 5_000
+/** How long session creation waits for `waitForReplicas` acknowledgements (Redis WAIT). */
+export const DEFAULT_REDIS_WAIT_TIMEOUT_MS = 500
+export const DEFAULT_SENTINEL_PORT = 26379
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60 * 1000
 export const DEFAULT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -50,11 +53,37 @@ export interface SecurityConfig {
   readonly allowedHosts: readonly string[] | null
 }
 
+export interface SentinelAddress {
+  readonly host: string
+  readonly port: number
+}
+
+/** Exactly one Redis topology (issue #4). */
+export type RedisTopology =
+  | { readonly kind: 'standalone', readonly url: string }
+  /** Seed nodes; credentials and TLS (`rediss://`) come from the first URL. */
+  | { readonly kind: 'cluster', readonly nodes: readonly string[] }
+  | {
+    readonly kind: 'sentinel'
+    /** The master group name, as in `sentinel monitor <name> ...`. */
+    readonly name: string
+    readonly sentinels: readonly SentinelAddress[]
+    readonly username: string | undefined
+    readonly password: string | undefined
+    readonly sentinelUsername: string | undefined
+    readonly sentinelPassword: string | undefined
+    readonly db: number
+    readonly tls: boolean
+  }
+
 export interface RedisConfig {
-  readonly url: string
+  readonly topology: RedisTopology
   readonly keyPrefix: string
   readonly commandTimeout: number
   readonly connectTimeout: number
+  /** Session creation waits for this many replicas to acknowledge the write (WAIT); 0: no wait. */
+  readonly waitForReplicas: number
+  readonly waitTimeout: number
 }
 
 export interface GatewayConfig {
@@ -149,14 +178,74 @@ function validateLog (value: unknown): GatewayConfig['log'] {
   return { level: readEnum(section.level, 'log.level', logLevels, DEFAULT_LOG_LEVEL) }
 }
 
+function readOptionalString (value: unknown, path: string): string | undefined {
+  return value === undefined || value === null ? undefined : readString(value, path)
+}
+
+function readBoolean (value: unknown, path: string, fallback: boolean): boolean {
+  if (value === undefined) return fallback
+  if (value === 'true' || value === 'false') return value === 'true'
+  if (typeof value !== 'boolean') fail(path, `must be true or false, got ${describe(value)}`)
+  return value
+}
+
+function readSentinelAddress (value: unknown, path: string): SentinelAddress {
+  const text = readString(value, path)
+  const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(text)
+  const port = Number(match?.[2] ?? DEFAULT_SENTINEL_PORT)
+  if (match === null || port < 1 || port > 65535) fail(path, `must be host:port (e.g. 10.0.0.5:26379), got ${JSON.stringify(text)}`)
+  return { host: (match[1] as string).replace(/^\[|\]$/g, ''), port }
+}
+
+function readNonEmptyList (value: unknown, path: string): unknown[] {
+  if (!Array.isArray(value)) fail(path, value === undefined ? 'is required' : `must be a list, got ${describe(value)}`)
+  if (value.length === 0) fail(path, 'must list at least one entry')
+  return value
+}
+
+function validateTopology (section: Section): RedisTopology {
+  const given = (['url', 'cluster', 'sentinel'] as const).filter((key) => section[key] !== undefined && section[key] !== null)
+  if (given.length !== 1) {
+    fail('redis', given.length === 0 ? 'needs exactly one of url, cluster or sentinel' : `needs exactly one of url, cluster or sentinel, got ${given.join(' and ')}`)
+  }
+  if (given[0] === 'url') return { kind: 'standalone', url: readUrl(section.url, 'redis.url', ['redis:', 'rediss:']) }
+  if (given[0] === 'cluster') {
+    const cluster = readSection(section.cluster, 'redis.cluster', ['nodes'])
+    const nodes = readNonEmptyList(cluster.nodes, 'redis.cluster.nodes')
+    return { kind: 'cluster', nodes: nodes.map((node, index) => readUrl(node, `redis.cluster.nodes[${index}]`, ['redis:', 'rediss:'])) }
+  }
+  const sentinel = readSection(section.sentinel, 'redis.sentinel',
+    ['name', 'sentinels', 'username', 'password', 'sentinelUsername', 'sentinelPassword', 'db', 'tls'])
+  return {
+    kind: 'sentinel',
+    name: readString(sentinel.name, 'redis.sentinel.name'),
+    sentinels: readNonEmptyList(sentinel.sentinels, 'redis.sentinel.sentinels').map((entry, index) => readSentinelAddress(entry, `redis.sentinel.sentinels[${index}]`)),
+    username: readOptionalString(sentinel.username, 'redis.sentinel.username'),
+    password: readOptionalString(sentinel.password, 'redis.sentinel.password'),
+    sentinelUsername: readOptionalString(sentinel.sentinelUsername, 'redis.sentinel.sentinelUsername'),
+    sentinelPassword: readOptionalString(sentinel.sentinelPassword, 'redis.sentinel.sentinelPassword'),
+    db: readInteger(sentinel.db, 'redis.sentinel.db', 0, 0, 15),
+    tls: readBoolean(sentinel.tls, 'redis.sentinel.tls', false)
+  }
+}
+
 function validateRedis (value: unknown): RedisConfig | null {
   if (value === undefined || value === null) return null
-  const section = readSection(value, 'redis', ['url', 'keyPrefix', 'commandTimeout', 'connectTimeout'])
+  const section = readSection(value, 'redis', ['url', 'cluster', 'sentinel', 'keyPrefix', 'commandTimeout', 'connectTimeout', 'waitForReplicas', 'waitTimeout'])
+  const topology = validateTopology(section)
+  const keyPrefix = readString(section.keyPrefix, 'redis.keyPrefix', DEFAULT_REDIS_KEY_PREFIX)
+  // A hash tag in the prefix would put every session in one slot: one master would hold them all.
+  if (topology.kind === 'cluster' && /[{}]/.test(keyPrefix)) fail('redis.keyPrefix', 'must not contain { or } with a cluster: a hash tag would put every session on one master')
+  const commandTimeout = readDuration(section.commandTimeout, 'redis.commandTimeout', DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
+  const waitTimeout = readDuration(section.waitTimeout, 'redis.waitTimeout', DEFAULT_REDIS_WAIT_TIMEOUT_MS)
+  if (waitTimeout >= commandTimeout) fail('redis.waitTimeout', `must be shorter than redis.commandTimeout (${commandTimeout} ms), or the command times out first`)
   return {
-    url: readUrl(section.url, 'redis.url', ['redis:', 'rediss:']),
-    keyPrefix: readString(section.keyPrefix, 'redis.keyPrefix', DEFAULT_REDIS_KEY_PREFIX),
-    commandTimeout: readDuration(section.commandTimeout, 'redis.commandTimeout', DEFAULT_REDIS_COMMAND_TIMEOUT_MS),
-    connectTimeout: readDuration(section.connectTimeout, 'redis.connectTimeout', DEFAULT_REDIS_CONNECT_TIMEOUT_MS)
+    topology,
+    keyPrefix,
+    commandTimeout,
+    connectTimeout: readDuration(section.connectTimeout, 'redis.connectTimeout', DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
+    waitForReplicas: readInteger(section.waitForReplicas, 'redis.waitForReplicas', 0, 0, 16),
+    waitTimeout
   }
 }
 

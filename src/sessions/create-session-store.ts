@@ -12,7 +12,7 @@ export function createSessionStore (config: GatewayConfig, log: FastifyBaseLogge
   }
   return new RedisSessionStore({
     ...config.sessions,
-    ...config.redis,
+    redis: config.redis,
     onConnectionError: (error) => { log.warn({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'redis connection error') }
   })
 }

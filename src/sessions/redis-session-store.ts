@@ -1,5 +1,7 @@
-import { Redis } from 'ioredis'
+import type { ChainableCommander } from 'ioredis'
+import type { RedisConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
+import { createRedisClient, type RedisClient } from './redis-client.js'
 import type { LiveSession, SessionData, SessionRecord, SessionStore, SessionTimeouts } from './session-store.js'
 
 /*
@@ -55,14 +57,11 @@ interface SessionScripts {
   terminateSession (key: string, route: string): Promise<number>
 }
 
-type RedisWithScripts = Redis & SessionScripts
+type RedisWithScripts = RedisClient & SessionScripts
+type PipelineWithScripts = ChainableCommander & { createSession: (...args: Parameters<SessionScripts['createSession']>) => PipelineWithScripts }
 
 export interface RedisSessionStoreOptions extends SessionTimeouts {
-  readonly url: string
-  readonly keyPrefix: string
-  /** Milliseconds before a command is given up and the request answered 503. */
-  readonly commandTimeout: number
-  readonly connectTimeout: number
+  readonly redis: RedisConfig
   /** Called on connection errors; ioredis keeps reconnecting by itself (jittered backoff). */
   readonly onConnectionError?: (error: Error) => void
 }
@@ -70,19 +69,13 @@ export interface RedisSessionStoreOptions extends SessionTimeouts {
 export class RedisSessionStore implements SessionStore {
   readonly #redis: RedisWithScripts
   readonly #options: RedisSessionStoreOptions
+  readonly #config: RedisConfig
   #closing: Promise<void> | undefined
 
   constructor (options: RedisSessionStoreOptions) {
     this.#options = options
-    const redis = new Redis(options.url, {
-      // Fail fast instead of queueing while disconnected: a request must get a 503 quickly, never
-      // wait for an unknown time or be forwarded unchecked (issue #5, "503, then recovery").
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 0,
-      commandTimeout: options.commandTimeout,
-      connectTimeout: options.connectTimeout,
-      lazyConnect: false
-    })
+    this.#config = options.redis
+    const redis = createRedisClient(options.redis)
     redis.on('error', (error: Error) => options.onConnectionError?.(error))
     redis.defineCommand('createSession', { numberOfKeys: 1, lua: CREATE_SESSION_SCRIPT })
     redis.defineCommand('touchSession', { numberOfKeys: 1, lua: TOUCH_SESSION_SCRIPT })
@@ -96,8 +89,8 @@ export class RedisSessionStore implements SessionStore {
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         cleanup()
-        reject(new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { detail: `Redis not ready after ${this.#options.connectTimeout} ms` }))
-      }, this.#options.connectTimeout)
+        reject(new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { detail: `Redis not ready after ${this.#config.connectTimeout} ms` }))
+      }, this.#config.connectTimeout)
       const onReady = (): void => { cleanup(); resolve() }
       const cleanup = (): void => { clearTimeout(timer); this.#redis.off('ready', onReady) }
       this.#redis.on('ready', onReady)
@@ -105,13 +98,36 @@ export class RedisSessionStore implements SessionStore {
   }
 
   #key (id: string): string {
-    return `${this.#options.keyPrefix}session:${id}`
+    return `${this.#config.keyPrefix}session:${id}`
   }
 
+  /**
+   * Creates the session. With `waitForReplicas`, the script and a WAIT go in one pipeline (one
+   * round trip, to the key's master also on a Cluster): the id reaches the client only once that
+   * many replicas have the session, so a failover right after initialize does not lose it.
+   */
   async create (id: string, data: SessionData): Promise<SessionRecord> {
-    const createdAt = await this.#call(() => this.#redis.createSession(
-      this.#key(id), this.#options.idleTimeout, this.#options.maxLifetime, data.route, data.protocolVersion,
-      JSON.stringify(data.clientInfo ?? null), JSON.stringify(data.clientCapabilities ?? null)))
+    const key = this.#key(id)
+    const args = [key, this.#options.idleTimeout, this.#options.maxLifetime, data.route, data.protocolVersion,
+      JSON.stringify(data.clientInfo ?? null), JSON.stringify(data.clientCapabilities ?? null)] as const
+    const { waitForReplicas, waitTimeout } = this.#config
+    let createdAt: string | null
+    if (waitForReplicas === 0) {
+      createdAt = await this.#call(() => this.#redis.createSession(...args))
+    } else {
+      const pipeline = (this.#redis.pipeline() as PipelineWithScripts).createSession(...args).wait(waitForReplicas, waitTimeout)
+      const results = await this.#call(async () => await pipeline.exec())
+      const [created, acknowledged] = results ?? []
+      if (created?.[0] != null || acknowledged?.[0] != null) {
+        throw new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: created?.[0] ?? acknowledged?.[0] })
+      }
+      createdAt = created?.[1] as string | null
+      if (createdAt !== null && (acknowledged?.[1] as number) < waitForReplicas) {
+        // Not durable: never hand out an id a failover could forget.
+        await this.#redis.del(key).catch(() => undefined)
+        throw new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { detail: `${String(acknowledged?.[1])} of ${waitForReplicas} replicas acknowledged the new session within ${waitTimeout} ms` })
+      }
+    }
     if (createdAt === null) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'session id collision' })
     return { ...data, id, createdAt: Number(createdAt) }
   }
@@ -138,8 +154,20 @@ export class RedisSessionStore implements SessionStore {
     return this.#redis.status === 'ready'
   }
 
+  /**
+   * QUIT lets commands already sent finish; disconnect() then releases what QUIT leaves behind:
+   * with Sentinel, ioredis keeps the failover detector's subscriptions open after QUIT (ioredis
+   * #1362), which would keep the process alive. Bounded, so a dead Redis never blocks shutdown.
+   */
   async close (): Promise<void> {
-    this.#closing ??= this.#redis.quit().then(() => undefined, () => { this.#redis.disconnect() })
+    this.#closing ??= (async () => {
+      const quit = this.#redis.quit().catch(() => undefined)
+      let timer: NodeJS.Timeout | undefined
+      const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#config.commandTimeout) })
+      await Promise.race([quit, bound])
+      clearTimeout(timer)
+      this.#redis.disconnect()
+    })()
     return await this.#closing
   }
 

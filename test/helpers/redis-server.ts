@@ -50,8 +50,15 @@ async function waitForPing (port: number): Promise<void> {
   throw new Error(`redis-server on port ${port} did not answer within ${READY_TIMEOUT_MS} ms`)
 }
 
-export async function startTestRedis (): Promise<TestRedis> {
-  const port = await freePort()
+export interface TestRedisOptions {
+  /** A fixed port (cluster nodes need port + 10000 free too); a free random one by default. */
+  readonly port?: number
+  /** Extra redis-server arguments, e.g. ['--cluster-enabled', 'yes'] or ['--replicaof', ...]. */
+  readonly args?: readonly string[]
+}
+
+export async function startTestRedis (options: TestRedisOptions = {}): Promise<TestRedis> {
+  const port = options.port ?? await freePort()
   const dir = await mkdtemp(join(tmpdir(), 'mcpgw-redis-'))
   let child: ChildProcess | undefined
   const clients: Redis[] = []
@@ -59,7 +66,8 @@ export async function startTestRedis (): Promise<TestRedis> {
   async function start (): Promise<void> {
     child = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir,
-      '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning'
+      '--save', '', '--appendonly', 'no', '--protected-mode', 'no', '--loglevel', 'warning',
+      ...(options.args ?? [])
     ], { stdio: 'ignore' })
     await waitForPing(port)
   }

@@ -1,0 +1,74 @@
+import { Cluster, Redis, type RedisOptions } from 'ioredis'
+import type { RedisConfig } from '../config/validate-config.js'
+
+/*
+ * One ioredis client for the configured topology (issue #4): standalone (`redis://`, `rediss://` for
+ * TLS, `user:password@` for ACL users), Cluster, or Sentinel. Common to all: no offline queue and no
+ * per-request retries, so that while Redis is unreachable a request fails within `commandTimeout`
+ * with a 503 and is never forwarded unchecked; ioredis reconnects by itself in the background.
+ */
+
+export type RedisClient = Redis | Cluster
+
+function failFastOptions (config: RedisConfig): RedisOptions {
+  return {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    commandTimeout: config.commandTimeout,
+    connectTimeout: config.connectTimeout,
+    // After a failover the old master may come back as a replica: a write answered READONLY means
+    // "reconnect and find the master again" (the failed command itself is a 503).
+    reconnectOnError: (error) => error.message.startsWith('READONLY')
+  }
+}
+
+/** Credentials, database and TLS of a redis:// or rediss:// URL, as ioredis options. */
+function optionsFromUrl (text: string): RedisOptions & { host: string, port: number } {
+  const url = new URL(text)
+  const db = url.pathname.length > 1 ? Number(url.pathname.slice(1)) : 0
+  return {
+    host: url.hostname.replace(/^\[|\]$/g, ''),
+    port: url.port === '' ? 6379 : Number(url.port),
+    ...(url.username === '' ? {} : { username: decodeURIComponent(url.username) }),
+    ...(url.password === '' ? {} : { password: decodeURIComponent(url.password) }),
+    ...(Number.isInteger(db) && db > 0 ? { db } : {}),
+    ...(url.protocol === 'rediss:' ? { tls: {} } : {})
+  }
+}
+
+export function createRedisClient (config: RedisConfig): RedisClient {
+  const topology = config.topology
+  switch (topology.kind) {
+    case 'standalone':
+      return new Redis({ ...optionsFromUrl(topology.url), ...failFastOptions(config) })
+    case 'cluster': {
+      const seeds = topology.nodes.map((node) => optionsFromUrl(node))
+      const { host: _host, port: _port, db: _db, ...shared } = seeds[0] as ReturnType<typeof optionsFromUrl>
+      const { enableOfflineQueue: _queue, ...perNode } = failFastOptions(config)
+      return new Cluster(seeds.map(({ host, port }) => ({ host, port })), {
+        enableOfflineQueue: false,
+        // MOVED/ASK redirections during resharding or failover are followed; CLUSTERDOWN is retried briefly.
+        retryDelayOnClusterDown: 100,
+        retryDelayOnFailover: 100,
+        clusterRetryStrategy: (times) => Math.min(100 * times, 2_000),
+        redisOptions: { ...shared, ...perNode }
+      })
+    }
+    case 'sentinel':
+      return new Redis({
+        sentinels: topology.sentinels.map(({ host, port }) => ({ host, port })),
+        name: topology.name,
+        role: 'master',
+        db: topology.db,
+        ...(topology.username === undefined ? {} : { username: topology.username }),
+        ...(topology.password === undefined ? {} : { password: topology.password }),
+        ...(topology.sentinelUsername === undefined ? {} : { sentinelUsername: topology.sentinelUsername }),
+        ...(topology.sentinelPassword === undefined ? {} : { sentinelPassword: topology.sentinelPassword }),
+        ...(topology.tls ? { tls: {}, enableTLSForSentinelMode: true } : {}),
+        // Follow +switch-master at once instead of waiting for the old master's socket to fail.
+        failoverDetector: true,
+        sentinelRetryStrategy: (times) => Math.min(100 * times, 1_000),
+        ...failFastOptions(config)
+      })
+  }
+}

@@ -1,0 +1,77 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { startTestSentinel } from './helpers/redis-topologies.js'
+import { withGateway, withUpstream } from './helpers/fixtures.js'
+import { initializeRequest, openSession, post, request } from './helpers/mcp-http.js'
+
+/*
+ * Issue #4: Sentinel. Kill the master during traffic: the gateway answers 503 (never an unchecked
+ * pass) while no master is reachable, recovers on the promoted replica without a restart, and
+ * sessions created with waitForReplicas: 1 before the failover still work after it.
+ */
+
+const toolsList = { jsonrpc: '2.0', id: 3, method: 'tools/list' }
+
+t.test('failover under traffic', async (t) => {
+  const sentinel = await startTestSentinel()
+  t.teardown(() => sentinel.close())
+  const upstream = await withUpstream(t, { responseMode: 'json' })
+  const gateway = await withGateway(t, {
+    config: {
+      redis: { sentinel: { name: sentinel.name, sentinels: [`127.0.0.1:${sentinel.sentinelPort}`] }, waitForReplicas: 1, waitTimeout: '500ms', commandTimeout: '1s', connectTimeout: '1s' },
+      routes: [{ path: '/mcp', upstream: upstream.url }]
+    }
+  })
+  const url = `${gateway.origin}/mcp`
+  const durable = await Promise.all(Array.from({ length: 20 }, async () => await openSession(url)))
+  const ended = await openSession(url)
+  t.equal((await request(url, { method: 'DELETE', headers: { 'mcp-session-id': ended } })).status, 204)
+
+  const answers = { ok: 0, unavailable: 0, wrong: [] as string[] }
+  let running = true
+  const traffic = (async () => {
+    let turn = 0
+    while (running) {
+      turn++
+      const liveAnswer = await post(url, toolsList, durable[turn % durable.length]).catch((error: Error) => ({ status: -1, text: error.message }))
+      if (liveAnswer.status === 200) answers.ok++
+      else if (liveAnswer.status === 503) answers.unavailable++
+      else answers.wrong.push(`live session: ${liveAnswer.status} ${liveAnswer.text}`)
+      // A terminated session must never be served, even while Redis is away: 404 or 503, never 200.
+      const endedAnswer = await post(url, toolsList, ended).catch((error: Error) => ({ status: -1, text: error.message }))
+      if (endedAnswer.status !== 404 && endedAnswer.status !== 503) answers.wrong.push(`terminated session: ${endedAnswer.status}`)
+      await sleep(10)
+    }
+  })()
+
+  await sleep(300)
+  const oldMaster = sentinel.master.port
+  await sentinel.master.stop()
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline && await sentinel.currentMasterPort() === oldMaster) await sleep(100)
+  t.equal(await sentinel.currentMasterPort(), sentinel.replica.port, 'the sentinel promoted the replica')
+  while (Date.now() < deadline && (await post(url, toolsList, durable[0])).status !== 200) await sleep(100)
+  await sleep(500)
+  running = false
+  await traffic
+
+  t.same(answers.wrong, [], 'every answer was right or 503')
+  t.ok(answers.unavailable > 0, `503 while no master was reachable (${answers.unavailable} times)`)
+  t.ok(answers.ok > 0)
+  for (const sessionId of durable) t.equal((await post(url, toolsList, sessionId)).status, 200, 'created with waitForReplicas: 1, alive after the failover')
+
+  // With no replica left, a new session cannot be made durable: refused, never handed out.
+  const undurable = await post(url, initializeRequest(8))
+  t.equal(undurable.status, 503, 'no replica to acknowledge: initialize refused')
+  t.equal(undurable.headers.get('mcp-session-id'), null)
+  // The old master returns; the sentinel turns it into a replica of the new master.
+  await sentinel.master.start()
+  let fresh = await post(url, initializeRequest(9))
+  while (Date.now() < deadline + 30_000 && fresh.status !== 200) {
+    await sleep(200)
+    fresh = await post(url, initializeRequest(9))
+  }
+  t.equal(fresh.status, 200, 'new sessions once a replica acknowledges again')
+  t.ok(fresh.headers.get('mcp-session-id') !== null)
+  t.equal((await request(`${gateway.origin}/readyz`, { method: 'GET' })).status, 200)
+})
