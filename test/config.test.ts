@@ -75,6 +75,7 @@ t.test('redis topologies (issue #4)', async (t) => {
   const cluster = validateConfig({ ...minimal, redis: { cluster: { nodes: ['redis://10.0.0.1:6379', 'rediss://u:p@10.0.0.2:6380'] } } }).redis
   t.same(cluster?.topology, { kind: 'cluster', nodes: ['redis://10.0.0.1:6379', 'rediss://u:p@10.0.0.2:6380'] })
   t.equal(cluster?.waitForReplicas, 0)
+  t.equal(validateConfig({ ...minimal, redis: { url: 'redis://a', commandTimeout: '300ms' } }).redis?.commandTimeout, 300, 'a short commandTimeout is fine without waitForReplicas')
   const sentinel = resolveConfig(`
 redis:
   sentinel:
@@ -149,7 +150,7 @@ t.test('every invalid config names the exact path', async (t) => {
     ['sentinel bad address', { ...minimal, redis: { sentinel: { name: 'm', sentinels: ['s:99999'] } } }, /^redis\.sentinel\.sentinels\[0\]: must be host:port/],
     ['sentinel unknown key', { ...minimal, redis: { sentinel: { name: 'm', sentinels: ['s'], pasword: 'x' } } }, /^redis\.sentinel\.pasword: unknown key/],
     ['waitForReplicas negative', { ...minimal, redis: { url: 'redis://a', waitForReplicas: -1 } }, /^redis\.waitForReplicas: must be between 0 and 16/],
-    ['waitTimeout not below commandTimeout', { ...minimal, redis: { url: 'redis://a', waitTimeout: '2s' } }, /^redis\.waitTimeout: must be shorter than redis\.commandTimeout/],
+    ['waitTimeout not below commandTimeout', { ...minimal, redis: { url: 'redis://a', waitForReplicas: 1, waitTimeout: '2s' } }, /^redis\.waitTimeout: must be shorter than redis\.commandTimeout/],
     ['redis url scheme', { ...minimal, redis: { url: 'http://cache:6379' } }, /^redis\.url: must use redis: or rediss:/],
     ['redis section type', { ...minimal, redis: 'redis://x' }, /^redis: must be a mapping/],
     ['getStream value', { routes: [{ ...route, getStream: 'yes' }] }, /^routes\[0\]\.getStream: must be one of reject, forward/],

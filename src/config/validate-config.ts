@@ -237,14 +237,17 @@ function validateRedis (value: unknown): RedisConfig | null {
   // A hash tag in the prefix would put every session in one slot: one master would hold them all.
   if (topology.kind === 'cluster' && /[{}]/.test(keyPrefix)) fail('redis.keyPrefix', 'must not contain { or } with a cluster: a hash tag would put every session on one master')
   const commandTimeout = readDuration(section.commandTimeout, 'redis.commandTimeout', DEFAULT_REDIS_COMMAND_TIMEOUT_MS)
+  const waitForReplicas = readInteger(section.waitForReplicas, 'redis.waitForReplicas', 0, 0, 16)
   const waitTimeout = readDuration(section.waitTimeout, 'redis.waitTimeout', DEFAULT_REDIS_WAIT_TIMEOUT_MS)
-  if (waitTimeout >= commandTimeout) fail('redis.waitTimeout', `must be shorter than redis.commandTimeout (${commandTimeout} ms), or the command times out first`)
+  if (waitForReplicas > 0 && waitTimeout >= commandTimeout) {
+    fail('redis.waitTimeout', `must be shorter than redis.commandTimeout (${commandTimeout} ms) when waitForReplicas is set, or the command times out first`)
+  }
   return {
     topology,
     keyPrefix,
     commandTimeout,
     connectTimeout: readDuration(section.connectTimeout, 'redis.connectTimeout', DEFAULT_REDIS_CONNECT_TIMEOUT_MS),
-    waitForReplicas: readInteger(section.waitForReplicas, 'redis.waitForReplicas', 0, 0, 16),
+    waitForReplicas,
     waitTimeout
   }
 }
