@@ -84,6 +84,16 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.UnsupportedProtocolVersion,
     message: 'Unsupported protocol version'
   },
+  MCPGW_UNAUTHORIZED: {
+    statusCode: 401,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'Unauthorized: a valid bearer token is required'
+  },
+  MCPGW_ADMIN_UNAUTHORIZED: {
+    statusCode: 401,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'Unauthorized: the admin API needs the admin bearer token'
+  },
   MCPGW_ORIGIN_NOT_ALLOWED: {
     statusCode: 403,
     jsonRpcCode: JsonRpcErrorCode.ServerError,
@@ -117,6 +127,21 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.ServerError,
     message: 'Method not allowed.'
   },
+  MCPGW_ADMIN_SESSION_NOT_FOUND: {
+    statusCode: 404,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'No live session with that id'
+  },
+  MCPGW_TOO_MANY_SESSIONS: {
+    statusCode: 429,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'Too Many Requests: this principal already holds the maximum number of live sessions (sessions.maxPerPrincipal)'
+  },
+  MCPGW_RATE_LIMITED: {
+    statusCode: 429,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'Too Many Requests: initialize rate limit exceeded (limits.initializePerMinute)'
+  },
   MCPGW_BODY_TOO_LARGE: {
     statusCode: 413,
     jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
@@ -136,6 +161,11 @@ export const errorDefinitions = {
     statusCode: 503,
     jsonRpcCode: JsonRpcErrorCode.InternalError,
     message: 'Service Unavailable: the session store cannot be reached; retry later'
+  },
+  MCPGW_IDENTITY_PROVIDER_UNAVAILABLE: {
+    statusCode: 503,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'Service Unavailable: the keys to verify tokens (sessions.binding.jwt.jwksUrl) cannot be fetched; retry later'
   },
   MCPGW_UPSTREAM_TIMEOUT: {
     statusCode: 504,

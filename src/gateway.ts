@@ -4,9 +4,11 @@ import { pino } from 'pino'
 import type { GatewayConfig } from './config/validate-config.js'
 import { GatewayError } from './errors.js'
 import { loggerOptions, resolveLogLevel } from './logging/logger-options.js'
+import { adminApi } from './admin/admin-api.js'
 import { mcpRoute } from './proxy/mcp-route.js'
 import { newRequestContext } from './proxy/request-context.js'
 import { resolveOriginPolicy } from './security/origin-guard.js'
+import { createPrincipalResolver } from './security/principal.js'
 import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { createSessionStore } from './sessions/create-session-store.js'
 import { shortSessionId } from './sessions/session-id.js'
@@ -49,7 +51,9 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     exposeHeadRoutes: false,
     requestIdHeader: 'x-request-id',
     bodyLimit: config.limits.maxBodyBytes,
-    return503OnClosing: true
+    return503OnClosing: true,
+    // request.ip from X-Forwarded-For only behind proxies the operator names (rate limit per address).
+    trustProxy: typeof config.listen.trustProxy === 'boolean' ? config.listen.trustProxy : [...config.listen.trustProxy]
   })
 
   const store = options.store ?? createSessionStore(config, app.log)
@@ -69,6 +73,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       session: context.sessionId === undefined ? undefined : shortSessionId(context.sessionId),
+      principal: context.principal?.slice(0, 8),
       outcome: context.outcome,
       error: context.errorCode
     }, 'request completed')
@@ -103,9 +108,21 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'session store unavailable' })
   })
 
+  if (config.admin !== null) {
+    await app.register(adminApi, { token: config.admin.token, store, binding: config.sessions.binding })
+  }
+
   const originPolicy = resolveOriginPolicy(config.security, config.listen.host)
+  const principalResolver = createPrincipalResolver(config.sessions.binding)
   for (const route of config.routes) {
-    await app.register(mcpRoute, { route, store, maxBodyBytes: config.limits.maxBodyBytes, originPolicy })
+    await app.register(mcpRoute, {
+      route,
+      store,
+      maxBodyBytes: config.limits.maxBodyBytes,
+      originPolicy,
+      principalResolver,
+      initializePerMinute: config.limits.initializePerMinute
+    })
   }
   return app
 }

@@ -4,7 +4,9 @@ import { buildGateway, type BuildGatewayOptions } from './gateway.js'
 
 /**
  * Builds the gateway, listens (after the session store is ready or has had its connect timeout),
- * and ends the process cleanly on SIGTERM or SIGINT; a second signal exits at once.
+ * and shuts down on SIGTERM or SIGINT (issue #5): stop accepting connections, let requests in
+ * flight (SSE streams included) finish for up to `shutdownGrace`, then close what is still open,
+ * close Redis and exit 0. A second signal exits at once.
  */
 export async function startGateway (config: GatewayConfig, options: BuildGatewayOptions = {}): Promise<FastifyInstance> {
   const app = await buildGateway(config, options)
@@ -17,8 +19,17 @@ export async function startGateway (config: GatewayConfig, options: BuildGateway
       process.exit(1)
     }
     stopping = true
-    app.log.info({ signal }, 'shutting down: no new connections, finishing requests in flight')
-    app.close().then(() => process.exit(0), (error: unknown) => {
+    app.log.info({ signal, shutdownGraceMs: config.shutdownGrace }, 'shutting down: no new connections, finishing requests in flight')
+    const grace = setTimeout(() => {
+      app.log.warn({ shutdownGraceMs: config.shutdownGrace }, 'shutdown grace elapsed: closing the connections still open')
+      app.server.closeAllConnections()
+    }, config.shutdownGrace)
+    grace.unref()
+    app.close().then(() => {
+      clearTimeout(grace)
+      app.log.info('shut down')
+      process.exit(0)
+    }, (error: unknown) => {
       app.log.error({ err: error }, 'error while shutting down')
       process.exit(1)
     })

@@ -6,7 +6,8 @@ import { parseDuration } from '../src/config/duration.js'
 import { loadConfig, resolveConfig } from '../src/config/load-config.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME_MS,
-  DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_ROUTE_TIMEOUT_MS, validateConfig
+  DEFAULT_MAX_PER_PRINCIPAL, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_ROUTE_TIMEOUT_MS,
+  DEFAULT_SHUTDOWN_GRACE_MS, validateConfig
 } from '../src/config/validate-config.js'
 import { ConfigError } from '../src/errors.js'
 
@@ -23,12 +24,14 @@ t.test('durations', async (t) => {
 t.test('a minimal config gets every named default', async (t) => {
   const config = validateConfig(minimal)
   t.same(config, {
-    listen: { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT },
+    listen: { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT, trustProxy: false },
     log: { level: 'info' },
     redis: null,
-    sessions: { idleTimeout: DEFAULT_IDLE_TIMEOUT_MS, maxLifetime: DEFAULT_MAX_LIFETIME_MS },
-    limits: { maxBodyBytes: DEFAULT_MAX_BODY_BYTES },
+    sessions: { idleTimeout: DEFAULT_IDLE_TIMEOUT_MS, maxLifetime: DEFAULT_MAX_LIFETIME_MS, binding: { kind: 'none' }, maxPerPrincipal: DEFAULT_MAX_PER_PRINCIPAL },
+    limits: { maxBodyBytes: DEFAULT_MAX_BODY_BYTES, initializePerMinute: 0 },
     security: { allowedOrigins: null, allowedHosts: null },
+    admin: null,
+    shutdownGrace: DEFAULT_SHUTDOWN_GRACE_MS,
     routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject' }]
   })
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]) && Object.isFrozen(config.sessions), 'deeply frozen')
@@ -101,6 +104,34 @@ routes: [{ path: /mcp, upstream: "http://u/mcp" }]
   t.equal(sentinel?.waitTimeout, 500)
 })
 
+t.test('binding, admin, limits (issue #5)', async (t) => {
+  const config = resolveConfig(`
+sessions:
+  binding:
+    jwt:
+      jwksUrl: https://issuer.example/.well-known/jwks.json
+      issuer: https://issuer.example
+      audience: mcp-gateway
+  maxPerPrincipal: 5
+limits:
+  initializePerMinute: 30
+admin:
+  token: \${MCPGW_ADMIN_TOKEN:-}
+shutdownGrace: 10s
+listen:
+  trustProxy: [10.0.0.0/8]
+routes: [{ path: /mcp, upstream: "http://u/mcp" }]
+`, {})
+  t.same(config.sessions.binding, { kind: 'jwt', jwksUrl: 'https://issuer.example/.well-known/jwks.json', publicKey: undefined, secret: undefined, issuer: 'https://issuer.example', audience: 'mcp-gateway', claim: 'sub' })
+  t.equal(config.sessions.maxPerPrincipal, 5)
+  t.equal(config.limits.initializePerMinute, 30)
+  t.equal(config.admin, null, 'an unset admin token means no admin API')
+  t.equal(config.shutdownGrace, 10_000)
+  t.same(config.listen.trustProxy, ['10.0.0.0/8'])
+  t.same(validateConfig({ ...minimal, sessions: { binding: { header: 'X-Api-Key' } } }).sessions.binding, { kind: 'header', header: 'x-api-key' })
+  t.same(validateConfig({ ...minimal, admin: { token: 'a-long-enough-admin-token' } }).admin, { token: 'a-long-enough-admin-token' })
+})
+
 t.test('security lists and getStream', async (t) => {
   const config = validateConfig({
     security: { allowedOrigins: ['app.example.com', '[::1]', 'chrome-extension://*'], allowedHosts: ['gw.example.com'] },
@@ -159,6 +190,20 @@ t.test('every invalid config names the exact path', async (t) => {
     ['allowedHosts with port', { ...minimal, security: { allowedHosts: ['gw.example.com:8080'] } }, /^security\.allowedHosts\[0\]: must be a hostname without scheme or port/],
     ['allowedHosts wildcard scheme', { ...minimal, security: { allowedHosts: ['chrome-extension://*'] } }, /^security\.allowedHosts\[0\]/],
     ['unknown security key', { ...minimal, security: { allowOrigins: [] } }, /^security\.allowOrigins: unknown key/],
+    ['binding with both', { ...minimal, sessions: { binding: { header: 'authorization', jwt: { secret: 'x' } } } }, /^sessions\.binding: needs exactly one of header or jwt/],
+    ['binding header name', { ...minimal, sessions: { binding: { header: 'bad header' } } }, /^sessions\.binding\.header: must be an HTTP header name/],
+    ['jwt without key source', { ...minimal, sessions: { binding: { jwt: { issuer: 'i' } } } }, /^sessions\.binding\.jwt: needs exactly one of jwksUrl, publicKey or secret/],
+    ['jwt two key sources', { ...minimal, sessions: { binding: { jwt: { jwksUrl: 'https://i/jwks', secret: 'x'.repeat(32) } } } }, /^sessions\.binding\.jwt: needs exactly one of jwksUrl, publicKey or secret, got jwksUrl and secret/],
+    ['jwt short secret', { ...minimal, sessions: { binding: { jwt: { secret: 'short' } } } }, /^sessions\.binding\.jwt\.secret: must be at least 32 bytes/],
+    ['jwt bad public key', { ...minimal, sessions: { binding: { jwt: { publicKey: 'abc' } } } }, /^sessions\.binding\.jwt\.publicKey: must be a PEM public key/],
+    ['jwt bad jwksUrl', { ...minimal, sessions: { binding: { jwt: { jwksUrl: 'nope' } } } }, /^sessions\.binding\.jwt\.jwksUrl: must be an absolute URL/],
+    ['maxPerPrincipal type', { ...minimal, sessions: { maxPerPrincipal: 'many' } }, /^sessions\.maxPerPrincipal: must be an integer/],
+    ['initializePerMinute negative', { ...minimal, limits: { initializePerMinute: -1 } }, /^limits\.initializePerMinute: must be between 0/],
+    ['admin token too short', { ...minimal, admin: { token: 'short' } }, /^admin\.token: must be at least 16 characters/],
+    ['admin unknown key', { ...minimal, admin: { tokn: 'x' } }, /^admin\.tokn: unknown key/],
+    ['shutdownGrace', { ...minimal, shutdownGrace: 30 }, /^shutdownGrace: must be a duration/],
+    ['admin route path', { routes: [{ path: '/admin/x', upstream: 'http://x/mcp' }] }, /^routes\[0\]\.path: \/admin\/x is reserved/],
+    ['trustProxy type', { ...minimal, listen: { trustProxy: 'maybe' } }, /^listen\.trustProxy: must be true or false/],
     ['body limit type', { ...minimal, limits: { maxBodyBytes: '4MiB' } }, /^limits\.maxBodyBytes: must be an integer/]
   ]
   for (const [name, raw, message] of cases) {

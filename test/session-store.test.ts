@@ -32,21 +32,103 @@ function contract (name: string, makeStore: StoreFactory): void {
       t.same(await store.touch(id), { id, route: '/mcp', protocolVersion: '2025-11-25', createdAt: created.createdAt })
       t.same(await store.get(id), created, 'get returns client info and capabilities as stored')
       t.equal(await store.touch(mintSessionId()), null, 'an unknown id is not live')
-      t.equal(await store.terminate(id, '/other'), false, 'another route cannot end it')
+      t.equal(await store.terminate(id, { route: '/other' }), false, 'another route cannot end it')
       t.not(await store.touch(id), null, 'still live after the refused terminate')
-      t.equal(await store.terminate(id, '/mcp'), true)
+      t.equal(await store.terminate(id, { route: '/mcp' }), true)
       t.equal(await store.touch(id), null, 'terminated means gone')
       t.equal(await store.get(id), null)
-      t.equal(await store.terminate(id), false, 'a second terminate finds nothing')
+      t.equal(await store.terminate(id, { route: '/mcp' }), false, 'a second terminate finds nothing')
       t.equal(store.isAvailable(), true)
     })
 
-    t.test('terminate without a route ends the session whatever its route', async (t) => {
+    t.test('admin: terminateAny and get find a session whoever owns it', async (t) => {
+      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+      const unbound = mintSessionId()
+      const bound = mintSessionId()
+      await store.create(unbound, data)
+      await store.create(bound, { ...data, principal: 'alice-hash' })
+      t.match(await store.get(bound), { id: bound, principal: 'alice-hash' })
+      t.equal(await store.terminateAny(unbound), true)
+      t.equal(await store.terminateAny(bound), true)
+      t.equal(await store.touch(unbound), null)
+      t.equal(await store.touch(bound, 'alice-hash'), null)
+      t.equal(await store.terminateAny(bound), false)
+    })
+
+    t.test('binding: a bound session exists only for its principal', async (t) => {
       const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
       const id = mintSessionId()
-      await store.create(id, data)
-      t.equal(await store.terminate(id), true)
-      t.equal(await store.touch(id), null)
+      await store.create(id, { ...data, principal: 'alice-hash' })
+      t.not(await store.touch(id, 'alice-hash'), null, 'the owner')
+      t.equal(await store.touch(id, 'mallory-hash'), null, 'another principal: as if it did not exist')
+      t.equal(await store.touch(id), null, 'no principal: as if it did not exist')
+      t.equal(await store.terminate(id, { route: '/mcp', principal: 'mallory-hash' }), false, 'another principal cannot end it')
+      t.equal(await store.terminate(id, { route: '/mcp' }), false)
+      t.not(await store.touch(id, 'alice-hash'), null, 'still live')
+      t.equal(await store.terminate(id, { route: '/mcp', principal: 'alice-hash' }), true)
+    })
+
+    t.test('maxPerPrincipal: a limit per principal; ended and expired sessions free their place', async (t) => {
+      const store = await open({ idleTimeout: 300, maxLifetime: 3_600_000, maxPerPrincipal: 2 })
+      const [first, second, third] = [mintSessionId(), mintSessionId(), mintSessionId()]
+      await store.create(first, { ...data, principal: 'p1' })
+      await store.create(second, { ...data, principal: 'p1' })
+      await t.rejects(store.create(third, { ...data, principal: 'p1' }), { code: 'MCPGW_TOO_MANY_SESSIONS', statusCode: 429 })
+      t.equal(await store.touch(third, 'p1'), null, 'nothing minted over the limit')
+      await store.create(mintSessionId(), { ...data, principal: 'p2' })
+      t.pass('another principal has its own count')
+      await store.create(mintSessionId(), data)
+      t.pass('unbound sessions are not counted')
+      t.equal(await store.terminate(first, { route: '/mcp', principal: 'p1' }), true)
+      await store.create(third, { ...data, principal: 'p1' })
+      t.pass('a terminated session freed its place')
+      await sleep(400)
+      await store.create(mintSessionId(), { ...data, principal: 'p1' })
+      await store.create(mintSessionId(), { ...data, principal: 'p1' })
+      t.pass('expired sessions freed theirs')
+    })
+
+    t.test('admin: list pages through sessions, by route or by principal; terminatePrincipal ends them all', async (t) => {
+      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+      const mine = new Set<string>()
+      for (let index = 0; index < 7; index++) {
+        const id = mintSessionId()
+        mine.add(id)
+        await store.create(id, { ...data, principal: 'lister', route: index % 2 === 0 ? '/mcp' : '/other' })
+      }
+      const seen = new Set<string>()
+      let cursor: string | undefined
+      let pages = 0
+      do {
+        const page = await store.list({ cursor, limit: 3, principal: 'lister' })
+        for (const session of page.sessions) seen.add(session.id)
+        cursor = page.nextCursor
+        pages++
+      } while (cursor !== undefined && pages < 10)
+      t.same([...seen].sort(), [...mine].sort(), 'every session of the principal, across pages')
+      const byRoute = await store.list({ limit: 1000, route: '/other', principal: 'lister' })
+      t.equal(byRoute.sessions.length, 3)
+      const everything = new Set<string>()
+      cursor = undefined
+      do {
+        const page = await store.list({ cursor, limit: 1000 })
+        for (const session of page.sessions) everything.add(session.id)
+        cursor = page.nextCursor
+      } while (cursor !== undefined)
+      t.ok([...mine].every((id) => everything.has(id)), 'an unfiltered listing includes them')
+      t.equal(await store.terminatePrincipal('lister'), 7)
+      t.equal((await store.list({ limit: 1000, principal: 'lister' })).sessions.length, 0)
+    })
+
+    t.test('rate limit: a fixed window shared by everyone using the store', async (t) => {
+      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+      const key = `client-${mintSessionId()}`
+      const results = []
+      for (let index = 0; index < 4; index++) results.push(await store.consumeRateLimit(key, 3, 300))
+      t.same(results.map((result) => result.allowed), [true, true, true, false])
+      t.ok((results[3]?.resetInMs ?? 0) > 0 && (results[3]?.resetInMs ?? 0) <= 300, 'says when the window resets')
+      await sleep(350)
+      t.equal((await store.consumeRateLimit(key, 3, 300)).allowed, true, 'a new window')
     })
 
     t.test('idle timeout ends a session; every touch slides it', async (t) => {
@@ -97,6 +179,18 @@ const redisStore: StoreFactory = async (timeouts) => {
 t.before(async () => { redis = await withRedis(t) })
 contract('redis', redisStore)
 
+t.test('redis: a bound session and its principal index share one Cluster slot', async (t) => {
+  const store = await redisStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+  t.teardown(() => store.close())
+  const client = (redis as TestRedis).client()
+  const id = mintSessionId()
+  await store.create(id, { ...data, principal: 'abcDEF123' })
+  t.equal(await client.exists(`test:session:{abcDEF123}:${id}`), 1)
+  t.same(await client.zrange('test:principal:{abcDEF123}', '0', '-1'), [id])
+  t.equal(await client.call('CLUSTER', 'KEYSLOT', `test:session:{abcDEF123}:${id}`).catch(() => 'no-cluster'), await client.call('CLUSTER', 'KEYSLOT', 'test:principal:{abcDEF123}').catch(() => 'no-cluster'))
+  t.ok(await client.pttl('test:principal:{abcDEF123}') > 0, 'the index expires too')
+})
+
 t.test('redis: keys are namespaced, compact and always carry a TTL', async (t) => {
   const store = await redisStore({ idleTimeout: 30 * 60_000, maxLifetime: 24 * 3_600_000 })
   t.teardown(() => store.close())
@@ -108,7 +202,7 @@ t.test('redis: keys are namespaced, compact and always carry a TTL', async (t) =
   const ttl = await client.pttl(key)
   t.ok(ttl > 29 * 60_000 && ttl <= 30 * 60_000, `TTL is the idle timeout (${ttl} ms)`)
   const fields = await client.hgetall(key)
-  t.same(Object.keys(fields).sort(), ['c', 'd', 'i', 'k', 'r', 'v'])
+  t.same(Object.keys(fields).sort(), ['c', 'd', 'i', 'k', 'p', 'r', 'v'])
   t.equal(Number(fields.d) - Number(fields.c), 24 * 3_600_000, 'deadline is creation + max lifetime')
   await store.touch(id)
   t.ok(await client.pttl(key) > 29 * 60_000, 'touch keeps a TTL')

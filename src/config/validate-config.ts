@@ -20,6 +20,11 @@ export const DEFAULT_SENTINEL_PORT = 26379
 export const DEFAULT_IDLE_TIMEOUT_MS = 30 * 60 * 1000
 export const DEFAULT_MAX_LIFETIME_MS = 24 * 60 * 60 * 1000
 export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+export const DEFAULT_MAX_PER_PRINCIPAL = 100
+export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000
+export const DEFAULT_JWT_CLAIM = 'sub'
+/** Shorter admin tokens are refused: the admin API can end every session. */
+export const MIN_ADMIN_TOKEN_LENGTH = 16
 /** Time until the upstream's response headers; an SSE body afterwards may stream for as long as it likes. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 5 * 60 * 1000
 
@@ -86,14 +91,50 @@ export interface RedisConfig {
   readonly waitTimeout: number
 }
 
+/** Where a session's principal comes from (issue #5). */
+export type SessionBinding =
+  | { readonly kind: 'none' }
+  /** A hash of this request header's value (lower-case name). */
+  | { readonly kind: 'header', readonly header: string }
+  | {
+    readonly kind: 'jwt'
+    /** Exactly one key source. */
+    readonly jwksUrl: string | undefined
+    readonly publicKey: string | undefined
+    readonly secret: string | undefined
+    readonly issuer: string | undefined
+    readonly audience: string | undefined
+    /** The claim that names the principal (a stable identity, not the token). */
+    readonly claim: string
+  }
+
 export interface GatewayConfig {
-  readonly listen: { readonly host: string, readonly port: number }
+  readonly listen: {
+    readonly host: string
+    readonly port: number
+    /** Fastify `trustProxy`: false, true, or the proxy addresses/CIDRs whose X-Forwarded-For is believed. */
+    readonly trustProxy: boolean | readonly string[]
+  }
   readonly log: { readonly level: LogLevel }
   /** null: no `redis` section, sessions live in this process's memory (single instance only). */
   readonly redis: RedisConfig | null
-  /** Both in milliseconds. */
-  readonly sessions: { readonly idleTimeout: number, readonly maxLifetime: number }
-  readonly limits: { readonly maxBodyBytes: number }
+  /** Timeouts in milliseconds. */
+  readonly sessions: {
+    readonly idleTimeout: number
+    readonly maxLifetime: number
+    readonly binding: SessionBinding
+    /** Live sessions one principal may hold (only with a binding); 0: unlimited. */
+    readonly maxPerPrincipal: number
+  }
+  readonly limits: {
+    readonly maxBodyBytes: number
+    /** initialize requests per minute per principal (or client address without a binding); 0: unlimited. */
+    readonly initializePerMinute: number
+  }
+  /** null: no admin API at all (its routes answer 404). */
+  readonly admin: { readonly token: string } | null
+  /** Milliseconds SIGTERM waits for requests in flight (streams included) before closing them. */
+  readonly shutdownGrace: number
   readonly security: SecurityConfig
   readonly routes: readonly RouteConfig[]
 }
@@ -166,10 +207,11 @@ function redactUrl (text: string): string {
 }
 
 function validateListen (value: unknown): GatewayConfig['listen'] {
-  const section = readSection(value, 'listen', ['host', 'port'])
+  const section = readSection(value, 'listen', ['host', 'port', 'trustProxy'])
   return {
     host: readString(section.host, 'listen.host', DEFAULT_LISTEN_HOST),
-    port: readInteger(section.port, 'listen.port', DEFAULT_LISTEN_PORT, 0, 65535)
+    port: readInteger(section.port, 'listen.port', DEFAULT_LISTEN_PORT, 0, 65535),
+    trustProxy: Array.isArray(section.trustProxy) ? readStringList(section.trustProxy, 'listen.trustProxy') ?? [] : readBoolean(section.trustProxy, 'listen.trustProxy', false)
   }
 }
 
@@ -252,19 +294,60 @@ function validateRedis (value: unknown): RedisConfig | null {
   }
 }
 
+function validateBinding (value: unknown): SessionBinding {
+  if (value === undefined || value === null) return { kind: 'none' }
+  const section = readSection(value, 'sessions.binding', ['header', 'jwt'])
+  if ((section.header === undefined) === (section.jwt === undefined)) fail('sessions.binding', 'needs exactly one of header or jwt')
+  if (section.header !== undefined) {
+    const header = readString(section.header, 'sessions.binding.header')
+    if (!/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(header)) fail('sessions.binding.header', `must be an HTTP header name, got ${JSON.stringify(header)}`)
+    return { kind: 'header', header: header.toLowerCase() }
+  }
+  const jwt = readSection(section.jwt, 'sessions.binding.jwt', ['jwksUrl', 'publicKey', 'secret', 'issuer', 'audience', 'claim'])
+  const sources = (['jwksUrl', 'publicKey', 'secret'] as const).filter((key) => jwt[key] !== undefined && jwt[key] !== null)
+  if (sources.length !== 1) fail('sessions.binding.jwt', `needs exactly one of jwksUrl, publicKey or secret${sources.length > 1 ? `, got ${sources.join(' and ')}` : ''}`)
+  const secret = readOptionalString(jwt.secret, 'sessions.binding.jwt.secret')
+  // HS256 needs a key at least as long as its output (RFC 7518 §3.2).
+  if (secret !== undefined && Buffer.byteLength(secret) < 32) fail('sessions.binding.jwt.secret', 'must be at least 32 bytes')
+  const publicKey = readOptionalString(jwt.publicKey, 'sessions.binding.jwt.publicKey')
+  if (publicKey !== undefined && !publicKey.includes('-----BEGIN PUBLIC KEY-----')) fail('sessions.binding.jwt.publicKey', 'must be a PEM public key (-----BEGIN PUBLIC KEY-----)')
+  return {
+    kind: 'jwt',
+    jwksUrl: jwt.jwksUrl === undefined ? undefined : readUrl(jwt.jwksUrl, 'sessions.binding.jwt.jwksUrl', ['https:', 'http:']),
+    publicKey,
+    secret,
+    issuer: readOptionalString(jwt.issuer, 'sessions.binding.jwt.issuer'),
+    audience: readOptionalString(jwt.audience, 'sessions.binding.jwt.audience'),
+    claim: readString(jwt.claim, 'sessions.binding.jwt.claim', DEFAULT_JWT_CLAIM)
+  }
+}
+
 function validateSessions (value: unknown): GatewayConfig['sessions'] {
-  const section = readSection(value, 'sessions', ['idleTimeout', 'maxLifetime'])
+  const section = readSection(value, 'sessions', ['idleTimeout', 'maxLifetime', 'binding', 'maxPerPrincipal'])
   return {
     idleTimeout: readDuration(section.idleTimeout, 'sessions.idleTimeout', DEFAULT_IDLE_TIMEOUT_MS),
-    maxLifetime: readDuration(section.maxLifetime, 'sessions.maxLifetime', DEFAULT_MAX_LIFETIME_MS)
+    maxLifetime: readDuration(section.maxLifetime, 'sessions.maxLifetime', DEFAULT_MAX_LIFETIME_MS),
+    binding: validateBinding(section.binding),
+    maxPerPrincipal: readInteger(section.maxPerPrincipal, 'sessions.maxPerPrincipal', DEFAULT_MAX_PER_PRINCIPAL, 0, 1_000_000)
   }
 }
 
 function validateLimits (value: unknown): GatewayConfig['limits'] {
-  const section = readSection(value, 'limits', ['maxBodyBytes'])
+  const section = readSection(value, 'limits', ['maxBodyBytes', 'initializePerMinute'])
   return {
-    maxBodyBytes: readInteger(section.maxBodyBytes, 'limits.maxBodyBytes', DEFAULT_MAX_BODY_BYTES, 1, 1024 * 1024 * 1024)
+    maxBodyBytes: readInteger(section.maxBodyBytes, 'limits.maxBodyBytes', DEFAULT_MAX_BODY_BYTES, 1, 1024 * 1024 * 1024),
+    initializePerMinute: readInteger(section.initializePerMinute, 'limits.initializePerMinute', 0, 0, 1_000_000)
   }
+}
+
+function validateAdmin (value: unknown): GatewayConfig['admin'] {
+  if (value === undefined || value === null) return null
+  const section = readSection(value, 'admin', ['token'])
+  // `token: ${MCPGW_ADMIN_TOKEN:-}` with the variable unset: no admin API, on purpose.
+  if (section.token === undefined || section.token === null || section.token === '') return null
+  const token = readString(section.token, 'admin.token')
+  if (token.length < MIN_ADMIN_TOKEN_LENGTH) fail('admin.token', `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`)
+  return { token }
 }
 
 function readStringList (value: unknown, path: string): readonly string[] | null {
@@ -307,7 +390,9 @@ function validateRoute (value: unknown, path: string): RouteConfig {
   if (!/^\/[A-Za-z0-9._~!$&'()+,;=@/-]*$/.test(routePath)) {
     fail(`${path}.path`, `must be a literal URL path starting with "/" (no query, "*" or ":"), got ${JSON.stringify(routePath)}`)
   }
-  if ((reservedPaths as readonly string[]).includes(routePath)) fail(`${path}.path`, `${routePath} is reserved for the gateway's own endpoints`)
+  if ((reservedPaths as readonly string[]).includes(routePath) || routePath === '/admin' || routePath.startsWith('/admin/')) {
+    fail(`${path}.path`, `${routePath} is reserved for the gateway's own endpoints`)
+  }
   return {
     path: routePath,
     upstream: readUrl(section.upstream, `${path}.upstream`, ['http:', 'https:']),
@@ -339,7 +424,7 @@ function deepFreeze<T> (value: T): T {
 }
 
 export function validateConfig (raw: unknown): GatewayConfig {
-  const root = readSection(raw, '', ['listen', 'log', 'redis', 'sessions', 'limits', 'security', 'routes'])
+  const root = readSection(raw, '', ['listen', 'log', 'redis', 'sessions', 'limits', 'security', 'admin', 'shutdownGrace', 'routes'])
   return deepFreeze({
     listen: validateListen(root.listen),
     log: validateLog(root.log),
@@ -347,6 +432,8 @@ export function validateConfig (raw: unknown): GatewayConfig {
     sessions: validateSessions(root.sessions),
     limits: validateLimits(root.limits),
     security: validateSecurity(root.security),
+    admin: validateAdmin(root.admin),
+    shutdownGrace: readDuration(root.shutdownGrace, 'shutdownGrace', DEFAULT_SHUTDOWN_GRACE_MS),
     routes: validateRoutes(root.routes)
   })
 }

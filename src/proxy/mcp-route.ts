@@ -9,6 +9,7 @@ import { parseClientPost, type ClientPost, type JsonRpcRequest } from '../mcp/js
 import { classifyPost, namesModernVersion } from '../mcp/modern-request.js'
 import { BATCH_PROTOCOL_VERSIONS, DEFAULT_LEGACY_PROTOCOL_VERSION, isSupportedLegacyVersion, LEGACY_PROTOCOL_VERSIONS } from '../mcp/protocol-versions.js'
 import { enforceOriginPolicy, type OriginPolicy } from '../security/origin-guard.js'
+import type { PrincipalResolver } from '../security/principal.js'
 import { isWellFormedSessionId, mintSessionId } from '../sessions/session-id.js'
 import type { LiveSession, SessionStore } from '../sessions/session-store.js'
 import { sendGatewayError } from './send-gateway-error.js'
@@ -25,7 +26,13 @@ export interface McpRouteOptions {
   readonly store: SessionStore
   readonly maxBodyBytes: number
   readonly originPolicy: OriginPolicy
+  /** null: sessions are not bound to an identity. */
+  readonly principalResolver: PrincipalResolver | null
+  /** initialize requests per minute per principal (or client address); 0: unlimited. */
+  readonly initializePerMinute: number
 }
+
+const RATE_LIMIT_WINDOW_MS = 60_000
 
 const SESSION_HEADER = 'mcp-session-id'
 
@@ -108,6 +115,22 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     enforceOriginPolicy(request.headers, options.originPolicy)
   })
 
+  const resolvePrincipal = options.principalResolver
+  if (resolvePrincipal !== null) {
+    // Before the body is read: with a JWT binding an unauthenticated request costs no parsing.
+    fastify.addHook('onRequest', async function identifyCaller (request) {
+      request.mcp.principal = await resolvePrincipal(request.headers)
+    })
+  }
+
+  /** limits.initializePerMinute, counted in the store so that every replica shares the count. */
+  async function enforceInitializeRate (request: FastifyRequest): Promise<void> {
+    if (options.initializePerMinute === 0) return
+    const key = request.mcp.principal ?? `address:${request.ip}`
+    const { allowed, resetInMs } = await store.consumeRateLimit(`initialize:${key}`, options.initializePerMinute, RATE_LIMIT_WINDOW_MS)
+    if (!allowed) throw new GatewayError('MCPGW_RATE_LIMITED', { headers: { 'retry-after': String(Math.max(1, Math.ceil(resetInMs / 1000))) } })
+  }
+
   /**
    * 400 without an id, 404 for an id that is not live on this route; slides the idle timeout. Then
    * the protocol version header: the session check always comes first.
@@ -116,7 +139,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     const sessionId = readSessionHeader(request)
     if (sessionId === undefined) throw new GatewayError('MCPGW_SESSION_ID_REQUIRED')
     request.mcp.sessionId = sessionId
-    const session = isWellFormedSessionId(sessionId) ? await store.touch(sessionId) : null
+    const session = isWellFormedSessionId(sessionId) ? await store.touch(sessionId, request.mcp.principal) : null
     if (session === null || session.route !== route.path) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     checkLegacyVersionHeader(request)
     return session
@@ -177,7 +200,8 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
         route: route.path,
         protocolVersion: inspected.outcome.protocolVersion,
         clientInfo: params.clientInfo ?? null,
-        clientCapabilities: params.capabilities ?? null
+        clientCapabilities: params.capabilities ?? null,
+        principal: request.mcp.principal
       })
     } catch (error) {
       inspected.body.destroy()
@@ -208,6 +232,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
         await requireLiveSession(request)
         throw new GatewayError('MCPGW_ALREADY_INITIALIZED')
       }
+      await enforceInitializeRate(request)
       return forwardInitialize(request, reply, post.initialize)
     }
     const session = await requireLiveSession(request)
@@ -233,7 +258,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     if (!isWellFormedSessionId(sessionId)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     // Checked before terminating: a request the gateway refuses must not end the session.
     checkLegacyVersionHeader(request)
-    if (!await store.terminate(sessionId, route.path)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    if (!await store.terminate(sessionId, { route: route.path, principal: request.mcp.principal })) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     request.mcp.outcome = 'session terminated'
     return reply.code(204).send()
   })

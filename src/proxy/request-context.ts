@@ -10,6 +10,8 @@ export interface McpRequestContext {
   rpcId: JsonRpcId
   /** `modern` for a 2026-07-28 per-request-metadata request; legacy otherwise. */
   era: 'legacy' | 'modern'
+  /** Hash of the caller's identity when sessions are bound (security/principal.ts). */
+  principal: string | undefined
   /** The session id the request carried or was given; only ever logged shortened. */
   sessionId: string | undefined
   /** What happened to the session (`session created`, `not minted: error-response`, ...). */
@@ -25,5 +27,5 @@ declare module 'fastify' {
 }
 
 export function newRequestContext (): McpRequestContext {
-  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', sessionId: undefined, outcome: undefined, errorCode: undefined }
+  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined }
 }

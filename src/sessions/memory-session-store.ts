@@ -1,4 +1,7 @@
-import type { LiveSession, SessionData, SessionRecord, SessionStore, SessionTimeouts } from './session-store.js'
+import { GatewayError } from '../errors.js'
+import type {
+  ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
+} from './session-store.js'
 
 interface MemoryEntry {
   readonly record: SessionRecord
@@ -21,6 +24,7 @@ export class MemorySessionStore implements SessionStore {
   readonly #timeouts: SessionTimeouts
   readonly #now: () => number
   readonly #sessions = new Map<string, MemoryEntry>()
+  readonly #rateWindows = new Map<string, { count: number, resetsAt: number }>()
   readonly #sweepTimer: NodeJS.Timeout
 
   constructor (timeouts: SessionTimeouts, now: () => number = Date.now) {
@@ -31,16 +35,21 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async create (id: string, data: SessionData): Promise<SessionRecord> {
+    const maxPerPrincipal = this.#timeouts.maxPerPrincipal ?? 0
+    if (data.principal !== undefined && maxPerPrincipal > 0) {
+      const held = [...this.#sessions.keys()].filter((key) => this.#liveEntry(key)?.record.principal === data.principal).length
+      if (held >= maxPerPrincipal) throw new GatewayError('MCPGW_TOO_MANY_SESSIONS', { detail: `at most ${maxPerPrincipal}` })
+    }
     const createdAt = this.#now()
     const record: SessionRecord = { ...data, id, createdAt }
-    const deadline = createdAt + this.#timeouts.maxLifetime
     const live: LiveSession = { id, route: data.route, protocolVersion: data.protocolVersion, createdAt }
+    const deadline = createdAt + this.#timeouts.maxLifetime
     this.#sessions.set(id, { record, live, deadline, expiresAt: Math.min(createdAt + this.#timeouts.idleTimeout, deadline) })
     return record
   }
 
-  async touch (id: string): Promise<LiveSession | null> {
-    const entry = this.#liveEntry(id)
+  async touch (id: string, principal?: string): Promise<LiveSession | null> {
+    const entry = this.#ownedEntry(id, principal)
     if (entry === undefined) return null
     entry.expiresAt = Math.min(this.#now() + this.#timeouts.idleTimeout, entry.deadline)
     return entry.live
@@ -50,11 +59,54 @@ export class MemorySessionStore implements SessionStore {
     return this.#liveEntry(id)?.record ?? null
   }
 
-  async terminate (id: string, route?: string): Promise<boolean> {
-    const entry = this.#liveEntry(id)
-    if (entry === undefined || (route !== undefined && entry.record.route !== route)) return false
+  async terminate (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean> {
+    const entry = this.#ownedEntry(id, owner.principal)
+    if (entry === undefined || entry.record.route !== owner.route) return false
     this.#sessions.delete(id)
     return true
+  }
+
+  async terminateAny (id: string): Promise<boolean> {
+    const live = this.#liveEntry(id) !== undefined
+    this.#sessions.delete(id)
+    return live
+  }
+
+  async terminatePrincipal (principal: string): Promise<number> {
+    let ended = 0
+    for (const id of [...this.#sessions.keys()]) {
+      if (this.#liveEntry(id)?.record.principal === principal) {
+        this.#sessions.delete(id)
+        ended++
+      }
+    }
+    return ended
+  }
+
+  async list (options: ListSessionsOptions): Promise<SessionPage> {
+    const ids = [...this.#sessions.keys()].sort()
+    const start = options.cursor === undefined ? 0 : ids.findIndex((id) => id > (options.cursor as string))
+    const sessions: SessionRecord[] = []
+    let index = start < 0 ? ids.length : start
+    for (; index < ids.length && sessions.length < options.limit; index++) {
+      const record = this.#liveEntry(ids[index] as string)?.record
+      if (record === undefined) continue
+      if (options.route !== undefined && record.route !== options.route) continue
+      if (options.principal !== undefined && record.principal !== options.principal) continue
+      sessions.push(record)
+    }
+    return { sessions, nextCursor: index < ids.length ? ids[index - 1] : undefined }
+  }
+
+  async consumeRateLimit (key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
+    const now = this.#now()
+    let window = this.#rateWindows.get(key)
+    if (window === undefined || window.resetsAt <= now) {
+      window = { count: 0, resetsAt: now + windowMs }
+      this.#rateWindows.set(key, window)
+    }
+    window.count++
+    return { allowed: window.count <= limit, resetInMs: window.resetsAt - now }
   }
 
   isAvailable (): boolean {
@@ -66,6 +118,7 @@ export class MemorySessionStore implements SessionStore {
   async close (): Promise<void> {
     clearInterval(this.#sweepTimer)
     this.#sessions.clear()
+    this.#rateWindows.clear()
   }
 
   #liveEntry (id: string): MemoryEntry | undefined {
@@ -76,10 +129,19 @@ export class MemorySessionStore implements SessionStore {
     return undefined
   }
 
+  /** The live entry only if `principal` owns it: a bound session is invisible to anyone else. */
+  #ownedEntry (id: string, principal: string | undefined): MemoryEntry | undefined {
+    const entry = this.#liveEntry(id)
+    return entry !== undefined && entry.record.principal === principal ? entry : undefined
+  }
+
   #sweep (): void {
     const now = this.#now()
     for (const [id, entry] of this.#sessions) {
       if (entry.expiresAt <= now) this.#sessions.delete(id)
+    }
+    for (const [key, window] of this.#rateWindows) {
+      if (window.resetsAt <= now) this.#rateWindows.delete(key)
     }
   }
 }

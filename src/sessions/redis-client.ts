@@ -72,3 +72,32 @@ export function createRedisClient (config: RedisConfig): RedisClient {
       })
   }
 }
+
+const SCAN_BATCH = 500
+
+/** Keys matching `pattern`, with the cursor to resume from (undefined: the scan is complete). */
+export type ScanPage = string[] & { cursor?: string | undefined }
+
+/**
+ * SCAN over the standalone server or every Cluster master, until at least `want` keys are found.
+ * The cursor is `<master index>:<SCAN cursor>`. Admin operations only: never on the request path.
+ */
+export async function scanKeys (client: RedisClient, pattern: string, want: number, cursor?: string): Promise<ScanPage> {
+  const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
+  const [indexText = '0', startCursor = '0'] = (cursor ?? '0:0').split(':')
+  let nodeIndex = Number(indexText)
+  let scanCursor = startCursor
+  const keys: ScanPage = []
+  while (nodeIndex < nodes.length && keys.length < want) {
+    const [next, batch] = await (nodes[nodeIndex] as Redis).scan(scanCursor, 'MATCH', pattern, 'COUNT', SCAN_BATCH)
+    keys.push(...batch)
+    if (next === '0') {
+      nodeIndex++
+      scanCursor = '0'
+    } else {
+      scanCursor = next
+    }
+  }
+  keys.cursor = nodeIndex < nodes.length ? `${nodeIndex}:${scanCursor}` : undefined
+  return keys
+}

@@ -1,60 +1,98 @@
 import type { ChainableCommander } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
-import { createRedisClient, type RedisClient } from './redis-client.js'
-import type { LiveSession, SessionData, SessionRecord, SessionStore, SessionTimeouts } from './session-store.js'
+import { createRedisClient, scanKeys, type RedisClient } from './redis-client.js'
+import type {
+  ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
+} from './session-store.js'
 
 /*
- * A session is one hash, `<prefix>session:<id>`, with short field names (memory per session is a
- * target, issue #7):
- *   r route · v protocol version · c created (ms) · d absolute deadline (ms) · i client info · k capabilities
- * The key's TTL is always min(idle timeout, time left until the deadline), so Redis itself forgets
- * the session at its end: nothing leaks when every gateway dies. Both scripts read the clock from
- * Redis TIME, so gateway instances with skewed clocks still agree. One key per script: Cluster-safe.
+ * Data model (README "Redis"). A session is one hash with short field names (memory per session is
+ * a target, issue #7):
+ *   r route · v protocol version · c created (ms) · d absolute deadline (ms) · i client info ·
+ *   k capabilities · p principal ('' when unbound)
+ * Unbound:  <prefix>session:<id>
+ * Bound:    <prefix>session:{<principal>}:<id>, beside <prefix>principal:{<principal>}, a sorted set
+ *           of that principal's session ids scored by their current expiry.
+ * The hash tag keeps a principal's sessions and their index in one Cluster slot, so every script
+ * below is atomic and Cluster-safe; and since the key is derived from the caller's principal, a
+ * session asked for by anyone else simply does not exist (binding, issue #5).
+ * The session key's TTL is always min(idle timeout, time left until the deadline): Redis forgets the
+ * session at its end, nothing leaks when every gateway dies. Clocks come from Redis TIME, so gateway
+ * instances with skewed clocks agree. Every script takes KEYS[1] = session, KEYS[2] = index (the
+ * session key again when unbound).
  */
 
-/** Creates the session unless the key exists (an id collision: 2^-192, but never overwrite). */
-const CREATE_SESSION_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+const NOW = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local idle = tonumber(ARGV[1])
+`
+
+/** ARGV: idle, lifetime, route, version, client info, capabilities, principal, maxPerPrincipal, id. */
+const CREATE_SESSION_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'COLLISION'} end
+${NOW}
+local bound = ARGV[7] ~= ''
+if bound then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+  local limit = tonumber(ARGV[8])
+  if limit > 0 and redis.call('ZCARD', KEYS[2]) >= limit then return {'LIMIT'} end
+end
 local lifetime = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'r', ARGV[3], 'v', ARGV[4], 'i', ARGV[5], 'k', ARGV[6],
+local ttl = math.min(tonumber(ARGV[1]), lifetime)
+redis.call('HSET', KEYS[1], 'r', ARGV[3], 'v', ARGV[4], 'i', ARGV[5], 'k', ARGV[6], 'p', ARGV[7],
   'c', string.format('%.0f', now), 'd', string.format('%.0f', now + lifetime))
-redis.call('PEXPIRE', KEYS[1], math.min(idle, lifetime))
-return string.format('%.0f', now)
+redis.call('PEXPIRE', KEYS[1], ttl)
+if bound then
+  redis.call('ZADD', KEYS[2], string.format('%.0f', now + ttl), ARGV[9])
+  if redis.call('PTTL', KEYS[2]) < lifetime then redis.call('PEXPIRE', KEYS[2], lifetime) end
+end
+return {'OK', string.format('%.0f', now)}
 `
 
 /**
- * Check and slide in one round trip. Returns { route, version, created }, or nil when the session
- * is gone. The client's info and capabilities stay in Redis: the hot path never decodes them.
+ * Check and slide in one round trip. ARGV: idle, principal, id. Returns { route, version, created },
+ * or nil when the session is gone or not this principal's. The client's info and capabilities stay
+ * in Redis: the hot path never decodes them.
  */
 const TOUCH_SESSION_SCRIPT = `
-local fields = redis.call('HMGET', KEYS[1], 'r', 'v', 'c', 'd')
-if not fields[4] then return false end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local fields = redis.call('HMGET', KEYS[1], 'r', 'v', 'c', 'd', 'p')
+if not fields[4] or (fields[5] or '') ~= ARGV[2] then return false end
+${NOW}
 local left = tonumber(fields[4]) - now
 if left <= 0 then
   redis.call('DEL', KEYS[1])
   return false
 end
-redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[1]), left))
+local ttl = math.min(tonumber(ARGV[1]), left)
+redis.call('PEXPIRE', KEYS[1], ttl)
+if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', now + ttl), ARGV[3]) end
 return { fields[1], fields[2], fields[3] }
 `
 
-/** Deletes the session, only if it belongs to ARGV[1] when that is not empty. */
+/** ARGV: route ('' for any), principal, id. Ends the session only if route and principal match. */
 const TERMINATE_SESSION_SCRIPT = `
-if ARGV[1] ~= '' and redis.call('HGET', KEYS[1], 'r') ~= ARGV[1] then return 0 end
-return redis.call('DEL', KEYS[1])
+local fields = redis.call('HMGET', KEYS[1], 'r', 'p')
+if not fields[1] then return 0 end
+if ARGV[1] ~= '' and fields[1] ~= ARGV[1] then return 0 end
+if (fields[2] or '') ~= ARGV[2] then return 0 end
+redis.call('DEL', KEYS[1])
+if ARGV[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[3]) end
+return 1
+`
+
+/** A fixed window counter: ARGV window (ms). Returns { count, ms until reset }. */
+const RATE_LIMIT_SCRIPT = `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return { count, redis.call('PTTL', KEYS[1]) }
 `
 
 interface SessionScripts {
-  createSession (key: string, idleTimeout: number, maxLifetime: number, route: string, protocolVersion: string,
-    clientInfo: string, clientCapabilities: string): Promise<string | null>
-  touchSession (key: string, idleTimeout: number): Promise<[string, string, string] | null>
-  terminateSession (key: string, route: string): Promise<number>
+  createSession (session: string, index: string, ...args: Array<string | number>): Promise<[string, string?]>
+  touchSession (session: string, index: string, idleTimeout: number, principal: string, id: string): Promise<[string, string, string] | null>
+  terminateSession (session: string, index: string, route: string, principal: string, id: string): Promise<number>
+  consumeRateLimit (key: string, windowMs: number): Promise<[number, number]>
 }
 
 type RedisWithScripts = RedisClient & SessionScripts
@@ -65,6 +103,9 @@ export interface RedisSessionStoreOptions extends SessionTimeouts {
   /** Called on connection errors; ioredis keeps reconnecting by itself (jittered backoff). */
   readonly onConnectionError?: (error: Error) => void
 }
+
+const SESSION_ID_SUFFIX = /([A-Za-z0-9_-]{32})$/
+const BOUND_SESSION_KEY = /session:\{([^}]*)\}:[A-Za-z0-9_-]{32}$/
 
 export class RedisSessionStore implements SessionStore {
   readonly #redis: RedisWithScripts
@@ -77,9 +118,10 @@ export class RedisSessionStore implements SessionStore {
     this.#config = options.redis
     const redis = createRedisClient(options.redis)
     redis.on('error', (error: Error) => options.onConnectionError?.(error))
-    redis.defineCommand('createSession', { numberOfKeys: 1, lua: CREATE_SESSION_SCRIPT })
-    redis.defineCommand('touchSession', { numberOfKeys: 1, lua: TOUCH_SESSION_SCRIPT })
-    redis.defineCommand('terminateSession', { numberOfKeys: 1, lua: TERMINATE_SESSION_SCRIPT })
+    redis.defineCommand('createSession', { numberOfKeys: 2, lua: CREATE_SESSION_SCRIPT })
+    redis.defineCommand('touchSession', { numberOfKeys: 2, lua: TOUCH_SESSION_SCRIPT })
+    redis.defineCommand('terminateSession', { numberOfKeys: 2, lua: TERMINATE_SESSION_SCRIPT })
+    redis.defineCommand('consumeRateLimit', { numberOfKeys: 1, lua: RATE_LIMIT_SCRIPT })
     this.#redis = redis as RedisWithScripts
   }
 
@@ -97,8 +139,13 @@ export class RedisSessionStore implements SessionStore {
     })
   }
 
-  #key (id: string): string {
-    return `${this.#config.keyPrefix}session:${id}`
+  #sessionKey (id: string, principal: string | undefined): string {
+    return principal === undefined ? `${this.#config.keyPrefix}session:${id}` : `${this.#config.keyPrefix}session:{${principal}}:${id}`
+  }
+
+  /** The principal's index, or the session key itself when unbound (scripts always take two keys). */
+  #indexKey (id: string, principal: string | undefined): string {
+    return principal === undefined ? this.#sessionKey(id, undefined) : `${this.#config.keyPrefix}principal:{${principal}}`
   }
 
   /**
@@ -107,13 +154,14 @@ export class RedisSessionStore implements SessionStore {
    * many replicas have the session, so a failover right after initialize does not lose it.
    */
   async create (id: string, data: SessionData): Promise<SessionRecord> {
-    const key = this.#key(id)
-    const args = [key, this.#options.idleTimeout, this.#options.maxLifetime, data.route, data.protocolVersion,
-      JSON.stringify(data.clientInfo ?? null), JSON.stringify(data.clientCapabilities ?? null)] as const
+    const key = this.#sessionKey(id, data.principal)
+    const args = [key, this.#indexKey(id, data.principal), this.#options.idleTimeout, this.#options.maxLifetime, data.route, data.protocolVersion,
+      JSON.stringify(data.clientInfo ?? null), JSON.stringify(data.clientCapabilities ?? null), data.principal ?? '',
+      this.#options.maxPerPrincipal ?? 0, id] as const
     const { waitForReplicas, waitTimeout } = this.#config
-    let createdAt: string | null
+    let outcome: [string, string?]
     if (waitForReplicas === 0) {
-      createdAt = await this.#call(() => this.#redis.createSession(...args))
+      outcome = await this.#call(() => this.#redis.createSession(...args))
     } else {
       const pipeline = (this.#redis.pipeline() as PipelineWithScripts).createSession(...args).wait(waitForReplicas, waitTimeout)
       const results = await this.#call(async () => await pipeline.exec())
@@ -121,33 +169,90 @@ export class RedisSessionStore implements SessionStore {
       if (created?.[0] != null || acknowledged?.[0] != null) {
         throw new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: created?.[0] ?? acknowledged?.[0] })
       }
-      createdAt = created?.[1] as string | null
-      if (createdAt !== null && (acknowledged?.[1] as number) < waitForReplicas) {
+      outcome = created?.[1] as [string, string?]
+      if (outcome[0] === 'OK' && (acknowledged?.[1] as number) < waitForReplicas) {
         // Not durable: never hand out an id a failover could forget.
-        await this.#redis.del(key).catch(() => undefined)
+        await this.terminate(id, { route: data.route, principal: data.principal }).catch(() => false)
         throw new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { detail: `${String(acknowledged?.[1])} of ${waitForReplicas} replicas acknowledged the new session within ${waitTimeout} ms` })
       }
     }
-    if (createdAt === null) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'session id collision' })
-    return { ...data, id, createdAt: Number(createdAt) }
+    if (outcome[0] === 'LIMIT') throw new GatewayError('MCPGW_TOO_MANY_SESSIONS', { detail: `at most ${String(this.#options.maxPerPrincipal)}` })
+    if (outcome[0] !== 'OK') throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'session id collision' })
+    return { ...data, id, createdAt: Number(outcome[1]) }
   }
 
-  async touch (id: string): Promise<LiveSession | null> {
-    const fields = await this.#call(() => this.#redis.touchSession(this.#key(id), this.#options.idleTimeout))
+  async touch (id: string, principal?: string): Promise<LiveSession | null> {
+    const fields = await this.#call(() => this.#redis.touchSession(this.#sessionKey(id, principal), this.#indexKey(id, principal), this.#options.idleTimeout, principal ?? '', id))
     if (fields === null) return null
     const [route, protocolVersion, createdAt] = fields
     return { id, route, protocolVersion, createdAt: Number(createdAt) }
   }
 
+  async terminate (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean> {
+    const deleted = await this.#call(() => this.#redis.terminateSession(
+      this.#sessionKey(id, owner.principal), this.#indexKey(id, owner.principal), owner.route, owner.principal ?? '', id))
+    return deleted === 1
+  }
+
+  /** Admin: the key of a session whoever owns it. Bound keys carry the principal: found by a SCAN. */
+  async #findKey (id: string): Promise<string | undefined> {
+    const unbound = this.#sessionKey(id, undefined)
+    if (await this.#call(() => this.#redis.exists(unbound)) === 1) return unbound
+    const found = await this.#call(async () => await scanKeys(this.#redis, `${this.#config.keyPrefix}session:{*}:${id}`, 1))
+    return found[0]
+  }
+
   async get (id: string): Promise<SessionRecord | null> {
-    // The key's TTL already ends a session at min(idle, deadline): if the key exists, it is live.
-    const fields = await this.#call(() => this.#redis.hgetall(this.#key(id)))
+    const key = await this.#findKey(id)
+    if (key === undefined) return null
+    const fields = await this.#call(() => this.#redis.hgetall(key))
     return Object.keys(fields).length === 0 ? null : recordFromFields(id, fields)
   }
 
-  async terminate (id: string, route?: string): Promise<boolean> {
-    const deleted = await this.#call(() => this.#redis.terminateSession(this.#key(id), route ?? ''))
-    return deleted === 1
+  async terminateAny (id: string): Promise<boolean> {
+    const key = await this.#findKey(id)
+    if (key === undefined) return false
+    const principal = BOUND_SESSION_KEY.exec(key)?.[1]
+    return await this.#call(async () => await this.#redis.terminateSession(key, this.#indexKey(id, principal), '', principal ?? '', id)) === 1
+  }
+
+  async terminatePrincipal (principal: string): Promise<number> {
+    const ids = await this.#call(() => this.#redis.zrange(this.#indexKey('', principal), '0', '-1'))
+    let ended = 0
+    for (const id of ids) {
+      if (await this.terminate(id, { route: '', principal })) ended++
+    }
+    return ended
+  }
+
+  async list (options: ListSessionsOptions): Promise<SessionPage> {
+    let ids: string[]
+    let nextCursor: string | undefined
+    if (options.principal !== undefined) {
+      const offset = Number(options.cursor ?? 0)
+      ids = await this.#call(() => this.#redis.zrange(this.#indexKey('', options.principal), String(offset), String(offset + options.limit - 1)))
+      nextCursor = ids.length === options.limit ? String(offset + options.limit) : undefined
+    } else {
+      const keys = await this.#call(async () => await scanKeys(this.#redis, `${this.#config.keyPrefix}session:*`, options.limit, options.cursor))
+      nextCursor = keys.cursor
+      ids = keys.map((key) => SESSION_ID_SUFFIX.exec(key)?.[1]).filter((id): id is string => id !== undefined)
+    }
+    const sessions: SessionRecord[] = []
+    for (const id of ids) {
+      const record = options.principal === undefined ? await this.get(id) : await this.#getOwned(id, options.principal)
+      if (record !== null && (options.route === undefined || record.route === options.route)) sessions.push(record)
+    }
+    return { sessions, nextCursor }
+  }
+
+  async #getOwned (id: string, principal: string): Promise<SessionRecord | null> {
+    const fields = await this.#call(() => this.#redis.hgetall(this.#sessionKey(id, principal)))
+    return Object.keys(fields).length === 0 ? null : recordFromFields(id, fields)
+  }
+
+  async consumeRateLimit (key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
+    const [count, resetInMs] = await this.#call(() => this.#redis.consumeRateLimit(`${this.#config.keyPrefix}ratelimit:{${key}}`, windowMs))
+    return { allowed: count <= limit, resetInMs: Math.max(0, resetInMs) }
   }
 
   isAvailable (): boolean {
@@ -197,6 +302,7 @@ function recordFromFields (id: string, fields: Record<string, string>): SessionR
     protocolVersion: fields.v ?? '',
     clientInfo: parseStoredJson(fields.i),
     clientCapabilities: parseStoredJson(fields.k),
-    createdAt: Number(fields.c ?? 0)
+    createdAt: Number(fields.c ?? 0),
+    ...(fields.p === undefined || fields.p === '' ? {} : { principal: fields.p })
   }
 }

@@ -6,6 +6,10 @@
  * A store enforces both timeouts itself so that every gateway instance sharing it gives the same
  * answer: a session is live until `idleTimeout` passes without a `touch` or `maxLifetime` passes
  * since `create`, whichever comes first; after that, or after `terminate`, it does not exist.
+ *
+ * Identity binding (issue #5): a session created with a principal is only ever found again with
+ * that same principal. Asked with any other principal (or none), it does not exist, so nothing
+ * reveals that the id is live.
  */
 
 /** What the gateway remembers of a session (issue #2: negotiated version, client, route, creation). */
@@ -17,6 +21,8 @@ export interface SessionData {
   /** `params.clientInfo` and `params.capabilities` of the client's initialize request. */
   readonly clientInfo: unknown
   readonly clientCapabilities: unknown
+  /** Hash of the identity that created the session (see security/principal.ts); undefined: unbound. */
+  readonly principal?: string | undefined
 }
 
 /** What the hot path needs of a live session; returned by `touch` without decoding the client's JSON. */
@@ -35,23 +41,55 @@ export interface SessionTimeouts {
   readonly idleTimeout: number
   /** Milliseconds; absolute, counted from creation. */
   readonly maxLifetime: number
+  /** Live sessions one principal may hold; 0: no limit. Only applies to bound sessions. */
+  readonly maxPerPrincipal?: number
+}
+
+export interface SessionPage {
+  readonly sessions: readonly SessionRecord[]
+  /** Pass back to get the next page; undefined when there is none. */
+  readonly nextCursor: string | undefined
+}
+
+export interface ListSessionsOptions {
+  readonly cursor?: string | undefined
+  readonly limit: number
+  readonly route?: string | undefined
+  readonly principal?: string | undefined
+}
+
+export interface RateLimitResult {
+  readonly allowed: boolean
+  /** Milliseconds until the window resets. */
+  readonly resetInMs: number
 }
 
 export interface SessionStore {
-  /** Stores a new session under `id`. Resolves once the session is durable in the store. */
+  /**
+   * Stores a new session under `id`. Resolves once the session is durable in the store. Throws
+   * MCPGW_TOO_MANY_SESSIONS when the principal already holds `maxPerPrincipal` live sessions.
+   */
   create (id: string, data: SessionData): Promise<SessionRecord>
   /**
-   * Checks that the session is live and slides its idle timeout, atomically, in one round trip.
-   * Resolves null when the session is unknown, expired or terminated.
+   * Checks that the session is live for this principal and slides its idle timeout, atomically, in
+   * one round trip. Resolves null when the session is unknown, expired, terminated or someone else's.
    */
-  touch (id: string): Promise<LiveSession | null>
-  /** Reads a live session without sliding its idle timeout; null when it does not exist. */
-  get (id: string): Promise<SessionRecord | null>
+  touch (id: string, principal?: string): Promise<LiveSession | null>
   /**
-   * Ends the session, atomically checking that it belongs to `route` when one is given (a DELETE on
-   * one route must not end a session of another). Resolves false when there was nothing to end.
+   * Ends the session, atomically checking that it belongs to `route` (a DELETE on one route must not
+   * end a session of another) and to `principal`. Resolves false when there was nothing to end.
    */
-  terminate (id: string, route?: string): Promise<boolean>
+  terminate (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean>
+  /** Admin: reads a live session, whoever owns it, without sliding it; null when it does not exist. */
+  get (id: string): Promise<SessionRecord | null>
+  /** Admin: ends a session whoever owns it. */
+  terminateAny (id: string): Promise<boolean>
+  /** Admin: ends every session of a principal; resolves with how many were ended. */
+  terminatePrincipal (principal: string): Promise<number>
+  /** Admin: one page of live sessions, optionally only one route's or one principal's. */
+  list (options: ListSessionsOptions): Promise<SessionPage>
+  /** Counts one event for `key` in a fixed window shared by every gateway instance. */
+  consumeRateLimit (key: string, limit: number, windowMs: number): Promise<RateLimitResult>
   /** Whether the store can serve requests right now (readiness). */
   isAvailable (): boolean
   /** Resolves once the store can serve requests; rejects when it cannot within its connect timeout. */

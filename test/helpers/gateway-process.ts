@@ -18,6 +18,8 @@ export interface GatewayProcess {
   stop (): Promise<number | null>
   /** Starts the process again on the same port with the same config. */
   start (): Promise<void>
+  /** Sends a signal to the running process without waiting. */
+  signal (name: NodeJS.Signals): void
   close (): Promise<void>
 }
 
@@ -48,7 +50,6 @@ export async function startGatewayProcess (config: Record<string, unknown>, port
 
   async function stop (): Promise<number | null> {
     const running = child
-    child = undefined
     if (running === undefined || running.exitCode !== null) return running?.exitCode ?? null
     const exited = new Promise<number | null>((resolve) => running.once('exit', (code) => resolve(code)))
     running.kill('SIGTERM')
@@ -61,6 +62,7 @@ export async function startGatewayProcess (config: Record<string, unknown>, port
     port,
     stop,
     start,
+    signal: (name) => { child?.kill(name) },
     close: async () => {
       if (child !== undefined && child.exitCode === null) child.kill('SIGKILL')
       await rm(dir, { recursive: true, force: true })

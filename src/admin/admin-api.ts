@@ -1,0 +1,95 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { SessionBinding } from '../config/validate-config.js'
+import { GatewayError } from '../errors.js'
+import { hashPrincipal } from '../security/principal.js'
+import type { SessionRecord, SessionStore } from '../sessions/session-store.js'
+
+/*
+ * Admin API (issue #5), registered only when `admin.token` is set: otherwise these paths are 404
+ * like any unknown path. Every call needs `Authorization: Bearer <admin.token>`, compared in
+ * constant time (over SHA-256 digests, so the length of the token leaks nothing either).
+ *
+ *   GET    /admin/sessions?cursor&limit&route&principal   one page of live sessions
+ *   GET    /admin/sessions/:id                            one session
+ *   DELETE /admin/sessions/:id                            end it (the client then gets 404)
+ *   DELETE /admin/sessions?principal=...                  end everything a principal holds
+ *
+ * `principal` is the identity as the binding sees it (the JWT claim value, or the header value) and
+ * is hashed the same way; listings show the hash, which is all Redis holds.
+ */
+
+export interface AdminApiOptions {
+  readonly token: string
+  readonly store: SessionStore
+  readonly binding: SessionBinding
+}
+
+const DEFAULT_PAGE_SIZE = 100
+const MAX_PAGE_SIZE = 1000
+
+function digest (value: string): Buffer {
+  return createHash('sha256').update(value).digest()
+}
+
+function view (session: SessionRecord): Record<string, unknown> {
+  return {
+    id: session.id,
+    route: session.route,
+    protocolVersion: session.protocolVersion,
+    principal: session.principal ?? null,
+    clientInfo: session.clientInfo,
+    clientCapabilities: session.clientCapabilities,
+    createdAt: new Date(session.createdAt).toISOString()
+  }
+}
+
+interface ListQuery { cursor?: string, limit?: string, route?: string, principal?: string }
+
+export async function adminApi (fastify: FastifyInstance, options: AdminApiOptions): Promise<void> {
+  const expected = digest(options.token)
+  const { store, binding } = options
+
+  fastify.addHook('onRequest', async function requireAdminToken (request) {
+    const header = request.headers.authorization
+    const presented = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice('Bearer '.length) : ''
+    if (!timingSafeEqual(digest(presented), expected)) {
+      throw new GatewayError('MCPGW_ADMIN_UNAUTHORIZED', { headers: { 'www-authenticate': 'Bearer realm="mcp-session-gateway-admin"' } })
+    }
+  })
+
+  function principalOf (raw: string | undefined): string | undefined {
+    if (raw === undefined || raw === '') return undefined
+    if (binding.kind === 'none') throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'sessions are not bound to principals (sessions.binding)' })
+    return hashPrincipal(binding.kind, raw)
+  }
+
+  fastify.get('/admin/sessions', async function listSessions (request: FastifyRequest<{ Querystring: ListQuery }>) {
+    const limit = request.query.limit === undefined ? DEFAULT_PAGE_SIZE : Number(request.query.limit)
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: `limit must be an integer from 1 to ${MAX_PAGE_SIZE}` })
+    }
+    const page = await store.list({ cursor: request.query.cursor, limit, route: request.query.route, principal: principalOf(request.query.principal) })
+    return { sessions: page.sessions.map(view), nextCursor: page.nextCursor ?? null }
+  })
+
+  fastify.get('/admin/sessions/:id', async function getSession (request: FastifyRequest<{ Params: { id: string } }>) {
+    const session = await store.get(request.params.id)
+    if (session === null) throw new GatewayError('MCPGW_ADMIN_SESSION_NOT_FOUND')
+    return view(session)
+  })
+
+  fastify.delete('/admin/sessions/:id', async function terminateSession (request: FastifyRequest<{ Params: { id: string } }>, reply) {
+    if (!await store.terminateAny(request.params.id)) throw new GatewayError('MCPGW_ADMIN_SESSION_NOT_FOUND')
+    request.mcp.outcome = 'session terminated by admin'
+    return reply.code(204).send()
+  })
+
+  fastify.delete('/admin/sessions', async function terminatePrincipal (request: FastifyRequest<{ Querystring: { principal?: string } }>) {
+    const principal = principalOf(request.query.principal)
+    if (principal === undefined) throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'DELETE /admin/sessions needs ?principal=' })
+    const terminated = await store.terminatePrincipal(principal)
+    request.mcp.outcome = `${terminated} sessions terminated by admin`
+    return { terminated }
+  })
+}

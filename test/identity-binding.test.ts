@@ -1,0 +1,149 @@
+import t from 'tap'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
+import { redisSection, storeKinds, withGateway, withRedis, withUpstream, type Teardown } from './helpers/fixtures.js'
+import { initializeRequest, post, request } from './helpers/mcp-http.js'
+import type { TestRedis } from './helpers/redis-server.js'
+
+/* Issue #5: sessions bound to the caller's identity; JWTs verified on every request. */
+
+const toolsList = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
+const ISSUER = 'https://issuer.test'
+const AUDIENCE = 'mcp-gateway'
+
+let redis: TestRedis
+t.before(async () => { redis = await withRedis(t) })
+
+async function openAs (url: string, authorization: string | undefined): Promise<string> {
+  const answer = await post(url, initializeRequest(1), undefined, authorization === undefined ? {} : { authorization })
+  const sessionId = answer.headers.get('mcp-session-id')
+  if (answer.status !== 200 || sessionId === null) throw new Error(`initialize failed: ${answer.status} ${answer.text}`)
+  return sessionId
+}
+
+for (const kind of storeKinds) {
+  t.test(`${kind} store: header binding — another token, or none, sees nothing`, async (t) => {
+    const upstream = await withUpstream(t, { responseMode: 'json' })
+    const gateway = await withGateway(t, { config: { ...redisSection(kind, redis, `bind-${kind}:`), sessions: { binding: { header: 'authorization' } }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+    const url = `${gateway.origin}/mcp`
+    const alice = 'Bearer alice-token'
+    const sessionId = await openAs(url, alice)
+
+    t.equal((await post(url, toolsList, sessionId, { authorization: alice })).status, 200, 'the owner')
+    const stolen = await post(url, toolsList, sessionId, { authorization: 'Bearer mallory-token' })
+    t.equal(stolen.status, 404, 'another token: 404')
+    t.same(JSON.parse(stolen.text), { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }, 'exactly as if the id did not exist')
+    t.equal((await post(url, toolsList, sessionId)).status, 404, 'no token: 404')
+    t.equal((await request(url, { method: 'DELETE', headers: { 'mcp-session-id': sessionId, authorization: 'Bearer mallory-token' } })).status, 404, 'DELETE by another: 404')
+    t.equal((await post(url, toolsList, sessionId, { authorization: alice })).status, 200, 'and the session is untouched')
+    t.equal((await post(url, initializeRequest(4), sessionId, { authorization: 'Bearer mallory-token' })).status, 404, 'initialize with a stolen id: 404, not "already initialized"')
+    t.equal((await request(url, { method: 'DELETE', headers: { 'mcp-session-id': sessionId, authorization: alice } })).status, 204)
+
+    const anonymous = await openAs(url, undefined)
+    t.equal((await post(url, toolsList, anonymous)).status, 200, 'a session made without the header is bound to "no header"')
+    t.equal((await post(url, toolsList, anonymous, { authorization: alice })).status, 404)
+  })
+}
+
+t.test('maxPerPrincipal over HTTP: 429, nothing minted, an ended session frees its place', async (t) => {
+  const upstream = await withUpstream(t, { responseMode: 'json' })
+  const gateway = await withGateway(t, { config: { ...redisSection('redis', redis, 'limit:'), sessions: { binding: { header: 'x-api-key' }, maxPerPrincipal: 2 }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  const url = `${gateway.origin}/mcp`
+  const first = await openAs(url, undefined).catch(() => '')
+  t.ok(first.length > 0)
+  const key = { 'x-api-key': 'team-a' }
+  const one = (await post(url, initializeRequest(1), undefined, key)).headers.get('mcp-session-id') as string
+  await post(url, initializeRequest(2), undefined, key)
+  const refused = await post(url, initializeRequest(3), undefined, key)
+  t.equal(refused.status, 429)
+  t.equal(refused.headers.get('mcp-session-id'), null, 'nothing minted')
+  t.match(JSON.parse(refused.text), { id: 3, error: { message: /maxPerPrincipal/ } })
+  t.equal((await post(url, initializeRequest(4), undefined, { 'x-api-key': 'team-b' })).status, 200, 'other principals are not affected')
+  t.equal((await request(url, { method: 'DELETE', headers: { 'mcp-session-id': one, ...key } })).status, 204)
+  t.equal((await post(url, initializeRequest(5), undefined, key)).status, 200, 'a terminated session freed its place')
+})
+
+interface Issuer {
+  readonly jwksUrl: string
+  readonly publicKeyPem: string
+  sign (claims: Record<string, unknown>, options?: { expiresIn?: string, issuer?: string, audience?: string, key?: CryptoKey }): Promise<string>
+  readonly otherKey: CryptoKey
+}
+
+/** Our own signing keys and a JWKS endpoint on port 0. */
+async function withIssuer (t: Teardown): Promise<Issuer> {
+  const { publicKey, privateKey } = await generateKeyPair('RS256', { extractable: true })
+  const other = await generateKeyPair('RS256')
+  const jwk = { ...await exportJWK(publicKey), kid: 'test-key', alg: 'RS256', use: 'sig' }
+  const server = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json' })
+    response.end(JSON.stringify({ keys: [jwk] }))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  return {
+    jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`,
+    publicKeyPem: await exportSPKI(publicKey),
+    otherKey: other.privateKey,
+    sign: async (claims, options = {}) => await new SignJWT(claims)
+      .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
+      .setIssuedAt()
+      .setIssuer(options.issuer ?? ISSUER)
+      .setAudience(options.audience ?? AUDIENCE)
+      .setExpirationTime(options.expiresIn ?? '5m')
+      .sign(options.key ?? privateKey)
+  }
+}
+
+for (const keySource of ['jwksUrl', 'publicKey'] as const) {
+  t.test(`JWT binding (${keySource}): verified on every request; a refreshed token keeps the session`, async (t) => {
+    const issuer = await withIssuer(t)
+    const upstream = await withUpstream(t, { responseMode: 'json' })
+    const jwt = { issuer: ISSUER, audience: AUDIENCE, ...(keySource === 'jwksUrl' ? { jwksUrl: issuer.jwksUrl } : { publicKey: issuer.publicKeyPem }) }
+    const gateway = await withGateway(t, { config: { ...redisSection('redis', redis, `jwt-${keySource}:`), sessions: { binding: { jwt } }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+    const url = `${gateway.origin}/mcp`
+
+    const aliceToken = await issuer.sign({ sub: 'alice', jti: 'first' })
+    const sessionId = await openAs(url, `Bearer ${aliceToken}`)
+    t.equal((await post(url, toolsList, sessionId, { authorization: `Bearer ${aliceToken}` })).status, 200)
+
+    const refreshed = await issuer.sign({ sub: 'alice', jti: 'refreshed' }, { expiresIn: '10m' })
+    t.not(refreshed, aliceToken)
+    t.equal((await post(url, toolsList, sessionId, { authorization: `Bearer ${refreshed}` })).status, 200, 'a refreshed token for the same subject keeps the session')
+    t.equal((await post(url, toolsList, sessionId, { authorization: `Bearer ${await issuer.sign({ sub: 'bob' })}` })).status, 404, 'another subject: 404')
+
+    const refusals: Array<[string, Record<string, string>, RegExp]> = [
+      ['no token', {}, /^Bearer realm="mcp-session-gateway"$/],
+      ['not a bearer token', { authorization: 'Basic YWxpY2U6cHc=' }, /^Bearer realm/],
+      ['garbage', { authorization: 'Bearer not.a.jwt' }, /error="invalid_token"/],
+      ['expired', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { expiresIn: '-1m' })}` }, /expired/],
+      ['wrong issuer', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { issuer: 'https://evil.test' })}` }, /iss claim/],
+      ['wrong audience', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { audience: 'someone-else' })}` }, /aud claim/],
+      ['wrong signature', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { key: issuer.otherKey })}` }, /invalid_token/],
+      ['no sub claim', { authorization: `Bearer ${await issuer.sign({ name: 'alice' })}` }, /no sub claim/]
+    ]
+    for (const [name, headers, challenge] of refusals) {
+      for (const target of [{ body: toolsList, sessionId }, { body: initializeRequest(9), sessionId: undefined }]) {
+        const answer = await post(url, target.body, target.sessionId, headers)
+        t.equal(answer.status, 401, `${name}: 401`)
+        t.match(answer.headers.get('www-authenticate'), challenge, `${name}: WWW-Authenticate`)
+        t.equal(answer.headers.get('mcp-session-id'), null)
+      }
+    }
+    const logs = gateway.rawLogs.join('\n')
+    t.notMatch(logs, aliceToken.slice(-20), 'tokens are never logged')
+    t.notMatch(logs, refreshed.slice(-20))
+  })
+}
+
+t.test('JWT binding: a JWKS that cannot be fetched is a 503, not a 401', async (t) => {
+  const issuer = await withIssuer(t)
+  const upstream = await withUpstream(t, { responseMode: 'json' })
+  const gateway = await withGateway(t, {
+    config: { sessions: { binding: { jwt: { jwksUrl: 'http://127.0.0.1:1/jwks.json', issuer: ISSUER, audience: AUDIENCE } } }, routes: [{ path: '/mcp', upstream: upstream.url }] }
+  })
+  const answer = await post(`${gateway.origin}/mcp`, initializeRequest(1), undefined, { authorization: `Bearer ${await issuer.sign({ sub: 'alice' })}` })
+  t.equal(answer.status, 503)
+  t.match(JSON.parse(answer.text), { error: { message: /jwksUrl/ } })
+})
