@@ -1,15 +1,20 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage } from 'node:http'
 import type { DestinationStream } from 'pino'
 import { pino } from 'pino'
+import { adminApi } from './admin/admin-api.js'
 import type { GatewayConfig } from './config/validate-config.js'
 import { GatewayError } from './errors.js'
 import { loggerOptions, resolveLogLevel } from './logging/logger-options.js'
-import { adminApi } from './admin/admin-api.js'
+import { instrumentSessionStore } from './observability/instrumented-session-store.js'
+import { createGatewayMetrics, rpcMethodLabel, type GatewayMetrics } from './observability/metrics.js'
+import { createTracing, type Tracing } from './observability/tracing.js'
 import { mcpRoute } from './proxy/mcp-route.js'
 import { newRequestContext } from './proxy/request-context.js'
+import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { resolveOriginPolicy } from './security/origin-guard.js'
 import { createPrincipalResolver } from './security/principal.js'
-import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { createSessionStore } from './sessions/create-session-store.js'
 import { shortSessionId } from './sessions/session-id.js'
 import type { SessionStore } from './sessions/session-store.js'
@@ -26,7 +31,19 @@ export interface BuildGatewayOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     sessionStore: SessionStore
+    metrics: GatewayMetrics
+    tracing: Tracing
+    /** The separate metrics server when `metrics.port` is set. */
+    metricsServer: FastifyInstance | null
   }
+}
+
+/** An incoming x-request-id is kept only when it is short visible ASCII: it ends up in every log line. */
+const acceptableRequestId = /^[\x21-\x7e]{1,128}$/
+
+function requestIdOf (request: IncomingMessage): string {
+  const incoming = request.headers['x-request-id']
+  return typeof incoming === 'string' && acceptableRequestId.test(incoming) ? incoming : randomUUID()
 }
 
 /** Turns anything thrown while serving a request into one of our coded errors. */
@@ -41,6 +58,12 @@ function toGatewayError (error: FastifyError | Error): GatewayError {
   return new GatewayError('MCPGW_INTERNAL_ERROR', { cause: error })
 }
 
+async function metricsEndpoint (app: FastifyInstance, metrics: GatewayMetrics, path: string): Promise<void> {
+  app.get(path, async function serveMetrics (_request, reply) {
+    return await reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
+  })
+}
+
 export async function buildGateway (config: GatewayConfig, options: BuildGatewayOptions = {}): Promise<FastifyInstance> {
   const level = resolveLogLevel(config.log.level, options.env ?? process.env)
   const logger: FastifyBaseLogger = pino(loggerOptions(level), options.logDestination ?? pino.destination(1))
@@ -49,34 +72,52 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     // One line per request, written by logRequest below, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
-    requestIdHeader: 'x-request-id',
+    genReqId: requestIdOf,
     bodyLimit: config.limits.maxBodyBytes,
     return503OnClosing: true,
     // request.ip from X-Forwarded-For only behind proxies the operator names (rate limit per address).
     trustProxy: typeof config.listen.trustProxy === 'boolean' ? config.listen.trustProxy : [...config.listen.trustProxy]
   })
 
-  const store = options.store ?? createSessionStore(config, app.log)
+  const metrics = createGatewayMetrics()
+  const tracing = createTracing(config.tracing)
+  const store = instrumentSessionStore(options.store ?? createSessionStore(config, app.log), metrics)
+  store.onExpired((reason) => { metrics.sessionsTerminated.inc({ reason }) })
   app.decorate('sessionStore', store)
+  app.decorate('metrics', metrics)
+  app.decorate('tracing', tracing)
+  app.decorate('metricsServer', null)
   app.decorateRequest('mcp', null as never)
-  app.addHook('onRequest', async function attachRequestContext (request) {
+
+  app.addHook('onRequest', async function attachRequestContext (request, reply) {
     request.mcp = newRequestContext()
     request.mcp.route = request.routeOptions.url
+    reply.header('x-request-id', request.id)
   })
-  app.addHook('onResponse', async function logRequest (request, reply) {
+  app.addHook('onResponse', async function recordRequest (request, reply) {
     const context = request.mcp
+    const status = reply.statusCode
     request.log.info({
       route: context.route,
       httpMethod: request.method,
       rpcMethod: context.rpcMethod,
       era: context.era,
-      status: reply.statusCode,
+      status,
       durationMs: Math.round(reply.elapsedTime * 100) / 100,
       session: context.sessionId === undefined ? undefined : shortSessionId(context.sessionId),
       principal: context.principal?.slice(0, 8),
       outcome: context.outcome,
       error: context.errorCode
     }, 'request completed')
+    const route = context.route ?? 'unmatched'
+    metrics.requests.inc({ route, status: String(status), rpc_method: rpcMethodLabel(context.rpcMethod) })
+    if (status >= 400 && status < 500 && context.errorCode !== undefined) metrics.refusals.inc({ status: String(status), cause: context.errorCode })
+  })
+  app.addHook('onClose', async function closeResources () {
+    await app.metricsServer?.close()
+    await tracing.close()
+    // A store passed in by the caller belongs to the caller.
+    if (options.store === undefined) await store.close()
   })
   app.addHook('onReady', async function waitForSessionStore () {
     // Without this, the first requests after start-up would find Redis still connecting and get 503.
@@ -85,10 +126,6 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     await store.ready().catch((error: unknown) => {
       app.log.warn({ err: error }, 'session store not reachable yet: answering 503 until it is')
     })
-  })
-  app.addHook('onClose', async function closeSessionStore () {
-    // A store passed in by the caller belongs to the caller.
-    if (options.store === undefined) await store.close()
   })
 
   app.setErrorHandler(function handleError (error: FastifyError, request, reply) {
@@ -108,8 +145,21 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'session store unavailable' })
   })
 
+  if (config.metrics.enabled && config.metrics.port === null) {
+    await metricsEndpoint(app, metrics, config.metrics.path)
+  } else if (config.metrics.enabled && config.metrics.port !== null) {
+    // Metrics on their own port: scrapable from inside the cluster without exposing them with MCP.
+    const metricsServer = Fastify({ loggerInstance: logger.child({ server: 'metrics' }), logController: new LogController({ disableRequestLogging: true }) })
+    await metricsEndpoint(metricsServer, metrics, config.metrics.path)
+    const port = config.metrics.port
+    app.metricsServer = metricsServer
+    app.addHook('onListen', async function listenForMetrics () {
+      await metricsServer.listen({ host: config.metrics.host, port })
+    })
+  }
+
   if (config.admin !== null) {
-    await app.register(adminApi, { token: config.admin.token, store, binding: config.sessions.binding })
+    await app.register(adminApi, { token: config.admin.token, store, binding: config.sessions.binding, metrics })
   }
 
   const originPolicy = resolveOriginPolicy(config.security, config.listen.host)
@@ -121,7 +171,9 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       maxBodyBytes: config.limits.maxBodyBytes,
       originPolicy,
       principalResolver,
-      initializePerMinute: config.limits.initializePerMinute
+      initializePerMinute: config.limits.initializePerMinute,
+      metrics,
+      tracing
     })
   }
   return app

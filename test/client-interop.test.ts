@@ -1,4 +1,5 @@
 import t from 'tap'
+import { isWellFormedSessionId } from '../src/sessions/session-id.js'
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client'
 import { Client as ClientV1 } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport as TransportV1 } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
@@ -49,7 +50,7 @@ t.test('v2 client (default legacy negotiation): a whole session with a streamed 
   client.setNotificationHandler('notifications/message', (notification) => { logged.push(notification.params.data) })
   await client.connect(transport)
   const sessionId = transport.sessionId as string
-  t.equal(sessionId.length, 32)
+  t.ok(isWellFormedSessionId(sessionId))
   t.ok(await sessionLive(sessionId))
   t.ok((await client.listTools()).tools.some((tool) => tool.name === 'stream-two-messages'))
   const result = await client.callTool({ name: 'stream-two-messages', arguments: { gapMs: 50 } })

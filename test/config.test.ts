@@ -32,6 +32,8 @@ t.test('a minimal config gets every named default', async (t) => {
     security: { allowedOrigins: null, allowedHosts: null },
     admin: null,
     shutdownGrace: DEFAULT_SHUTDOWN_GRACE_MS,
+    metrics: { enabled: true, path: '/metrics', port: null, host: DEFAULT_LISTEN_HOST },
+    tracing: null,
     routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject' }]
   })
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]) && Object.isFrozen(config.sessions), 'deeply frozen')
@@ -204,6 +206,10 @@ t.test('every invalid config names the exact path', async (t) => {
     ['shutdownGrace', { ...minimal, shutdownGrace: 30 }, /^shutdownGrace: must be a duration/],
     ['admin route path', { routes: [{ path: '/admin/x', upstream: 'http://x/mcp' }] }, /^routes\[0\]\.path: \/admin\/x is reserved/],
     ['trustProxy type', { ...minimal, listen: { trustProxy: 'maybe' } }, /^listen\.trustProxy: must be true or false/],
+    ['metrics path', { ...minimal, metrics: { path: 'metrics' } }, /^metrics\.path: must start with "\/"/],
+    ['metrics path clash', { routes: [{ path: '/stats', upstream: 'http://x/mcp' }], metrics: { path: '/stats' } }, /^routes\[0\]\.path: \/stats is served by metrics\.path/],
+    ['tracing endpoint', { ...minimal, tracing: { otlpEndpoint: 'collector:4318' } }, /^tracing\.otlpEndpoint: must/],
+    ['tracing ratio', { ...minimal, tracing: { otlpEndpoint: 'http://c:4318/v1/traces', sampleRatio: 2 } }, /^tracing\.sampleRatio: must be a number from 0 to 1/],
     ['body limit type', { ...minimal, limits: { maxBodyBytes: '4MiB' } }, /^limits\.maxBodyBytes: must be an integer/]
   ]
   for (const [name, raw, message] of cases) {

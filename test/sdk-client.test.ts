@@ -1,4 +1,5 @@
 import t from 'tap'
+import { isWellFormedSessionId } from '../src/sessions/session-id.js'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { redisSection, storeKinds, withGateway, withRedis, withUpstream } from './helpers/fixtures.js'
@@ -21,7 +22,7 @@ for (const kind of storeKinds) {
       t.teardown(() => client.close())
       await client.connect(transport)
       const sessionId = transport.sessionId
-      t.ok(sessionId !== undefined && sessionId.length === 32, 'the client holds the gateway-minted id')
+      t.ok(sessionId !== undefined && isWellFormedSessionId(sessionId), 'the client holds the gateway-minted id')
       t.equal(client.getServerVersion()?.name, 'demo-upstream')
 
       const tools = await client.listTools()

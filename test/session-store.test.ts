@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { validateConfig, type RedisConfig } from '../src/config/validate-config.js'
 import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
 import { RedisSessionStore } from '../src/sessions/redis-session-store.js'
-import { isWellFormedSessionId, mintSessionId, shortSessionId } from '../src/sessions/session-id.js'
+import { isWellFormedSessionId, mintSessionId, sessionIdCreatedAt, shortSessionId } from '../src/sessions/session-id.js'
 import type { SessionStore, SessionTimeouts } from '../src/sessions/session-store.js'
 import { withRedis } from './helpers/fixtures.js'
 import type { TestRedis } from './helpers/redis-server.js'
@@ -235,9 +235,12 @@ t.test('session ids', async (t) => {
     t.ok(isWellFormedSessionId(id), 'well formed')
     t.ok([...id].every((character) => character.charCodeAt(0) >= 0x21 && character.charCodeAt(0) <= 0x7e), 'visible ASCII only')
   }
-  t.equal(mintSessionId().length, 32, '24 random bytes = 192 bits')
+  t.match(mintSessionId(), /^[A-Za-z0-9_-]{32}\.[0-9a-z]+$/, '24 random bytes (192 bits), then the creation time')
   t.notOk(isWellFormedSessionId('x'.repeat(33)))
   t.notOk(isWellFormedSessionId('x'.repeat(31) + ' '))
+  t.notOk(isWellFormedSessionId('x'.repeat(32)), 'the creation time is part of the id')
+  const before = Date.now()
+  t.ok(Math.abs(sessionIdCreatedAt(mintSessionId()) - before) < 1000, 'the creation time reads back')
   t.notOk(isWellFormedSessionId(''))
   t.equal(shortSessionId('abcdefghijklmnopqrstuvwxyz012345'), 'abcdefgh…')
 })

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { SessionBinding } from '../config/validate-config.js'
+import type { GatewayMetrics } from '../observability/metrics.js'
 import { GatewayError } from '../errors.js'
 import { hashPrincipal } from '../security/principal.js'
 import type { SessionRecord, SessionStore } from '../sessions/session-store.js'
@@ -23,6 +24,7 @@ export interface AdminApiOptions {
   readonly token: string
   readonly store: SessionStore
   readonly binding: SessionBinding
+  readonly metrics: GatewayMetrics
 }
 
 const DEFAULT_PAGE_SIZE = 100
@@ -48,7 +50,7 @@ interface ListQuery { cursor?: string, limit?: string, route?: string, principal
 
 export async function adminApi (fastify: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const expected = digest(options.token)
-  const { store, binding } = options
+  const { store, binding, metrics } = options
 
   fastify.addHook('onRequest', async function requireAdminToken (request) {
     const header = request.headers.authorization
@@ -81,6 +83,7 @@ export async function adminApi (fastify: FastifyInstance, options: AdminApiOptio
 
   fastify.delete('/admin/sessions/:id', async function terminateSession (request: FastifyRequest<{ Params: { id: string } }>, reply) {
     if (!await store.terminateAny(request.params.id)) throw new GatewayError('MCPGW_ADMIN_SESSION_NOT_FOUND')
+    metrics.sessionsTerminated.inc({ reason: 'admin' })
     request.mcp.outcome = 'session terminated by admin'
     return reply.code(204).send()
   })
@@ -89,6 +92,7 @@ export async function adminApi (fastify: FastifyInstance, options: AdminApiOptio
     const principal = principalOf(request.query.principal)
     if (principal === undefined) throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'DELETE /admin/sessions needs ?principal=' })
     const terminated = await store.terminatePrincipal(principal)
+    metrics.sessionsTerminated.inc({ reason: 'admin' }, terminated)
     request.mcp.outcome = `${terminated} sessions terminated by admin`
     return { terminated }
   })

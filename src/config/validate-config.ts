@@ -29,7 +29,7 @@ export const MIN_ADMIN_TOKEN_LENGTH = 16
 export const DEFAULT_ROUTE_TIMEOUT_MS = 5 * 60 * 1000
 
 /** Paths the gateway serves itself; a route cannot take them. */
-export const reservedPaths = ['/healthz', '/readyz'] as const
+export const reservedPaths = ['/healthz', '/readyz', '/metrics'] as const
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof logLevels[number]
@@ -91,6 +91,14 @@ export interface RedisConfig {
   readonly waitTimeout: number
 }
 
+export interface TracingConfig {
+  /** OTLP/HTTP traces endpoint, e.g. http://otel-collector:4318/v1/traces */
+  readonly otlpEndpoint: string
+  readonly serviceName: string
+  /** Share of new traces recorded (a caller's sampled flag is honoured). */
+  readonly sampleRatio: number
+}
+
 /** Where a session's principal comes from (issue #5). */
 export type SessionBinding =
   | { readonly kind: 'none' }
@@ -135,6 +143,10 @@ export interface GatewayConfig {
   readonly admin: { readonly token: string } | null
   /** Milliseconds SIGTERM waits for requests in flight (streams included) before closing them. */
   readonly shutdownGrace: number
+  /** null: no tracing (the default). */
+  readonly tracing: TracingConfig | null
+  /** Prometheus metrics: served at `path` on the listen port, or on its own `port` when set. */
+  readonly metrics: { readonly enabled: boolean, readonly path: string, readonly port: number | null, readonly host: string }
   readonly security: SecurityConfig
   readonly routes: readonly RouteConfig[]
 }
@@ -340,6 +352,31 @@ function validateLimits (value: unknown): GatewayConfig['limits'] {
   }
 }
 
+function validateMetrics (value: unknown, listenHost: string): GatewayConfig['metrics'] {
+  const section = readSection(value, 'metrics', ['enabled', 'path', 'port', 'host'])
+  const path = readString(section.path, 'metrics.path', '/metrics')
+  if (!path.startsWith('/')) fail('metrics.path', `must start with "/", got ${JSON.stringify(path)}`)
+  return {
+    enabled: readBoolean(section.enabled, 'metrics.enabled', true),
+    path,
+    port: section.port === undefined || section.port === null ? null : readInteger(section.port, 'metrics.port', 0, 0, 65535),
+    host: readString(section.host, 'metrics.host', listenHost)
+  }
+}
+
+function validateTracing (value: unknown): TracingConfig | null {
+  if (value === undefined || value === null) return null
+  const section = readSection(value, 'tracing', ['otlpEndpoint', 'serviceName', 'sampleRatio'])
+  if (section.otlpEndpoint === undefined || section.otlpEndpoint === '') return null
+  const sampleRatio = section.sampleRatio === undefined ? 1 : section.sampleRatio
+  if (typeof sampleRatio !== 'number' || sampleRatio < 0 || sampleRatio > 1) fail('tracing.sampleRatio', `must be a number from 0 to 1, got ${describe(sampleRatio)}`)
+  return {
+    otlpEndpoint: readUrl(section.otlpEndpoint, 'tracing.otlpEndpoint', ['http:', 'https:']),
+    serviceName: readString(section.serviceName, 'tracing.serviceName', 'mcp-session-gateway'),
+    sampleRatio
+  }
+}
+
 function validateAdmin (value: unknown): GatewayConfig['admin'] {
   if (value === undefined || value === null) return null
   const section = readSection(value, 'admin', ['token'])
@@ -424,9 +461,14 @@ function deepFreeze<T> (value: T): T {
 }
 
 export function validateConfig (raw: unknown): GatewayConfig {
-  const root = readSection(raw, '', ['listen', 'log', 'redis', 'sessions', 'limits', 'security', 'admin', 'shutdownGrace', 'routes'])
+  const root = readSection(raw, '', ['listen', 'log', 'redis', 'sessions', 'limits', 'security', 'admin', 'shutdownGrace', 'metrics', 'tracing', 'routes'])
+  const listen = validateListen(root.listen)
+  const metrics = validateMetrics(root.metrics, listen.host)
+  const routes = validateRoutes(root.routes)
+  const clash = routes.findIndex((route) => metrics.port === null && route.path === metrics.path)
+  if (clash !== -1) fail(`routes[${clash}].path`, `${metrics.path} is served by metrics.path`)
   return deepFreeze({
-    listen: validateListen(root.listen),
+    listen,
     log: validateLog(root.log),
     redis: validateRedis(root.redis),
     sessions: validateSessions(root.sessions),
@@ -434,6 +476,8 @@ export function validateConfig (raw: unknown): GatewayConfig {
     security: validateSecurity(root.security),
     admin: validateAdmin(root.admin),
     shutdownGrace: readDuration(root.shutdownGrace, 'shutdownGrace', DEFAULT_SHUTDOWN_GRACE_MS),
-    routes: validateRoutes(root.routes)
+    metrics,
+    tracing: validateTracing(root.tracing),
+    routes
   })
 }

@@ -4,6 +4,8 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { RouteConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
+import type { GatewayMetrics } from '../observability/metrics.js'
+import type { Tracing } from '../observability/tracing.js'
 import { inspectInitializeResponse, mediaType } from '../mcp/initialize-response.js'
 import { parseClientPost, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
 import { classifyPost, namesModernVersion } from '../mcp/modern-request.js'
@@ -30,6 +32,8 @@ export interface McpRouteOptions {
   readonly principalResolver: PrincipalResolver | null
   /** initialize requests per minute per principal (or client address); 0: unlimited. */
   readonly initializePerMinute: number
+  readonly metrics: GatewayMetrics
+  readonly tracing: Tracing
 }
 
 const RATE_LIMIT_WINDOW_MS = 60_000
@@ -43,11 +47,15 @@ interface UpstreamResponse {
 }
 
 /**
- * The client's session id is ours; the stateless upstream never sees it (issue #2, rule 5). On a
- * modern request the header means nothing and is dropped the same way (2026-07-28: "ignore it").
+ * Headers on their way up. The client's session id is ours; the stateless upstream never sees it
+ * (issue #2, rule 5); on a modern request it means nothing and is dropped the same way (2026-07-28:
+ * "ignore it"). The request id and, with tracing, the trace context go along (issue #7).
  */
-function withoutSessionHeader (_request: unknown, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp'>, headers: IncomingHttpHeaders): IncomingHttpHeaders {
   delete headers[SESSION_HEADER]
+  headers['x-request-id'] = request.id
+  const span = request.mcp.span
+  if (span !== undefined) Object.assign(headers, span.propagationHeaders())
   return headers
 }
 
@@ -94,7 +102,7 @@ function checkBatchAllowed (post: ClientPost, session: LiveSession): void {
 const postOnly = { allow: 'POST' }
 
 export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptions): Promise<void> {
-  const { route, store } = options
+  const { route, store, metrics, tracing } = options
   const upstream = new URL(route.upstream)
   const upstreamSource = upstream.pathname + upstream.search
 
@@ -109,6 +117,19 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   fastify.removeAllContentTypeParsers()
   fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, function keepRawBody (_request, body, done) {
     done(null, body)
+  })
+
+  fastify.addHook('onRequest', async function startTraceSpan (request) {
+    request.mcp.span = tracing.startRequestSpan(request.method, route.path, request.headers)
+  })
+  fastify.addHook('onResponse', async function endTraceSpan (request, reply) {
+    const span = request.mcp.span
+    if (span === undefined) return
+    if (request.mcp.rpcMethod !== undefined) span.setAttribute('mcp.method', request.mcp.rpcMethod)
+    span.setAttribute('mcp.era', request.mcp.era)
+    if (request.mcp.outcome !== undefined) span.setAttribute('mcp.session.outcome', request.mcp.outcome)
+    if (request.mcp.errorCode !== undefined) span.setAttribute('mcp.gateway.error', request.mcp.errorCode)
+    span.end(reply.statusCode)
   })
 
   fastify.addHook('onRequest', async function checkOriginAndHost (request) {
@@ -154,15 +175,23 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
 
   function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void): FastifyReply {
     const body = request.body as Buffer | undefined
+    const started = performance.now()
     return reply.from(upstreamSource, {
       ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/json' }),
-      rewriteRequestHeaders: withoutSessionHeader,
+      rewriteRequestHeaders: upstreamRequestHeaders,
       rewriteHeaders: rewriteUpstreamHeaders,
       onResponse: (_request, _reply, response) => {
+        const seconds = (performance.now() - started) / 1000
+        metrics.upstreamDuration.observe({ route: route.path }, seconds)
+        request.mcp.span?.setAttribute('mcp.upstream.duration_ms', Math.round(seconds * 100_000) / 100)
         if (onResponse === undefined) reply.send(response.stream)
         else onResponse(response as unknown as UpstreamResponse)
       },
-      onError: (_reply, { error }) => { sendGatewayError(reply, upstreamFailure(error)) }
+      onError: (_reply, { error }) => {
+        const failure = upstreamFailure(error)
+        metrics.upstreamErrors.inc({ route: route.path, kind: failure.code === 'MCPGW_UPSTREAM_TIMEOUT' ? 'timeout' : 'unreachable' })
+        sendGatewayError(reply, failure)
+      }
     })
   }
 
@@ -209,6 +238,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     }
     request.mcp.sessionId = sessionId
     request.mcp.outcome = 'session created'
+    metrics.sessionsCreated.inc({ route: route.path })
     reply.header(SESSION_HEADER, sessionId)
     reply.send(inspected.body)
   }
@@ -260,6 +290,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     checkLegacyVersionHeader(request)
     if (!await store.terminate(sessionId, { route: route.path, principal: request.mcp.principal })) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     request.mcp.outcome = 'session terminated'
+    metrics.sessionsTerminated.inc({ reason: 'delete' })
     return reply.code(204).send()
   })
 

@@ -1,4 +1,5 @@
 import type { JsonRpcId } from '../errors.js'
+import type { RequestSpan } from '../observability/tracing.js'
 
 /** What the gateway learns about a request while serving it; read by the request log line. */
 export interface McpRequestContext {
@@ -18,6 +19,8 @@ export interface McpRequestContext {
   outcome: string | undefined
   /** MCPGW_* code when the gateway answered with an error. */
   errorCode: string | undefined
+  /** The request's trace span, when tracing is on. */
+  span: RequestSpan | undefined
 }
 
 declare module 'fastify' {
@@ -27,5 +30,5 @@ declare module 'fastify' {
 }
 
 export function newRequestContext (): McpRequestContext {
-  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined }
+  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined, span: undefined }
 }

@@ -13,6 +13,7 @@ export function createSessionStore (config: GatewayConfig, log: FastifyBaseLogge
   return new RedisSessionStore({
     ...config.sessions,
     redis: config.redis,
-    onConnectionError: (error) => { log.warn({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'redis connection error') }
+    onConnectionError: (error) => { log.warn({ err: { message: error.message, code: (error as NodeJS.ErrnoException).code } }, 'redis connection error') },
+    onExpiryEventsUnavailable: (detail) => { log.warn({ detail }, 'idle and lifetime expiries are not counted in mcpgw_sessions_terminated_total') }
   })
 }

@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js'
 import type {
-  ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
+  ExpiryReason, ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
 } from './session-store.js'
 
 interface MemoryEntry {
@@ -26,6 +26,7 @@ export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, MemoryEntry>()
   readonly #rateWindows = new Map<string, { count: number, resetsAt: number }>()
   readonly #sweepTimer: NodeJS.Timeout
+  readonly #expiryListeners: Array<(reason: ExpiryReason) => void> = []
 
   constructor (timeouts: SessionTimeouts, now: () => number = Date.now) {
     this.#timeouts = timeouts
@@ -109,6 +110,10 @@ export class MemorySessionStore implements SessionStore {
     return { allowed: window.count <= limit, resetInMs: window.resetsAt - now }
   }
 
+  onExpired (listener: (reason: ExpiryReason) => void): void {
+    this.#expiryListeners.push(listener)
+  }
+
   isAvailable (): boolean {
     return true
   }
@@ -125,8 +130,14 @@ export class MemorySessionStore implements SessionStore {
     const entry = this.#sessions.get(id)
     if (entry === undefined) return undefined
     if (entry.expiresAt > this.#now()) return entry
-    this.#sessions.delete(id)
+    this.#expire(id, entry)
     return undefined
+  }
+
+  #expire (id: string, entry: MemoryEntry): void {
+    this.#sessions.delete(id)
+    const reason: ExpiryReason = entry.expiresAt >= entry.deadline ? 'lifetime' : 'idle'
+    for (const listener of this.#expiryListeners) listener(reason)
   }
 
   /** The live entry only if `principal` owns it: a bound session is invisible to anyone else. */
@@ -138,7 +149,7 @@ export class MemorySessionStore implements SessionStore {
   #sweep (): void {
     const now = this.#now()
     for (const [id, entry] of this.#sessions) {
-      if (entry.expiresAt <= now) this.#sessions.delete(id)
+      if (entry.expiresAt <= now) this.#expire(id, entry)
     }
     for (const [key, window] of this.#rateWindows) {
       if (window.resetsAt <= now) this.#rateWindows.delete(key)

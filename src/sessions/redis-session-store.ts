@@ -2,8 +2,10 @@ import type { ChainableCommander } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import { createRedisClient, scanKeys, type RedisClient } from './redis-client.js'
+import { listenForExpiries, type ExpiryListener } from './redis-expiry-listener.js'
+import { SESSION_ID_SOURCE } from './session-id.js'
 import type {
-  ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
+  ExpiryReason, ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
 } from './session-store.js'
 
 /*
@@ -102,16 +104,19 @@ export interface RedisSessionStoreOptions extends SessionTimeouts {
   readonly redis: RedisConfig
   /** Called on connection errors; ioredis keeps reconnecting by itself (jittered backoff). */
   readonly onConnectionError?: (error: Error) => void
+  /** Told when expiries cannot be counted (see redis-expiry-listener.ts). */
+  readonly onExpiryEventsUnavailable?: (detail: string) => void
 }
 
-const SESSION_ID_SUFFIX = /([A-Za-z0-9_-]{32})$/
-const BOUND_SESSION_KEY = /session:\{([^}]*)\}:[A-Za-z0-9_-]{32}$/
+const SESSION_ID_SUFFIX = new RegExp(`(${SESSION_ID_SOURCE})$`)
+const BOUND_SESSION_KEY = new RegExp(`session:\\{([^}]*)\\}:${SESSION_ID_SOURCE}$`)
 
 export class RedisSessionStore implements SessionStore {
   readonly #redis: RedisWithScripts
   readonly #options: RedisSessionStoreOptions
   readonly #config: RedisConfig
   #closing: Promise<void> | undefined
+  #expiryListener: Promise<ExpiryListener | undefined> | undefined
 
   constructor (options: RedisSessionStoreOptions) {
     this.#options = options
@@ -255,6 +260,20 @@ export class RedisSessionStore implements SessionStore {
     return { allowed: count <= limit, resetInMs: Math.max(0, resetInMs) }
   }
 
+  onExpired (listener: (reason: ExpiryReason) => void): void {
+    this.#expiryListener = this.ready().then(async () => await listenForExpiries({
+      client: this.#redis,
+      keyPrefix: this.#config.keyPrefix,
+      maxLifetime: this.#options.maxLifetime,
+      idleTimeout: this.#options.idleTimeout,
+      onExpired: listener,
+      onUnavailable: (detail) => this.#options.onExpiryEventsUnavailable?.(detail)
+    })).catch((error: unknown) => {
+      this.#options.onExpiryEventsUnavailable?.(`cannot subscribe to expiry events: ${(error as Error).message}`)
+      return undefined
+    })
+  }
+
   isAvailable (): boolean {
     return this.#redis.status === 'ready'
   }
@@ -266,6 +285,7 @@ export class RedisSessionStore implements SessionStore {
    */
   async close (): Promise<void> {
     this.#closing ??= (async () => {
+      (await this.#expiryListener)?.close()
       const quit = this.#redis.quit().catch(() => undefined)
       let timer: NodeJS.Timeout | undefined
       const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#config.commandTimeout) })

@@ -2,16 +2,21 @@ import { randomBytes } from 'node:crypto'
 
 /*
  * Session ids (SPEC-NOTES, legacy rule 2): globally unique, cryptographically random, visible ASCII
- * only. 24 random bytes (192 bits) in base64url give 32 characters from [A-Za-z0-9_-], all inside
- * 0x21-0x7E and safe in a header, a log field and a Redis key.
+ * only. 24 random bytes (192 bits) in base64url give 32 characters from [A-Za-z0-9_-]; then a dot
+ * and the creation time in base36 milliseconds. All inside 0x21-0x7E, safe in a header, a log field
+ * and a Redis key. The creation time lets any replica tell, when Redis reports a session's key as
+ * expired, whether its idle timeout or its max lifetime ended it (metrics, issue #7): the key's data
+ * is gone by then. It reveals nothing a client did not already know.
  */
 const SESSION_ID_BYTES = 24
-export const SESSION_ID_LENGTH = 32
 
-const sessionIdPattern = /^[A-Za-z0-9_-]{32}$/
+const sessionIdPattern = /^[A-Za-z0-9_-]{32}\.[0-9a-z]{8,10}$/
 
-export function mintSessionId (): string {
-  return randomBytes(SESSION_ID_BYTES).toString('base64url')
+/** The id pattern without anchors, for finding ids inside Redis keys. */
+export const SESSION_ID_SOURCE = '[A-Za-z0-9_-]{32}\\.[0-9a-z]{8,10}'
+
+export function mintSessionId (createdAt: number = Date.now()): string {
+  return `${randomBytes(SESSION_ID_BYTES).toString('base64url')}.${createdAt.toString(36)}`
 }
 
 /**
@@ -22,7 +27,12 @@ export function isWellFormedSessionId (id: string): boolean {
   return sessionIdPattern.test(id)
 }
 
-/** What logs show of an id: enough to correlate lines, far too little to use (8 of 32 characters). */
+/** When the session was minted (ms since the epoch, by the minting gateway's clock). */
+export function sessionIdCreatedAt (id: string): number {
+  return parseInt(id.slice(id.indexOf('.') + 1), 36)
+}
+
+/** What logs show of an id: enough to correlate lines, far too little to use (8 of 32 random characters). */
 export function shortSessionId (id: string): string {
   return `${id.slice(0, 8)}…`
 }

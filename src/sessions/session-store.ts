@@ -64,6 +64,9 @@ export interface RateLimitResult {
   readonly resetInMs: number
 }
 
+/** Why a session ended without anyone ending it. */
+export type ExpiryReason = 'idle' | 'lifetime'
+
 export interface SessionStore {
   /**
    * Stores a new session under `id`. Resolves once the session is durable in the store. Throws
@@ -90,6 +93,11 @@ export interface SessionStore {
   list (options: ListSessionsOptions): Promise<SessionPage>
   /** Counts one event for `key` in a fixed window shared by every gateway instance. */
   consumeRateLimit (key: string, limit: number, windowMs: number): Promise<RateLimitResult>
+  /**
+   * Calls `listener` once per session that expired (idle timeout or max lifetime), across all
+   * gateway instances sharing the store: each expiry is reported by exactly one instance.
+   */
+  onExpired (listener: (reason: ExpiryReason) => void): void
   /** Whether the store can serve requests right now (readiness). */
   isAvailable (): boolean
   /** Resolves once the store can serve requests; rejects when it cannot within its connect timeout. */

@@ -1,0 +1,48 @@
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client'
+
+/*
+ * Prometheus metrics (issue #7). Label values are bounded on purpose: a JSON-RPC method comes from
+ * the client, so anything outside the MCP method list is counted as `other` (a client inventing
+ * method names must not create unlimited time series).
+ */
+
+const KNOWN_RPC_METHODS = new Set([
+  'initialize', 'ping', 'tools/list', 'tools/call', 'resources/list', 'resources/read', 'resources/templates/list',
+  'resources/subscribe', 'resources/unsubscribe', 'prompts/list', 'prompts/get', 'completion/complete', 'logging/setLevel',
+  'server/discover', 'subscriptions/listen', 'tasks/get', 'tasks/list', 'tasks/cancel', 'tasks/result', 'batch',
+  'notifications/initialized', 'notifications/cancelled', 'notifications/progress', 'notifications/roots/list_changed'
+])
+
+export function rpcMethodLabel (method: string | undefined): string {
+  if (method === undefined) return 'none'
+  return KNOWN_RPC_METHODS.has(method) ? method : 'other'
+}
+
+export type TerminationReason = 'delete' | 'idle' | 'lifetime' | 'admin'
+
+export interface GatewayMetrics {
+  readonly registry: Registry
+  readonly sessionsCreated: Counter<'route'>
+  readonly sessionsTerminated: Counter<'reason'>
+  readonly requests: Counter<'route' | 'status' | 'rpc_method'>
+  readonly refusals: Counter<'status' | 'cause'>
+  readonly upstreamDuration: Histogram<'route'>
+  readonly upstreamErrors: Counter<'route' | 'kind'>
+  readonly redisDuration: Histogram<'operation' | 'outcome'>
+}
+
+export function createGatewayMetrics (): GatewayMetrics {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
+  return {
+    registry,
+    sessionsCreated: new Counter({ name: 'mcpgw_sessions_created_total', help: 'Sessions minted (initialize answered with a result)', labelNames: ['route'], registers: [registry] }),
+    sessionsTerminated: new Counter({ name: 'mcpgw_sessions_terminated_total', help: 'Sessions ended, by reason: delete (client DELETE), idle, lifetime, admin', labelNames: ['reason'], registers: [registry] }),
+    requests: new Counter({ name: 'mcpgw_requests_total', help: 'Requests answered, by route, HTTP status and JSON-RPC method', labelNames: ['route', 'status', 'rpc_method'], registers: [registry] }),
+    refusals: new Counter({ name: 'mcpgw_refusals_total', help: 'Requests the gateway refused itself (4xx), by status and cause (MCPGW_* code)', labelNames: ['status', 'cause'], registers: [registry] }),
+    upstreamDuration: new Histogram({ name: 'mcpgw_upstream_duration_seconds', help: 'Time until the upstream answered with response headers', labelNames: ['route'], buckets: latencyBuckets, registers: [registry] }),
+    upstreamErrors: new Counter({ name: 'mcpgw_upstream_errors_total', help: 'Upstream failures, by kind: unreachable (502) or timeout (504)', labelNames: ['route', 'kind'], registers: [registry] }),
+    redisDuration: new Histogram({ name: 'mcpgw_redis_duration_seconds', help: 'Session store round trips, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: latencyBuckets, registers: [registry] })
+  }
+}

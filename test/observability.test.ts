@@ -1,0 +1,161 @@
+import t from 'tap'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { startTestRedis } from './helpers/redis-server.js'
+import { freePort } from './helpers/redis-server.js'
+import { withGateway, withUpstream, type Teardown } from './helpers/fixtures.js'
+import { initializeRequest, openSession, post, request } from './helpers/mcp-http.js'
+
+/* Issue #7: metrics, request ids, tracing. */
+
+const toolsList = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
+
+/** The value of one sample line of Prometheus text, 0 when absent. */
+function sample (text: string, name: string, labels: Record<string, string> = {}): number {
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(`${name}{`) && !line.startsWith(`${name} `)) continue
+    if (Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`))) return Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  return 0
+}
+
+async function metricsOf (origin: string, path = '/metrics'): Promise<string> {
+  const answer = await request(`${origin}${path}`, { method: 'GET' })
+  if (answer.status !== 200) throw new Error(`metrics: ${answer.status}`)
+  return answer.text
+}
+
+t.test('metrics: sessions, requests, refusals, upstream and Redis latency, process', async (t) => {
+  const redis = await startTestRedis()
+  t.teardown(() => redis.close())
+  const upstream = await withUpstream(t, { responseMode: 'json' })
+  const gateway = await withGateway(t, { config: { redis: { url: redis.url }, admin: { token: 'observability-admin-token' }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  const url = `${gateway.origin}/mcp`
+  const sessionId = await openSession(url)
+  await post(url, toolsList, sessionId)
+  await post(url, { jsonrpc: '2.0', id: 3, method: 'x-invented/method' }, sessionId)
+  await post(url, toolsList)
+  await request(url, { method: 'DELETE', headers: { 'mcp-session-id': sessionId } })
+  await post(url, toolsList, sessionId)
+  const byAdmin = await openSession(url)
+  await request(`${gateway.origin}/admin/sessions/${byAdmin}`, { method: 'DELETE', headers: { authorization: 'Bearer observability-admin-token' } })
+
+  const text = await metricsOf(gateway.origin)
+  t.equal(sample(text, 'mcpgw_sessions_created_total', { route: '/mcp' }), 2)
+  t.equal(sample(text, 'mcpgw_sessions_terminated_total', { reason: 'delete' }), 1)
+  t.equal(sample(text, 'mcpgw_sessions_terminated_total', { reason: 'admin' }), 1)
+  t.equal(sample(text, 'mcpgw_requests_total', { route: '/mcp', status: '200', rpc_method: 'tools/list' }), 1)
+  t.equal(sample(text, 'mcpgw_requests_total', { route: '/mcp', rpc_method: 'other' }), 1, 'client-invented methods do not create label values')
+  t.equal(sample(text, 'mcpgw_refusals_total', { status: '400', cause: 'MCPGW_SESSION_ID_REQUIRED' }), 1)
+  t.equal(sample(text, 'mcpgw_refusals_total', { status: '404', cause: 'MCPGW_SESSION_NOT_FOUND' }), 1)
+  t.equal(sample(text, 'mcpgw_upstream_duration_seconds_count', { route: '/mcp' }), 4, 'two initializes and two forwarded calls')
+  t.equal(sample(text, 'mcpgw_redis_duration_seconds_count', { operation: 'touch', outcome: 'ok' }), 3, 'one Redis round trip per session request')
+  t.equal(sample(text, 'mcpgw_redis_duration_seconds_count', { operation: 'create', outcome: 'ok' }), 2)
+  t.ok(sample(text, 'process_cpu_user_seconds_total') > 0, 'default process metrics')
+
+  await redis.stop()
+  await post(`${gateway.origin}/mcp`, toolsList, await Promise.resolve('x'.repeat(32) + '.abcdefgh'))
+  const failing = await post(url, initializeRequest(9))
+  t.equal(failing.status, 503)
+  const after = await metricsOf(gateway.origin)
+  t.ok(sample(after, 'mcpgw_redis_duration_seconds_count', { operation: 'create', outcome: 'error' }) >= 1, 'failed round trips are counted as errors')
+})
+
+t.test('metrics on their own port; upstream errors by kind', async (t) => {
+  const metricsPort = await freePort()
+  const deadPort = await freePort()
+  const gateway = await withGateway(t, { config: { metrics: { port: metricsPort, path: '/prometheus' }, routes: [{ path: '/mcp', upstream: `http://127.0.0.1:${deadPort}/mcp` }] } })
+  t.equal((await request(`${gateway.origin}/prometheus`, { method: 'GET' })).status, 404, 'not on the listen port')
+  t.equal((await post(`${gateway.origin}/mcp`, initializeRequest(1))).status, 502)
+  const text = await metricsOf(`http://127.0.0.1:${metricsPort}`, '/prometheus')
+  t.equal(sample(text, 'mcpgw_upstream_errors_total', { route: '/mcp', kind: 'unreachable' }), 1)
+})
+
+for (const kind of ['memory', 'redis'] as const) {
+  t.test(`${kind} store: idle and lifetime expiries are counted, once across replicas`, async (t) => {
+    const redis = await startTestRedis({ args: ['--notify-keyspace-events', 'Ex', '--hz', '50'] })
+    t.teardown(() => redis.close())
+    const upstream = await withUpstream(t, { responseMode: 'json' })
+    const config = { ...(kind === 'redis' ? { redis: { url: redis.url } } : {}), sessions: { idleTimeout: '300ms', maxLifetime: '900ms' }, routes: [{ path: '/mcp', upstream: upstream.url }] }
+    const first = await withGateway(t, { config })
+    const second = kind === 'redis' ? await withGateway(t, { config }) : first
+    const idle = await openSession(`${first.origin}/mcp`)
+    const active = await openSession(`${first.origin}/mcp`)
+    const deadline = Date.now() + 5000
+    while (Date.now() < deadline) {
+      const answer = await post(`${second.origin}/mcp`, toolsList, active)
+      if (answer.status === 404) break
+      await sleep(100)
+    }
+    // The memory store notices expiry when a session is looked up (or swept).
+    if (kind === 'memory') await post(`${first.origin}/mcp`, toolsList, idle)
+    await sleep(500)
+    const total = (reason: string): number => sample(firstText, 'mcpgw_sessions_terminated_total', { reason }) + (kind === 'redis' ? sample(secondText, 'mcpgw_sessions_terminated_total', { reason }) : 0)
+    const firstText = await metricsOf(first.origin)
+    const secondText = kind === 'redis' ? await metricsOf(second.origin) : ''
+    t.equal(total('idle'), 1, 'the untouched session: idle')
+    t.equal(total('lifetime'), 1, 'the active session: lifetime')
+  })
+}
+
+t.test('request ids: in, out, to the upstream, in the log line', async (t) => {
+  const upstream = await withUpstream(t, { responseMode: 'json' })
+  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  const given = await post(`${gateway.origin}/mcp`, initializeRequest(1), undefined, { 'x-request-id': 'req-from-client-42' })
+  t.equal(given.headers.get('x-request-id'), 'req-from-client-42')
+  t.equal(upstream.received.at(-1)?.headers['x-request-id'], 'req-from-client-42', 'forwarded to the upstream')
+  t.ok(gateway.logs.some((line) => line.reqId === 'req-from-client-42' && line.msg === 'request completed'), 'in the log line')
+  const generated = await post(`${gateway.origin}/mcp`, initializeRequest(2))
+  t.match(generated.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'generated when absent')
+  t.equal(upstream.received.at(-1)?.headers['x-request-id'], generated.headers.get('x-request-id'))
+  const hostile = await post(`${gateway.origin}/mcp`, initializeRequest(3), undefined, { 'x-request-id': 'x'.repeat(500) })
+  t.match(hostile.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'an unusable incoming id is replaced')
+})
+
+interface ReceivedSpan { traceId: string, spanId: string, parentSpanId: string, name: string, attributes: Record<string, unknown> }
+
+/** An OTLP/HTTP (JSON) traces receiver on port 0. */
+async function withOtlpReceiver (t: Teardown): Promise<{ url: string, spans: ReceivedSpan[] }> {
+  const spans: ReceivedSpan[] = []
+  const server = createServer((incoming, response) => {
+    const chunks: Buffer[] = []
+    incoming.on('data', (chunk: Buffer) => chunks.push(chunk))
+    incoming.on('end', () => {
+      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ traceId: string, spanId: string, parentSpanId?: string, name: string, attributes: Array<{ key: string, value: Record<string, unknown> }> }> }> }> }
+      for (const resource of body.resourceSpans) {
+        for (const scope of resource.scopeSpans) {
+          for (const span of scope.spans) {
+            spans.push({ traceId: span.traceId, spanId: span.spanId, parentSpanId: span.parentSpanId ?? '', name: span.name, attributes: Object.fromEntries(span.attributes.map((attribute) => [attribute.key, Object.values(attribute.value)[0]])) })
+          }
+        }
+      }
+      response.writeHead(200, { 'content-type': 'application/json' })
+      response.end('{}')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, spans }
+}
+
+t.test('tracing: a span per request, continuing the caller\'s traceparent and passing it upstream', async (t) => {
+  const receiver = await withOtlpReceiver(t)
+  const upstream = await withUpstream(t, { responseMode: 'json' })
+  const gateway = await withGateway(t, { config: { tracing: { otlpEndpoint: receiver.url }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  const traceId = '4bf92f3577b34da6a3ce929d0e0e4736'
+  const callerSpan = '00f067aa0ba902b7'
+  const answer = await post(`${gateway.origin}/mcp`, initializeRequest(1), undefined, { traceparent: `00-${traceId}-${callerSpan}-01` })
+  t.equal(answer.status, 200)
+  const upstreamTraceparent = upstream.received.at(-1)?.headers.traceparent as string
+  t.match(upstreamTraceparent, new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`), 'the upstream joins the same trace')
+  t.not(upstreamTraceparent.split('-')[2], callerSpan, 'as a child of the gateway span')
+  await gateway.close()
+  const span = receiver.spans.find((candidate) => candidate.traceId === traceId)
+  t.ok(span !== undefined, 'the span was exported over OTLP')
+  t.equal(span?.parentSpanId, callerSpan)
+  t.equal(span?.name, 'POST /mcp')
+  t.match(span?.attributes, { 'http.route': '/mcp', 'mcp.method': 'initialize', 'mcp.session.outcome': 'session created', 'http.response.status_code': 200, 'mcp.era': 'legacy' })
+  t.type(span?.attributes['mcp.upstream.duration_ms'], 'number')
+  t.equal(upstreamTraceparent.split('-')[2], span?.spanId, "the upstream's parent is the gateway's span")
+})
