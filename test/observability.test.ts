@@ -107,10 +107,11 @@ t.test('request ids: in, out, to the upstream, in the log line', async (t) => {
   t.equal(upstream.received.at(-1)?.headers['x-request-id'], 'req-from-client-42', 'forwarded to the upstream')
   t.ok(gateway.logs.some((line) => line.reqId === 'req-from-client-42' && line.msg === 'request completed'), 'in the log line')
   const generated = await post(`${gateway.origin}/mcp`, initializeRequest(2))
-  t.match(generated.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'generated when absent')
+  t.match(generated.headers.get('x-request-id'), /^[0-9a-f]{8}-[0-9a-z]+$/, 'generated when absent')
   t.equal(upstream.received.at(-1)?.headers['x-request-id'], generated.headers.get('x-request-id'))
   const hostile = await post(`${gateway.origin}/mcp`, initializeRequest(3), undefined, { 'x-request-id': 'x'.repeat(500) })
-  t.match(hostile.headers.get('x-request-id'), /^[0-9a-f-]{36}$/, 'an unusable incoming id is replaced')
+  t.match(hostile.headers.get('x-request-id'), /^[0-9a-f]{8}-[0-9a-z]+$/, 'an unusable incoming id is replaced')
+  t.not(hostile.headers.get('x-request-id'), generated.headers.get('x-request-id'), 'unique')
 })
 
 interface ReceivedSpan { traceId: string, spanId: string, parentSpanId: string, name: string, attributes: Record<string, unknown> }
@@ -158,4 +159,20 @@ t.test('tracing: a span per request, continuing the caller\'s traceparent and pa
   t.match(span?.attributes, { 'http.route': '/mcp', 'mcp.method': 'initialize', 'mcp.session.outcome': 'session created', 'http.response.status_code': 200, 'mcp.era': 'legacy' })
   t.type(span?.attributes['mcp.upstream.duration_ms'], 'number')
   t.equal(upstreamTraceparent.split('-')[2], span?.spanId, "the upstream's parent is the gateway's span")
+})
+
+t.test('the Grafana dashboard queries only metrics the gateway exports', async (t) => {
+  const { readFile } = await import('node:fs/promises')
+  const { createGatewayMetrics } = await import('../src/observability/metrics.js')
+  const dashboard = JSON.parse(await readFile('deploy/grafana/mcp-session-gateway.json', 'utf8')) as { panels: Array<{ title: string, targets: Array<{ expr: string }> }> }
+  const exported = new Set((await createGatewayMetrics().registry.getMetricsAsJSON()).map((metric) => metric.name))
+  const used = new Set<string>()
+  for (const panel of dashboard.panels) {
+    for (const target of panel.targets) {
+      for (const match of target.expr.matchAll(/\b((?:mcpgw|process|nodejs)_[a-z0-9_]+)/g)) used.add((match[1] as string).replace(/_(bucket|count|sum)$/, ''))
+    }
+  }
+  t.ok(used.size >= 8, `the dashboard uses ${used.size} metrics`)
+  for (const name of used) t.ok(exported.has(name), `${name} is exported`)
+  t.ok(dashboard.panels.length >= 8)
 })

@@ -21,6 +21,8 @@ export interface RequestSpan {
 }
 
 export interface Tracing {
+  /** false: no span is ever made, and callers register no hooks for it. */
+  readonly enabled: boolean
   /** undefined when tracing is off: callers skip all work. */
   startRequestSpan (method: string, route: string, headers: IncomingHttpHeaders): RequestSpan | undefined
   close (): Promise<void>
@@ -29,6 +31,7 @@ export interface Tracing {
 const propagator = new W3CTraceContextPropagator()
 
 const disabled: Tracing = {
+  enabled: false,
   startRequestSpan: () => undefined,
   close: async () => {}
 }
@@ -60,6 +63,7 @@ export function createTracing (config: TracingConfig | null): Tracing {
   const tracer: Tracer = provider.getTracer('mcp-session-gateway')
   let closing: Promise<void> | undefined
   return {
+    enabled: true,
     startRequestSpan (method, route, headers) {
       const parent = propagator.extract(ROOT_CONTEXT, headers, defaultTextMapGetter)
       const span = tracer.startSpan(`${method} ${route}`, {

@@ -103,6 +103,11 @@ const postOnly = { allow: 'POST' }
 
 export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptions): Promise<void> {
   const { route, store, metrics, tracing } = options
+  // Label children resolved once per route: the request path then never hashes label objects.
+  const routeMetrics = {
+    upstreamDuration: metrics.upstreamDuration.labels({ route: route.path }),
+    sessionsCreated: metrics.sessionsCreated.labels({ route: route.path })
+  }
   const upstream = new URL(route.upstream)
   const upstreamSource = upstream.pathname + upstream.search
 
@@ -119,18 +124,20 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     done(null, body)
   })
 
-  fastify.addHook('onRequest', async function startTraceSpan (request) {
-    request.mcp.span = tracing.startRequestSpan(request.method, route.path, request.headers)
-  })
-  fastify.addHook('onResponse', async function endTraceSpan (request, reply) {
-    const span = request.mcp.span
-    if (span === undefined) return
-    if (request.mcp.rpcMethod !== undefined) span.setAttribute('mcp.method', request.mcp.rpcMethod)
-    span.setAttribute('mcp.era', request.mcp.era)
-    if (request.mcp.outcome !== undefined) span.setAttribute('mcp.session.outcome', request.mcp.outcome)
-    if (request.mcp.errorCode !== undefined) span.setAttribute('mcp.gateway.error', request.mcp.errorCode)
-    span.end(reply.statusCode)
-  })
+  if (tracing.enabled) {
+    fastify.addHook('onRequest', async function startTraceSpan (request) {
+      request.mcp.span = tracing.startRequestSpan(request.method, route.path, request.headers)
+    })
+    fastify.addHook('onResponse', async function endTraceSpan (request, reply) {
+      const span = request.mcp.span
+      if (span === undefined) return
+      if (request.mcp.rpcMethod !== undefined) span.setAttribute('mcp.method', request.mcp.rpcMethod)
+      span.setAttribute('mcp.era', request.mcp.era)
+      if (request.mcp.outcome !== undefined) span.setAttribute('mcp.session.outcome', request.mcp.outcome)
+      if (request.mcp.errorCode !== undefined) span.setAttribute('mcp.gateway.error', request.mcp.errorCode)
+      span.end(reply.statusCode)
+    })
+  }
 
   fastify.addHook('onRequest', async function checkOriginAndHost (request) {
     enforceOriginPolicy(request.headers, options.originPolicy)
@@ -176,13 +183,14 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void): FastifyReply {
     const body = request.body as Buffer | undefined
     const started = performance.now()
+    const upstreamDuration = routeMetrics.upstreamDuration
     return reply.from(upstreamSource, {
       ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/json' }),
       rewriteRequestHeaders: upstreamRequestHeaders,
       rewriteHeaders: rewriteUpstreamHeaders,
       onResponse: (_request, _reply, response) => {
         const seconds = (performance.now() - started) / 1000
-        metrics.upstreamDuration.observe({ route: route.path }, seconds)
+        upstreamDuration.observe(seconds)
         request.mcp.span?.setAttribute('mcp.upstream.duration_ms', Math.round(seconds * 100_000) / 100)
         if (onResponse === undefined) reply.send(response.stream)
         else onResponse(response as unknown as UpstreamResponse)
@@ -238,7 +246,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     }
     request.mcp.sessionId = sessionId
     request.mcp.outcome = 'session created'
-    metrics.sessionsCreated.inc({ route: route.path })
+    routeMetrics.sessionsCreated.inc()
     reply.header(SESSION_HEADER, sessionId)
     reply.send(inspected.body)
   }

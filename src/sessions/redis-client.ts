@@ -16,6 +16,9 @@ function failFastOptions (config: RedisConfig): RedisOptions {
     maxRetriesPerRequest: 0,
     commandTimeout: config.commandTimeout,
     connectTimeout: config.connectTimeout,
+    // Concurrent requests' commands share one socket write (profiled: socket writes were the
+    // gateway's largest CPU cost under load). Each request still makes exactly one round trip.
+    enableAutoPipelining: true,
     // After a failover the old master may come back as a replica: a write answered READONLY means
     // "reconnect and find the master again" (the failed command itself is a 503).
     reconnectOnError: (error) => error.message.startsWith('READONLY')
@@ -47,6 +50,7 @@ export function createRedisClient (config: RedisConfig): RedisClient {
       const { enableOfflineQueue: _queue, ...perNode } = failFastOptions(config)
       return new Cluster(seeds.map(({ host, port }) => ({ host, port })), {
         enableOfflineQueue: false,
+        enableAutoPipelining: true,
         // MOVED/ASK redirections during resharding or failover are followed; CLUSTERDOWN is retried briefly.
         retryDelayOnClusterDown: 100,
         retryDelayOnFailover: 100,
