@@ -34,7 +34,7 @@ t.test('a minimal config gets every named default', async (t) => {
     shutdownGrace: DEFAULT_SHUTDOWN_GRACE_MS,
     metrics: { enabled: true, path: '/metrics', port: null, host: DEFAULT_LISTEN_HOST },
     tracing: null,
-    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject' }]
+    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject', upstreamEra: 'auto' }]
   })
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]) && Object.isFrozen(config.sessions), 'deeply frozen')
 })
@@ -186,6 +186,7 @@ t.test('every invalid config names the exact path', async (t) => {
     ['waitTimeout not below commandTimeout', { ...minimal, redis: { url: 'redis://a', waitForReplicas: 1, waitTimeout: '2s' } }, /^redis\.waitTimeout: must be shorter than redis\.commandTimeout/],
     ['redis url scheme', { ...minimal, redis: { url: 'http://cache:6379' } }, /^redis\.url: must use redis: or rediss:/],
     ['redis section type', { ...minimal, redis: 'redis://x' }, /^redis: must be a mapping/],
+    ['upstreamEra value', { routes: [{ ...route, upstreamEra: 'future' }] }, /^routes\[0\]\.upstreamEra: must be one of auto, legacy, modern/],
     ['getStream value', { routes: [{ ...route, getStream: 'yes' }] }, /^routes\[0\]\.getStream: must be one of reject, forward/],
     ['allowedOrigins type', { ...minimal, security: { allowedOrigins: 'localhost' } }, /^security\.allowedOrigins: must be a list of strings/],
     ['allowedOrigins with scheme', { ...minimal, security: { allowedOrigins: ['https://app.example.com'] } }, /^security\.allowedOrigins\[0\]: must be a hostname without scheme or port/],

@@ -34,6 +34,9 @@ export const reservedPaths = ['/healthz', '/readyz', '/metrics'] as const
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof logLevels[number]
 
+export const upstreamEras = ['auto', 'legacy', 'modern'] as const
+export type UpstreamEra = typeof upstreamEras[number]
+
 export const getStreamModes = ['reject', 'forward'] as const
 export type GetStreamMode = typeof getStreamModes[number]
 
@@ -46,6 +49,8 @@ export interface RouteConfig {
   readonly timeout: number
   /** A legacy GET (standalone SSE stream) on a live session: 405 at the edge, or forwarded. */
   readonly getStream: GetStreamMode
+  /** What the upstream speaks; `modern` makes the gateway bridge legacy clients (issue #6). */
+  readonly upstreamEra: UpstreamEra
 }
 
 export interface SecurityConfig {
@@ -421,7 +426,7 @@ function readEnum<T extends string> (value: unknown, path: string, allowed: read
 }
 
 function validateRoute (value: unknown, path: string): RouteConfig {
-  const section = readSection(value, path, ['path', 'upstream', 'timeout', 'getStream'])
+  const section = readSection(value, path, ['path', 'upstream', 'timeout', 'getStream', 'upstreamEra'])
   const routePath = readString(section.path, `${path}.path`)
   // No `*` or `:`: Fastify would read them as a wildcard or a parameter, not as the literal path.
   if (!/^\/[A-Za-z0-9._~!$&'()+,;=@/-]*$/.test(routePath)) {
@@ -434,7 +439,8 @@ function validateRoute (value: unknown, path: string): RouteConfig {
     path: routePath,
     upstream: readUrl(section.upstream, `${path}.upstream`, ['http:', 'https:']),
     timeout: readDuration(section.timeout, `${path}.timeout`, DEFAULT_ROUTE_TIMEOUT_MS),
-    getStream: readEnum(section.getStream, `${path}.getStream`, getStreamModes, 'reject')
+    getStream: readEnum(section.getStream, `${path}.getStream`, getStreamModes, 'reject'),
+    upstreamEra: readEnum(section.upstreamEra, `${path}.upstreamEra`, upstreamEras, 'auto')
   }
 }
 

@@ -2,12 +2,13 @@ import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
+import { ModernUpstreamBridge, toModernRequest, type ModernRequest } from '../bridge/modern-upstream-bridge.js'
 import type { RouteConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import type { GatewayMetrics } from '../observability/metrics.js'
 import type { Tracing } from '../observability/tracing.js'
 import { inspectInitializeResponse, mediaType } from '../mcp/initialize-response.js'
-import { parseClientPost, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { isRequest, parseClientPost, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
 import { classifyPost, namesModernVersion } from '../mcp/modern-request.js'
 import { BATCH_PROTOCOL_VERSIONS, DEFAULT_LEGACY_PROTOCOL_VERSION, isSupportedLegacyVersion, LEGACY_PROTOCOL_VERSIONS } from '../mcp/protocol-versions.js'
 import { enforceOriginPolicy, type OriginPolicy } from '../security/origin-guard.js'
@@ -54,6 +55,7 @@ interface UpstreamResponse {
 function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp'>, headers: IncomingHttpHeaders): IncomingHttpHeaders {
   delete headers[SESSION_HEADER]
   headers['x-request-id'] = request.id
+  if (request.mcp.upstreamHeaders !== undefined) Object.assign(headers, request.mcp.upstreamHeaders)
   const span = request.mcp.span
   if (span !== undefined) Object.assign(headers, span.propagationHeaders())
   return headers
@@ -110,6 +112,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   }
   const upstream = new URL(route.upstream)
   const upstreamSource = upstream.pathname + upstream.search
+  const bridge = new ModernUpstreamBridge(route)
 
   await fastify.register(replyFrom, {
     base: upstream.origin,
@@ -163,11 +166,11 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
    * 400 without an id, 404 for an id that is not live on this route; slides the idle timeout. Then
    * the protocol version header: the session check always comes first.
    */
-  async function requireLiveSession (request: FastifyRequest): Promise<LiveSession> {
+  async function requireLiveSession (request: FastifyRequest, withClient = false): Promise<LiveSession> {
     const sessionId = readSessionHeader(request)
     if (sessionId === undefined) throw new GatewayError('MCPGW_SESSION_ID_REQUIRED')
     request.mcp.sessionId = sessionId
-    const session = isWellFormedSessionId(sessionId) ? await store.touch(sessionId, request.mcp.principal) : null
+    const session = isWellFormedSessionId(sessionId) ? await store.touch(sessionId, request.mcp.principal, withClient ? { withClient } : undefined) : null
     if (session === null || session.route !== route.path) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     checkLegacyVersionHeader(request)
     return session
@@ -180,12 +183,13 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     }
   }
 
-  function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void): FastifyReply {
-    const body = request.body as Buffer | undefined
+  function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void, bridged?: ModernRequest): FastifyReply {
+    const body = bridged === undefined ? request.body as Buffer | undefined : bridged.body
+    if (bridged !== undefined) request.mcp.upstreamHeaders = bridged.headers
     const started = performance.now()
     const upstreamDuration = routeMetrics.upstreamDuration
     return reply.from(upstreamSource, {
-      ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/json' }),
+      ...(body === undefined ? {} : { body, contentType: bridged === undefined ? request.headers['content-type'] ?? 'application/json' : 'application/json' }),
       rewriteRequestHeaders: upstreamRequestHeaders,
       rewriteHeaders: rewriteUpstreamHeaders,
       onResponse: (_request, _reply, response) => {
@@ -223,6 +227,23 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     })
   }
 
+  /** Stores a new session for this initialize and marks the reply with its id. */
+  async function createSession (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest, protocolVersion: string): Promise<void> {
+    const params = (initialize.params ?? {}) as Record<string, unknown>
+    const sessionId = mintSessionId()
+    await store.create(sessionId, {
+      route: route.path,
+      protocolVersion,
+      clientInfo: params.clientInfo ?? null,
+      clientCapabilities: params.capabilities ?? null,
+      principal: request.mcp.principal
+    })
+    request.mcp.sessionId = sessionId
+    request.mcp.outcome = 'session created'
+    routeMetrics.sessionsCreated.inc()
+    reply.header(SESSION_HEADER, sessionId)
+  }
+
   async function mintFromResponse (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest, response: UpstreamResponse): Promise<void> {
     const inspected = await inspectInitializeResponse(response.stream, response.headers['content-type'], initialize.id)
     if (!inspected.outcome.minted) {
@@ -230,25 +251,41 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
       reply.send(inspected.body)
       return
     }
-    const params = (initialize.params ?? {}) as Record<string, unknown>
-    const sessionId = mintSessionId()
     try {
-      await store.create(sessionId, {
-        route: route.path,
-        protocolVersion: inspected.outcome.protocolVersion,
-        clientInfo: params.clientInfo ?? null,
-        clientCapabilities: params.capabilities ?? null,
-        principal: request.mcp.principal
-      })
+      await createSession(request, reply, initialize, inspected.outcome.protocolVersion)
     } catch (error) {
       inspected.body.destroy()
       throw error
     }
-    request.mcp.sessionId = sessionId
-    request.mcp.outcome = 'session created'
-    routeMetrics.sessionsCreated.inc()
-    reply.header(SESSION_HEADER, sessionId)
     reply.send(inspected.body)
+  }
+
+  /**
+   * Issue #6: a legacy client in front of a 2026-07-28 upstream. initialize is answered here from
+   * `server/discover`; later requests are rewritten as modern ones, with the client's identity from
+   * the session. What the modern era no longer has (ping, logging/setLevel, the client's own
+   * notifications and responses) is answered at the edge.
+   */
+  async function answerInitializeFromDiscover (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): Promise<FastifyReply> {
+    const result = await bridge.initializeResult(initialize)
+    await createSession(request, reply, initialize, result.protocolVersion as string)
+    request.mcp.outcome = 'session created (bridged)'
+    return await reply.type('application/json').send({ jsonrpc: '2.0', id: initialize.id, result })
+  }
+
+  async function bridgeRequest (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
+    if (post.isBatch) throw new GatewayError('MCPGW_BATCH_NOT_SUPPORTED', { detail: 'batches are not bridged to a 2026-07-28 upstream' })
+    const message = post.messages[0] as ClientPost['messages'][number]
+    // The client's notifications and its answers to server requests have no modern counterpart.
+    if (!isRequest(message)) return await reply.code(202).send()
+    if (message.method === 'ping' || message.method === 'logging/setLevel') {
+      return await reply.type('application/json').send({ jsonrpc: '2.0', id: message.id, result: {} })
+    }
+    if (message.method === 'resources/subscribe' || message.method === 'resources/unsubscribe') {
+      return await reply.type('application/json').send({ jsonrpc: '2.0', id: message.id, error: { code: -32601, message: `${message.method} is not available through the gateway's bridge to a 2026-07-28 server` } })
+    }
+    request.mcp.outcome = 'bridged to 2026-07-28'
+    return forward(request, reply, undefined, toModernRequest(message, { clientInfo: session.clientInfo, clientCapabilities: session.clientCapabilities }))
   }
 
   fastify.post(route.path, async function handlePost (request, reply) {
@@ -271,10 +308,19 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
         throw new GatewayError('MCPGW_ALREADY_INITIALIZED')
       }
       await enforceInitializeRate(request)
+      if ((bridge.knownEra() ?? await bridge.era()) === 'modern') return await answerInitializeFromDiscover(request, reply, post.initialize)
       return forwardInitialize(request, reply, post.initialize)
     }
-    const session = await requireLiveSession(request)
+    // The session check comes first: a request refused at the edge never causes upstream traffic,
+    // not even the one-time era probe.
+    const knownEra = bridge.knownEra()
+    let session = await requireLiveSession(request, knownEra === 'modern')
     checkBatchAllowed(post, session)
+    if ((knownEra ?? await bridge.era()) === 'modern') {
+      // Only on the first requests after a restart, before the probe: read the client's identity too.
+      if (knownEra === undefined) session = await requireLiveSession(request, true)
+      return await bridgeRequest(request, reply, post, session)
+    }
     return forward(request, reply)
   })
 
@@ -283,7 +329,8 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   fastify.get(route.path, async function handleGet (request, reply) {
     refuseModernSessionlessCall(request)
     await requireLiveSession(request)
-    if (route.getStream !== 'forward') throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
+    // A 2026-07-28 upstream has no GET stream at all (its listen stream is not bridged yet).
+    if (route.getStream !== 'forward' || bridge.knownEra() === 'modern') throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
     return forward(request, reply)
   })
 

@@ -49,11 +49,11 @@ export class MemorySessionStore implements SessionStore {
     return record
   }
 
-  async touch (id: string, principal?: string): Promise<LiveSession | null> {
+  async touch (id: string, principal?: string, options?: { readonly withClient?: boolean }): Promise<LiveSession | null> {
     const entry = this.#ownedEntry(id, principal)
     if (entry === undefined) return null
     entry.expiresAt = Math.min(this.#now() + this.#timeouts.idleTimeout, entry.deadline)
-    return entry.live
+    return options?.withClient === true ? { ...entry.live, clientInfo: entry.record.clientInfo, clientCapabilities: entry.record.clientCapabilities } : entry.live
   }
 
   async get (id: string): Promise<SessionRecord | null> {

@@ -53,12 +53,13 @@ return {'OK', string.format('%.0f', now)}
 `
 
 /**
- * Check and slide in one round trip. ARGV: idle, principal, id. Returns { route, version, created },
- * or nil when the session is gone or not this principal's. The client's info and capabilities stay
- * in Redis: the hot path never decodes them.
+ * Check and slide in one round trip. ARGV: idle, principal, id, with-client ('1' or ''). Returns
+ * { route, version, created[, client info, capabilities] }, or nil when the session is gone or not
+ * this principal's. The client's info and capabilities are only read for a route that bridges to a
+ * modern upstream: the usual hot path never carries or decodes them.
  */
 const TOUCH_SESSION_SCRIPT = `
-local fields = redis.call('HMGET', KEYS[1], 'r', 'v', 'c', 'd', 'p')
+local fields = redis.call('HMGET', KEYS[1], 'r', 'v', 'c', 'd', 'p', 'i', 'k')
 if not fields[4] or (fields[5] or '') ~= ARGV[2] then return false end
 ${NOW}
 local left = tonumber(fields[4]) - now
@@ -69,6 +70,7 @@ end
 local ttl = math.min(tonumber(ARGV[1]), left)
 redis.call('PEXPIRE', KEYS[1], ttl)
 if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', now + ttl), ARGV[3]) end
+if ARGV[4] == '1' then return { fields[1], fields[2], fields[3], fields[6] or 'null', fields[7] or 'null' } end
 return { fields[1], fields[2], fields[3] }
 `
 
@@ -92,7 +94,7 @@ return { count, redis.call('PTTL', KEYS[1]) }
 
 interface SessionScripts {
   createSession (session: string, index: string, ...args: Array<string | number>): Promise<[string, string?]>
-  touchSession (session: string, index: string, idleTimeout: number, principal: string, id: string): Promise<[string, string, string] | null>
+  touchSession (session: string, index: string, idleTimeout: number, principal: string, id: string, withClient: string): Promise<[string, string, string, string?, string?] | null>
   terminateSession (session: string, index: string, route: string, principal: string, id: string): Promise<number>
   consumeRateLimit (key: string, windowMs: number): Promise<[number, number]>
 }
@@ -186,11 +188,13 @@ export class RedisSessionStore implements SessionStore {
     return { ...data, id, createdAt: Number(outcome[1]) }
   }
 
-  async touch (id: string, principal?: string): Promise<LiveSession | null> {
-    const fields = await this.#call(() => this.#redis.touchSession(this.#sessionKey(id, principal), this.#indexKey(id, principal), this.#options.idleTimeout, principal ?? '', id))
+  async touch (id: string, principal?: string, options?: { readonly withClient?: boolean }): Promise<LiveSession | null> {
+    const withClient = options?.withClient === true
+    const fields = await this.#call(() => this.#redis.touchSession(this.#sessionKey(id, principal), this.#indexKey(id, principal), this.#options.idleTimeout, principal ?? '', id, withClient ? '1' : ''))
     if (fields === null) return null
-    const [route, protocolVersion, createdAt] = fields
-    return { id, route, protocolVersion, createdAt: Number(createdAt) }
+    const [route, protocolVersion, createdAt, clientInfo, clientCapabilities] = fields
+    const live = { id, route, protocolVersion, createdAt: Number(createdAt) }
+    return withClient ? { ...live, clientInfo: parseStoredJson(clientInfo), clientCapabilities: parseStoredJson(clientCapabilities) } : live
   }
 
   async terminate (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean> {

@@ -32,9 +32,16 @@ export interface LiveSession {
   readonly protocolVersion: string
   /** Milliseconds since the epoch, by the store's clock (Redis TIME for Redis). */
   readonly createdAt: number
+  /** Only with `touch(..., { withClient: true })`: what a modern upstream needs on every request. */
+  readonly clientInfo?: unknown
+  readonly clientCapabilities?: unknown
 }
 
-export interface SessionRecord extends SessionData, LiveSession {}
+export interface SessionRecord extends SessionData {
+  readonly id: string
+  /** Milliseconds since the epoch, by the store's clock (Redis TIME for Redis). */
+  readonly createdAt: number
+}
 
 export interface SessionTimeouts {
   /** Milliseconds; sliding, renewed by every accepted request. */
@@ -77,7 +84,7 @@ export interface SessionStore {
    * Checks that the session is live for this principal and slides its idle timeout, atomically, in
    * one round trip. Resolves null when the session is unknown, expired, terminated or someone else's.
    */
-  touch (id: string, principal?: string): Promise<LiveSession | null>
+  touch (id: string, principal?: string, options?: { readonly withClient?: boolean }): Promise<LiveSession | null>
   /**
    * Ends the session, atomically checking that it belongs to `route` (a DELETE on one route must not
    * end a session of another) and to `principal`. Resolves false when there was nothing to end.

@@ -1,0 +1,174 @@
+import type { RouteConfig, UpstreamEra } from '../config/validate-config.js'
+import { GatewayError } from '../errors.js'
+import { isJsonRpcMessage, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, PROTOCOL_VERSION_META_KEY } from '../mcp/protocol-versions.js'
+import { mediaType } from '../mcp/initialize-response.js'
+import { SseParser } from '../mcp/sse-parser.js'
+
+/*
+ * The era bridge (issue #6): a legacy client (initialize + session) in front of an upstream that only
+ * speaks 2026-07-28 (no initialize, no sessions, every request carrying the client's identity in
+ * `_meta`). The gateway already holds what a modern server needs on every request, in the session:
+ *   - initialize is answered here, from the upstream's `server/discover`;
+ *   - every later legacy request is rewritten as a modern one: `params._meta` gets the protocol
+ *     version, client info and capabilities, and the mirrored headers are set.
+ * `auto` asks `server/discover` once per route and remembers the answer.
+ */
+
+const MODERN_VERSION = MODERN_PROTOCOL_VERSIONS[0]
+const CLIENT_INFO_META_KEY = 'io.modelcontextprotocol/clientInfo'
+const CLIENT_CAPABILITIES_META_KEY = 'io.modelcontextprotocol/clientCapabilities'
+const SERVER_INFO_META_KEY = 'io.modelcontextprotocol/serverInfo'
+const DISCOVER_ID = 'mcpgw-discover'
+
+/** The body field `Mcp-Name` mirrors, per method (2026-07-28 "Standard Request Headers"). */
+const mcpNameSource: Readonly<Record<string, string>> = {
+  'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'tasks/get': 'taskId', 'tasks/update': 'taskId', 'tasks/cancel': 'taskId'
+}
+
+/** A header value the spec lets go plain: visible ASCII, no edge spaces, not the sentinel shape. */
+function headerValue (value: string): string {
+  const plain = /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(value) && !(value.startsWith('=?base64?') && value.endsWith('?='))
+  return plain ? value : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`
+}
+
+export interface ClientIdentity {
+  readonly clientInfo: unknown
+  readonly clientCapabilities: unknown
+}
+
+export interface ModernRequest {
+  readonly body: string
+  readonly headers: Record<string, string>
+}
+
+interface DiscoverResult {
+  readonly supportedVersions?: unknown
+  readonly capabilities?: Record<string, unknown>
+  readonly instructions?: unknown
+  readonly serverInfo?: unknown
+  readonly _meta?: Record<string, unknown>
+}
+
+/** Reads the JSON-RPC response with `id` from a JSON or SSE body. */
+async function readResponse (response: Response, id: string): Promise<JsonRpcMessage | undefined> {
+  const text = await response.text()
+  const candidates: unknown[] = []
+  if (mediaType(response.headers.get('content-type') ?? undefined) === 'text/event-stream') {
+    for (const event of new SseParser().push(Buffer.from(`${text}\n\n`))) {
+      try { candidates.push(JSON.parse(event.data)) } catch {}
+    }
+  } else {
+    try { candidates.push(JSON.parse(text)) } catch {}
+  }
+  return candidates.find((message): message is JsonRpcMessage => isJsonRpcMessage(message) && 'id' in message && message.id === id && !('method' in message))
+}
+
+/** The modern headers every bridged POST carries. */
+function modernHeaders (method: string, params: Record<string, unknown>): Record<string, string> {
+  const headers: Record<string, string> = { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': method }
+  const field = Object.hasOwn(mcpNameSource, method) ? mcpNameSource[method] as string : undefined
+  const name = field === undefined ? undefined : params[field]
+  if (typeof name === 'string') headers['mcp-name'] = headerValue(name)
+  return headers
+}
+
+function envelope (identity: ClientIdentity): Record<string, unknown> {
+  return { [PROTOCOL_VERSION_META_KEY]: MODERN_VERSION, [CLIENT_INFO_META_KEY]: identity.clientInfo ?? {}, [CLIENT_CAPABILITIES_META_KEY]: identity.clientCapabilities ?? {} }
+}
+
+/** A legacy request or notification as the modern upstream expects it. */
+export function toModernRequest (message: JsonRpcRequest | JsonRpcNotification, identity: ClientIdentity): ModernRequest {
+  const params = (typeof message.params === 'object' && message.params !== null && !Array.isArray(message.params) ? message.params : {}) as Record<string, unknown>
+  const meta = typeof params._meta === 'object' && params._meta !== null ? params._meta as Record<string, unknown> : {}
+  const body = { ...message, params: { ...params, _meta: { ...meta, ...envelope(identity) } } }
+  return { body: JSON.stringify(body), headers: modernHeaders(message.method, params) }
+}
+
+/**
+ * Capabilities a legacy client may rely on through the bridge. Change notifications and resource
+ * subscriptions need the legacy GET stream, which the bridge does not serve yet: not advertised.
+ * Logging needs a per-session level carried in `_meta`, not bridged yet either.
+ */
+function legacyCapabilities (capabilities: Record<string, unknown> | undefined): Record<string, unknown> {
+  const result: Record<string, unknown> = {}
+  for (const [name, value] of Object.entries(capabilities ?? {})) {
+    if (name === 'logging' || name === 'subscriptions') continue
+    if (typeof value === 'object' && value !== null) {
+      const { listChanged: _listChanged, subscribe: _subscribe, ...rest } = value as Record<string, unknown>
+      result[name] = rest
+    } else {
+      result[name] = value
+    }
+  }
+  return result
+}
+
+export class ModernUpstreamBridge {
+  readonly #route: RouteConfig
+  readonly #configuredEra: UpstreamEra
+  #probe: Promise<'legacy' | 'modern'> | undefined
+  #known: 'legacy' | 'modern' | undefined
+
+  constructor (route: RouteConfig) {
+    this.#route = route
+    this.#configuredEra = route.upstreamEra
+  }
+
+  async #discover (identity: ClientIdentity): Promise<DiscoverResult | undefined> {
+    const request = toModernRequest({ jsonrpc: '2.0', id: DISCOVER_ID, method: 'server/discover', params: {} }, identity)
+    const response = await fetch(this.#route.upstream, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...request.headers },
+      body: request.body,
+      signal: AbortSignal.timeout(this.#route.timeout)
+    })
+    const message = await readResponse(response, DISCOVER_ID)
+    if (message === undefined || !('result' in message)) return undefined
+    const result = message.result as DiscoverResult
+    const versions = Array.isArray(result.supportedVersions) ? result.supportedVersions : []
+    return versions.includes(MODERN_VERSION) ? result : undefined
+  }
+
+  /** The era when it is already known (configured, or probed), without waiting. */
+  knownEra (): 'legacy' | 'modern' | undefined {
+    return this.#configuredEra !== 'auto' ? this.#configuredEra : this.#known
+  }
+
+  /** Which era the upstream speaks: configured, or probed once (a failed probe is retried next time). */
+  async era (): Promise<'legacy' | 'modern'> {
+    if (this.#configuredEra !== 'auto') return this.#configuredEra
+    this.#probe ??= this.#discover({ clientInfo: { name: 'mcp-session-gateway', version: '0' }, clientCapabilities: {} })
+      .then((result) => {
+        this.#known = result === undefined ? 'legacy' : 'modern'
+        return this.#known
+      }, (error: unknown) => {
+        this.#probe = undefined
+        throw error
+      })
+    return await this.#probe.catch(() => 'legacy' as const)
+  }
+
+  /**
+   * The InitializeResult for a legacy client, from the upstream's `server/discover`: the client's
+   * version when the gateway speaks it, else the newest legacy one.
+   */
+  async initializeResult (initialize: JsonRpcRequest): Promise<Record<string, unknown>> {
+    const params = (initialize.params ?? {}) as Record<string, unknown>
+    let discovered: DiscoverResult | undefined
+    try {
+      discovered = await this.#discover({ clientInfo: params.clientInfo, clientCapabilities: params.capabilities })
+    } catch (error) {
+      throw (error as Error).name === 'TimeoutError' ? new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { cause: error }) : new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { cause: error })
+    }
+    if (discovered === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the upstream did not answer server/discover with 2026-07-28' })
+    const requested = typeof params.protocolVersion === 'string' ? params.protocolVersion : ''
+    const serverInfo = discovered._meta?.[SERVER_INFO_META_KEY] ?? discovered.serverInfo ?? { name: 'mcp-server', version: '0' }
+    return {
+      protocolVersion: (LEGACY_PROTOCOL_VERSIONS as readonly string[]).includes(requested) ? requested : LEGACY_PROTOCOL_VERSIONS[0],
+      capabilities: legacyCapabilities(discovered.capabilities),
+      serverInfo,
+      ...(typeof discovered.instructions === 'string' ? { instructions: discovered.instructions } : {})
+    }
+  }
+}
