@@ -1,5 +1,5 @@
 import t from 'tap'
-import { decodeHeaderValue } from '../src/mcp/modern-request.js'
+import { decodeHeaderValue, encodeHeaderValue } from '../src/mcp/request-metadata.js'
 import { mintSessionId } from '../src/sessions/session-id.js'
 import { redisSection, storeKinds, withGateway, withRedis, withUpstream, type Teardown } from './helpers/fixtures.js'
 import { initializeRequest, openSession, post, request } from './helpers/mcp-http.js'
@@ -38,6 +38,11 @@ t.test('Base64 sentinel decoding', async (t) => {
   t.equal(decodeHeaderValue('=?base64?QQ?='), undefined, 'non-canonical (missing padding)')
   t.equal(decodeHeaderValue('=?base64?/w==?='), undefined, 'not UTF-8')
   t.equal(decodeHeaderValue('=?BASE64?QUJD?='), '=?BASE64?QUJD?=', 'markers are case-sensitive: not encoded')
+  for (const value of ['plain-name', 'Hello, 世界', ' padded ', 'line1\nline2', '=?base64?literal?=', 'file:///a b.txt']) {
+    t.equal(decodeHeaderValue(encodeHeaderValue(value)), value, `round trip: ${JSON.stringify(value)}`)
+  }
+  t.equal(encodeHeaderValue('us-west1'), 'us-west1', 'plain ASCII stays plain')
+  t.equal(encodeHeaderValue('Hello, 世界'), '=?base64?SGVsbG8sIOS4lueVjA==?=', 'the spec\'s example')
 })
 
 let redis: TestRedis

@@ -4,6 +4,7 @@ import { isJsonRpcMessage, type JsonRpcMessage, type JsonRpcNotification, type J
 import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, PROTOCOL_VERSION_META_KEY } from '../mcp/protocol-versions.js'
 import { mediaType } from '../mcp/initialize-response.js'
 import { SseParser } from '../mcp/sse-parser.js'
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, encodeHeaderValue, mcpNameOf, SERVER_INFO_META_KEY } from '../mcp/request-metadata.js'
 
 /*
  * The era bridge (issue #6): a legacy client (initialize + session) in front of an upstream that only
@@ -16,21 +17,7 @@ import { SseParser } from '../mcp/sse-parser.js'
  */
 
 const MODERN_VERSION = MODERN_PROTOCOL_VERSIONS[0]
-const CLIENT_INFO_META_KEY = 'io.modelcontextprotocol/clientInfo'
-const CLIENT_CAPABILITIES_META_KEY = 'io.modelcontextprotocol/clientCapabilities'
-const SERVER_INFO_META_KEY = 'io.modelcontextprotocol/serverInfo'
 const DISCOVER_ID = 'mcpgw-discover'
-
-/** The body field `Mcp-Name` mirrors, per method (2026-07-28 "Standard Request Headers"). */
-const mcpNameSource: Readonly<Record<string, string>> = {
-  'tools/call': 'name', 'prompts/get': 'name', 'resources/read': 'uri', 'tasks/get': 'taskId', 'tasks/update': 'taskId', 'tasks/cancel': 'taskId'
-}
-
-/** A header value the spec lets go plain: visible ASCII, no edge spaces, not the sentinel shape. */
-function headerValue (value: string): string {
-  const plain = /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(value) && !(value.startsWith('=?base64?') && value.endsWith('?='))
-  return plain ? value : `=?base64?${Buffer.from(value, 'utf8').toString('base64')}?=`
-}
 
 export interface ClientIdentity {
   readonly clientInfo: unknown
@@ -67,9 +54,8 @@ async function readResponse (response: Response, id: string): Promise<JsonRpcMes
 /** The modern headers every bridged POST carries. */
 function modernHeaders (method: string, params: Record<string, unknown>): Record<string, string> {
   const headers: Record<string, string> = { 'mcp-protocol-version': MODERN_VERSION, 'mcp-method': method }
-  const field = Object.hasOwn(mcpNameSource, method) ? mcpNameSource[method] as string : undefined
-  const name = field === undefined ? undefined : params[field]
-  if (typeof name === 'string') headers['mcp-name'] = headerValue(name)
+  const name = mcpNameOf(method, params)?.value
+  if (name !== undefined) headers['mcp-name'] = encodeHeaderValue(name)
   return headers
 }
 

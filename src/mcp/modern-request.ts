@@ -3,6 +3,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import { GatewayError } from '../errors.js'
 import type { ClientPost } from './json-rpc.js'
 import { isSupportedModernVersion, MODERN_PROTOCOL_VERSIONS, namesModernEra, PROTOCOL_VERSION_META_KEY } from './protocol-versions.js'
+import { decodeHeaderValue, mcpNameOf } from './request-metadata.js'
 
 /*
  * Era of one POST (SPEC-NOTES "Two eras on one endpoint"; 2026-07-28 streamable-http "Request
@@ -44,34 +45,6 @@ function fromLadderRejection (rejection: InboundLadderRejection): GatewayError {
   }
 }
 
-/** Which body field the `Mcp-Name` header mirrors, per method (2026-07-28 "Standard Request Headers"; tasks per SEP-2663). */
-const mcpNameSource: Readonly<Record<string, string>> = {
-  'tools/call': 'name',
-  'prompts/get': 'name',
-  'resources/read': 'uri',
-  'tasks/get': 'taskId',
-  'tasks/update': 'taskId',
-  'tasks/cancel': 'taskId'
-}
-
-const base64Prefix = '=?base64?'
-const base64Suffix = '?='
-const canonicalBase64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
-
-/** Decodes the `=?base64?...?=` form (case-sensitive markers); undefined when it is malformed. */
-export function decodeHeaderValue (value: string): string | undefined {
-  if (!value.startsWith(base64Prefix) || !value.endsWith(base64Suffix) || value.length < base64Prefix.length + base64Suffix.length) return value
-  const encoded = value.slice(base64Prefix.length, value.length - base64Suffix.length)
-  if (!canonicalBase64.test(encoded)) return undefined
-  const bytes = Buffer.from(encoded, 'base64')
-  const text = new TextDecoder('utf-8', { fatal: true })
-  try {
-    return text.decode(bytes)
-  } catch {
-    return undefined
-  }
-}
-
 function mismatch (detail: string): GatewayError {
   return new GatewayError('MCPGW_HEADER_MISMATCH', { detail })
 }
@@ -80,11 +53,9 @@ function mismatch (detail: string): GatewayError {
 function checkStandardHeaders (message: { method: string, params?: unknown }, headers: IncomingHttpHeaders): void {
   if (header(headers, 'mcp-protocol-version') === undefined) throw mismatch('the MCP-Protocol-Version header is required')
   if (header(headers, 'mcp-method') === undefined) throw mismatch(`the Mcp-Method header is required (body method ${message.method})`)
-  const field = Object.hasOwn(mcpNameSource, message.method) ? mcpNameSource[message.method] as string : undefined
-  if (field === undefined) return
-  const params = message.params
-  const bodyValue = typeof params === 'object' && params !== null ? (params as Record<string, unknown>)[field] : undefined
-  if (typeof bodyValue !== 'string') return
+  const source = mcpNameOf(message.method, message.params)
+  if (source === undefined || source.value === undefined) return
+  const { field, value: bodyValue } = source
   const nameHeader = header(headers, 'mcp-name')
   if (nameHeader === undefined) throw mismatch(`the Mcp-Name header is required: the body carries params.${field}`)
   const decoded = decodeHeaderValue(nameHeader)

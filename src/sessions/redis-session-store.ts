@@ -59,7 +59,7 @@ return {'OK', string.format('%.0f', now)}
  * modern upstream: the usual hot path never carries or decodes them.
  */
 const TOUCH_SESSION_SCRIPT = `
-local fields = redis.call('HMGET', KEYS[1], 'r', 'v', 'c', 'd', 'p', 'i', 'k')
+local fields = redis.call('HMGET', KEYS[1], 'r', 'v', 'c', 'd', 'p')
 if not fields[4] or (fields[5] or '') ~= ARGV[2] then return false end
 ${NOW}
 local left = tonumber(fields[4]) - now
@@ -70,7 +70,10 @@ end
 local ttl = math.min(tonumber(ARGV[1]), left)
 redis.call('PEXPIRE', KEYS[1], ttl)
 if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', now + ttl), ARGV[3]) end
-if ARGV[4] == '1' then return { fields[1], fields[2], fields[3], fields[6] or 'null', fields[7] or 'null' } end
+if ARGV[4] == '1' then
+  local client = redis.call('HMGET', KEYS[1], 'i', 'k')
+  return { fields[1], fields[2], fields[3], client[1] or 'null', client[2] or 'null' }
+end
 return { fields[1], fields[2], fields[3] }
 `
 
