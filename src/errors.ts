@@ -219,11 +219,10 @@ export interface JsonRpcErrorBody {
 
 /** The error body for `error`, given the id of the request it answers (null when unknown). */
 export function jsonRpcErrorBody (error: GatewayError, requestId: JsonRpcId = null): JsonRpcErrorBody {
-  const body: JsonRpcErrorBody = { jsonrpc: '2.0', error: { code: error.jsonRpcCode, message: error.message } }
-  if (error.data !== undefined) body.error.data = error.data
-  if (error.idPolicy === 'echo') body.id = requestId
-  else if (error.idPolicy === 'null') body.id = null
-  return body
+  const details = { code: error.jsonRpcCode, message: error.message, ...(error.data === undefined ? {} : { data: error.data }) }
+  // Member order as the official SDK servers write it: jsonrpc, id, error.
+  if (error.idPolicy === 'omit') return { jsonrpc: '2.0', error: details }
+  return { jsonrpc: '2.0', id: error.idPolicy === 'echo' ? requestId : null, error: details }
 }
 
 /**

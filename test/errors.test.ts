@@ -21,6 +21,7 @@ t.test('a coded error renders as a JSON-RPC error body', async (t) => {
   const error = new GatewayError('MCPGW_SESSION_NOT_FOUND')
   t.equal(error.statusCode, 404)
   t.same(jsonRpcErrorBody(error), { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } })
+  t.equal(JSON.stringify(jsonRpcErrorBody(error)), '{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}', 'byte for byte the body the official SDK servers send')
   const detailed = new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'empty batch' })
   t.same(jsonRpcErrorBody(detailed, 7), { jsonrpc: '2.0', id: 7, error: { code: -32600, message: 'Invalid Request: the body is not a JSON-RPC 2.0 message: empty batch' } })
   for (const code of Object.keys(errorDefinitions)) t.match(code, /^MCPGW_[A-Z_]+$/)
