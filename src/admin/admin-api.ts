@@ -18,6 +18,9 @@ import type { SessionRecord, SessionStore } from '../sessions/session-store.js'
  *
  * `principal` is the identity as the binding sees it (the JWT claim value, or the header value) and
  * is hashed the same way; listings show the hash, which is all Redis holds.
+ *
+ * Registered as an encapsulated plugin on purpose (not fastify-plugin-wrapped): its token hook must
+ * guard these routes and no others.
  */
 
 export interface AdminApiOptions {
