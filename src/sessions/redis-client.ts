@@ -105,3 +105,31 @@ export async function scanKeys (client: RedisClient, pattern: string, want: numb
   keys.cursor = nodeIndex < nodes.length ? `${nodeIndex}:${scanCursor}` : undefined
   return keys
 }
+
+const REVIVE_FIRST_DELAY_MS = 200
+const REVIVE_MAX_DELAY_MS = 5_000
+
+/**
+ * Starts the client again whenever ioredis gives up on it (status `end`) while we still need it.
+ * ioredis ends a client for good when one connection attempt is aborted: with Sentinel, the failover
+ * detector's reconnect (+switch-master) can abort an attempt that is still asking the sentinels,
+ * which left the gateway answering 503 after every failover that hit the race (seen in CI). `end`
+ * is not terminal for us: until the store is closed, we always come back.
+ */
+export function reviveWhenEnded (client: RedisClient, isClosing: () => boolean, onRevive: (attempt: number) => void): void {
+  let attempt = 0
+  let timer: NodeJS.Timeout | undefined
+  client.on('ready', () => { attempt = 0 })
+  client.on('end', () => {
+    if (isClosing() || timer !== undefined) return
+    attempt++
+    timer = setTimeout(() => {
+      timer = undefined
+      if (isClosing() || client.status !== 'end') return
+      onRevive(attempt)
+      // A failed attempt ends the client again, and the 'end' handler schedules the next one.
+      client.connect().catch(() => undefined)
+    }, Math.min(REVIVE_FIRST_DELAY_MS * 2 ** (attempt - 1), REVIVE_MAX_DELAY_MS))
+    timer.unref()
+  })
+}

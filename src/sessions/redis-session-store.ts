@@ -1,7 +1,7 @@
 import type { ChainableCommander } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
-import { createRedisClient, scanKeys, type RedisClient } from './redis-client.js'
+import { createRedisClient, reviveWhenEnded, scanKeys, type RedisClient } from './redis-client.js'
 import { listenForExpiries, type ExpiryListener } from './redis-expiry-listener.js'
 import { SESSION_ID_SOURCE } from './session-id.js'
 import type {
@@ -128,6 +128,9 @@ export class RedisSessionStore implements SessionStore {
     this.#config = options.redis
     const redis = createRedisClient(options.redis)
     redis.on('error', (error: Error) => options.onConnectionError?.(error))
+    reviveWhenEnded(redis, () => this.#closing !== undefined, (attempt) => {
+      options.onConnectionError?.(new Error(`the Redis client gave up reconnecting; starting it again (attempt ${attempt})`))
+    })
     redis.defineCommand('createSession', { numberOfKeys: 2, lua: CREATE_SESSION_SCRIPT })
     redis.defineCommand('touchSession', { numberOfKeys: 2, lua: TOUCH_SESSION_SCRIPT })
     redis.defineCommand('terminateSession', { numberOfKeys: 2, lua: TERMINATE_SESSION_SCRIPT })

@@ -1,0 +1,52 @@
+import t from 'tap'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { Redis } from 'ioredis'
+import { reviveWhenEnded } from '../src/sessions/redis-client.js'
+import { withRedis } from './helpers/fixtures.js'
+
+/*
+ * ioredis ends a client for good when a connection attempt is aborted (with Sentinel, the failover
+ * detector can do that during a failover: seen in CI as a gateway stuck at 503). reviveWhenEnded
+ * starts it again. Here a real client that gives up at once (retryStrategy: null) stands in for it.
+ */
+
+async function waitFor (condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    if (condition()) return true
+    await sleep(50)
+  }
+  return condition()
+}
+
+t.test('a client that ioredis ended is started again once Redis is back', async (t) => {
+  const redis = await withRedis(t)
+  const client = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: () => null, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+  client.on('error', () => {})
+  let closing = false
+  const revivals: number[] = []
+  reviveWhenEnded(client, () => closing, (attempt) => revivals.push(attempt))
+  t.teardown(() => { closing = true; client.disconnect() })
+  t.ok(await waitFor(() => client.status === 'ready', 5000))
+
+  await redis.stop()
+  t.ok(await waitFor(() => revivals.length >= 2, 5000), 'ioredis gave up, and revival keeps trying while Redis is away')
+  await redis.start()
+  t.ok(await waitFor(() => client.status === 'ready', 10_000), `ready again after ${revivals.length} attempts`)
+  t.equal(await client.ping(), 'PONG')
+})
+
+t.test('no revival once the owner is closing', async (t) => {
+  const redis = await withRedis(t)
+  const client = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: () => null })
+  client.on('error', () => {})
+  let closing = false
+  const revivals: number[] = []
+  reviveWhenEnded(client, () => closing, (attempt) => revivals.push(attempt))
+  await waitFor(() => client.status === 'ready', 5000)
+  closing = true
+  await client.quit()
+  await sleep(600)
+  t.same(revivals, [])
+  t.equal(client.status, 'end')
+})
