@@ -217,11 +217,15 @@ export class RedisSessionStore implements SessionStore {
     return found[0]
   }
 
-  async get (id: string): Promise<SessionRecord | null> {
-    const key = await this.#findKey(id)
-    if (key === undefined) return null
+  /** The session stored under `key`, or null when the key is gone. */
+  async #readRecord (key: string, id: string): Promise<SessionRecord | null> {
     const fields = await this.#call(() => this.#redis.hgetall(key))
     return Object.keys(fields).length === 0 ? null : recordFromFields(id, fields)
+  }
+
+  async get (id: string): Promise<SessionRecord | null> {
+    const key = await this.#findKey(id)
+    return key === undefined ? null : await this.#readRecord(key, id)
   }
 
   async terminateAny (id: string): Promise<boolean> {
@@ -241,28 +245,29 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async list (options: ListSessionsOptions): Promise<SessionPage> {
-    let ids: string[]
+    // The keys to read: from the principal's index, or from a SCAN, which already names each key.
+    let keys: Array<{ key: string, id: string }>
     let nextCursor: string | undefined
     if (options.principal !== undefined) {
+      const principal = options.principal
       const offset = Number(options.cursor ?? 0)
-      ids = await this.#call(() => this.#redis.zrange(this.#indexKey('', options.principal), String(offset), String(offset + options.limit - 1)))
+      const ids = await this.#call(() => this.#redis.zrange(this.#indexKey('', principal), String(offset), String(offset + options.limit - 1)))
       nextCursor = ids.length === options.limit ? String(offset + options.limit) : undefined
+      keys = ids.map((id) => ({ key: this.#sessionKey(id, principal), id }))
     } else {
-      const keys = await this.#call(async () => await scanKeys(this.#redis, `${this.#config.keyPrefix}session:*`, options.limit, options.cursor))
-      nextCursor = keys.cursor
-      ids = keys.map((key) => SESSION_ID_SUFFIX.exec(key)?.[1]).filter((id): id is string => id !== undefined)
+      const scanned = await this.#call(async () => await scanKeys(this.#redis, `${this.#config.keyPrefix}session:*`, options.limit, options.cursor))
+      nextCursor = scanned.cursor
+      keys = scanned.flatMap((key) => {
+        const id = SESSION_ID_SUFFIX.exec(key)?.[1]
+        return id === undefined ? [] : [{ key, id }]
+      })
     }
     const sessions: SessionRecord[] = []
-    for (const id of ids) {
-      const record = options.principal === undefined ? await this.get(id) : await this.#getOwned(id, options.principal)
+    for (const { key, id } of keys) {
+      const record = await this.#readRecord(key, id)
       if (record !== null && (options.route === undefined || record.route === options.route)) sessions.push(record)
     }
     return { sessions, nextCursor }
-  }
-
-  async #getOwned (id: string, principal: string): Promise<SessionRecord | null> {
-    const fields = await this.#call(() => this.#redis.hgetall(this.#sessionKey(id, principal)))
-    return Object.keys(fields).length === 0 ? null : recordFromFields(id, fields)
   }
 
   async consumeRateLimit (key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
