@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js'
 import type {
-  ExpiryReason, ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
+  BridgeStateChange, ExpiryReason, ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
 } from './session-store.js'
 
 interface MemoryEntry {
@@ -11,6 +11,8 @@ interface MemoryEntry {
   readonly deadline: number
   /** Current end: min(last touch + idleTimeout, deadline). */
   expiresAt: number
+  logLevel?: string
+  readonly resourceSubscriptions: Set<string>
 }
 
 /** Swept this often so that abandoned sessions do not pile up between requests. */
@@ -27,6 +29,7 @@ export class MemorySessionStore implements SessionStore {
   readonly #rateWindows = new Map<string, { count: number, resetsAt: number }>()
   readonly #sweepTimer: NodeJS.Timeout
   readonly #expiryListeners: Array<(reason: ExpiryReason) => void> = []
+  readonly #channels = new Map<string, Set<(message: string) => void>>()
 
   constructor (timeouts: SessionTimeouts, now: () => number = Date.now) {
     this.#timeouts = timeouts
@@ -45,7 +48,7 @@ export class MemorySessionStore implements SessionStore {
     const record: SessionRecord = { ...data, id, createdAt }
     const live: LiveSession = { id, route: data.route, protocolVersion: data.protocolVersion, createdAt }
     const deadline = createdAt + this.#timeouts.maxLifetime
-    this.#sessions.set(id, { record, live, deadline, expiresAt: Math.min(createdAt + this.#timeouts.idleTimeout, deadline) })
+    this.#sessions.set(id, { record, live, deadline, expiresAt: Math.min(createdAt + this.#timeouts.idleTimeout, deadline), resourceSubscriptions: new Set() })
     return record
   }
 
@@ -53,7 +56,35 @@ export class MemorySessionStore implements SessionStore {
     const entry = this.#ownedEntry(id, principal)
     if (entry === undefined) return null
     entry.expiresAt = Math.min(this.#now() + this.#timeouts.idleTimeout, entry.deadline)
-    return options?.withClient === true ? { ...entry.live, clientInfo: entry.record.clientInfo, clientCapabilities: entry.record.clientCapabilities } : entry.live
+    if (options?.withClient !== true) return entry.live
+    const bridge = { resourceSubscriptions: [...entry.resourceSubscriptions], ...(entry.logLevel === undefined ? {} : { logLevel: entry.logLevel }) }
+    return { ...entry.live, clientInfo: entry.record.clientInfo, clientCapabilities: entry.record.clientCapabilities, bridge }
+  }
+
+  async updateBridgeState (id: string, principal: string | undefined, change: BridgeStateChange): Promise<boolean> {
+    const entry = this.#ownedEntry(id, principal)
+    if (entry === undefined) return false
+    if ('logLevel' in change) entry.logLevel = change.logLevel
+    else if ('subscribe' in change) entry.resourceSubscriptions.add(change.subscribe)
+    else entry.resourceSubscriptions.delete(change.unsubscribe)
+    return true
+  }
+
+  async publish (channel: string, message: string): Promise<void> {
+    // Delivered after the caller continues, as a message through Redis would be.
+    for (const listener of this.#channels.get(channel) ?? []) queueMicrotask(() => { listener(message) })
+  }
+
+  async subscribe (channel: string, listener: (message: string) => void): Promise<() => void> {
+    const listeners = this.#channels.get(channel) ?? new Set()
+    this.#channels.set(channel, listeners)
+    // A wrapper per call: the same function subscribed twice is two subscriptions.
+    const subscription = (message: string): void => { listener(message) }
+    listeners.add(subscription)
+    return () => {
+      listeners.delete(subscription)
+      if (listeners.size === 0 && this.#channels.get(channel) === listeners) this.#channels.delete(channel)
+    }
   }
 
   async get (id: string): Promise<SessionRecord | null> {
@@ -124,6 +155,7 @@ export class MemorySessionStore implements SessionStore {
     clearInterval(this.#sweepTimer)
     this.#sessions.clear()
     this.#rateWindows.clear()
+    this.#channels.clear()
   }
 
   #liveEntry (id: string): MemoryEntry | undefined {

@@ -1,18 +1,19 @@
-import type { ChainableCommander } from 'ioredis'
+import { Cluster, type ChainableCommander } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import { createRedisClient, reviveWhenEnded, scanKeys, type RedisClient } from './redis-client.js'
 import { listenForExpiries, type ExpiryListener } from './redis-expiry-listener.js'
 import { SESSION_ID_SOURCE } from './session-id.js'
 import type {
-  ExpiryReason, ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
+  BridgeState, BridgeStateChange, ExpiryReason, ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
 } from './session-store.js'
 
 /*
  * Data model (README "Redis"). A session is one hash with short field names (memory per session is
  * a target, issue #7):
  *   r route · v protocol version · c created (ms) · d absolute deadline (ms) · i client info ·
- *   k capabilities · p principal ('' when unbound)
+ *   k capabilities · p principal ('' when unbound) · and, only on a route bridged to a 2026-07-28
+ *   upstream (issue #6): l log level · s:<uri> one field per subscribed resource
  * Unbound:  <prefix>session:<id>
  * Bound:    <prefix>session:{<principal>}:<id>, beside <prefix>principal:{<principal>}, a sorted set
  *           of that principal's session ids scored by their current expiry.
@@ -54,9 +55,9 @@ return {'OK', string.format('%.0f', now)}
 
 /**
  * Check and slide in one round trip. ARGV: idle, principal, id, with-client ('1' or ''). Returns
- * { route, version, created[, client info, capabilities] }, or nil when the session is gone or not
- * this principal's. The client's info and capabilities are only read for a route that bridges to a
- * modern upstream: the usual hot path never carries or decodes them.
+ * { route, version, created[, every field and value] }, or nil when the session is gone or not
+ * this principal's. The whole hash (client info, capabilities, bridge state) is only read for a route
+ * that bridges to a modern upstream: the usual hot path never carries or decodes it.
  */
 const TOUCH_SESSION_SCRIPT = `
 local fields = redis.call('HMGET', KEYS[1], 'r', 'v', 'c', 'd', 'p')
@@ -71,10 +72,27 @@ local ttl = math.min(tonumber(ARGV[1]), left)
 redis.call('PEXPIRE', KEYS[1], ttl)
 if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', now + ttl), ARGV[3]) end
 if ARGV[4] == '1' then
-  local client = redis.call('HMGET', KEYS[1], 'i', 'k')
-  return { fields[1], fields[2], fields[3], client[1] or 'null', client[2] or 'null' }
+  local all = redis.call('HGETALL', KEYS[1])
+  table.insert(all, 1, fields[3])
+  table.insert(all, 1, fields[2])
+  table.insert(all, 1, fields[1])
+  return all
 end
 return { fields[1], fields[2], fields[3] }
+`
+
+/**
+ * ARGV: principal, operation ('l' set the log level, '+' subscribe, '-' unsubscribe), value.
+ * Returns 0 when the session is gone or not this principal's. Does not slide the idle timeout: the
+ * request that changes the state was already checked (and slid) by touch.
+ */
+const UPDATE_BRIDGE_STATE_SCRIPT = `
+local fields = redis.call('HMGET', KEYS[1], 'd', 'p')
+if not fields[1] or (fields[2] or '') ~= ARGV[1] then return 0 end
+if ARGV[2] == 'l' then redis.call('HSET', KEYS[1], 'l', ARGV[3])
+elseif ARGV[2] == '+' then redis.call('HSET', KEYS[1], 's:' .. ARGV[3], '1')
+else redis.call('HDEL', KEYS[1], 's:' .. ARGV[3]) end
+return 1
 `
 
 /** ARGV: route ('' for any), principal, id. Ends the session only if route and principal match. */
@@ -97,7 +115,8 @@ return { count, redis.call('PTTL', KEYS[1]) }
 
 interface SessionScripts {
   createSession (session: string, index: string, ...args: Array<string | number>): Promise<[string, string?]>
-  touchSession (session: string, index: string, idleTimeout: number, principal: string, id: string, withClient: string): Promise<[string, string, string, string?, string?] | null>
+  touchSession (session: string, index: string, idleTimeout: number, principal: string, id: string, withClient: string): Promise<string[] | null>
+  updateBridgeState (session: string, principal: string, operation: 'l' | '+' | '-', value: string): Promise<number>
   terminateSession (session: string, index: string, route: string, principal: string, id: string): Promise<number>
   consumeRateLimit (key: string, windowMs: number): Promise<[number, number]>
 }
@@ -122,6 +141,10 @@ export class RedisSessionStore implements SessionStore {
   readonly #config: RedisConfig
   #closing: Promise<void> | undefined
   #expiryListener: Promise<ExpiryListener | undefined> | undefined
+  /** The connection in subscriber mode for publish/subscribe, opened by the first subscribe. */
+  #subscriber: RedisClient | undefined
+  readonly #channels = new Map<string, Set<(message: string) => void>>()
+  readonly #subscriptions = new Map<string, Promise<void>>()
 
   constructor (options: RedisSessionStoreOptions) {
     this.#options = options
@@ -135,6 +158,7 @@ export class RedisSessionStore implements SessionStore {
     redis.defineCommand('touchSession', { numberOfKeys: 2, lua: TOUCH_SESSION_SCRIPT })
     redis.defineCommand('terminateSession', { numberOfKeys: 2, lua: TERMINATE_SESSION_SCRIPT })
     redis.defineCommand('consumeRateLimit', { numberOfKeys: 1, lua: RATE_LIMIT_SCRIPT })
+    redis.defineCommand('updateBridgeState', { numberOfKeys: 1, lua: UPDATE_BRIDGE_STATE_SCRIPT })
     this.#redis = redis as RedisWithScripts
   }
 
@@ -198,9 +222,63 @@ export class RedisSessionStore implements SessionStore {
     const withClient = options?.withClient === true
     const fields = await this.#call(() => this.#redis.touchSession(this.#sessionKey(id, principal), this.#indexKey(id, principal), this.#options.idleTimeout, principal ?? '', id, withClient ? '1' : ''))
     if (fields === null) return null
-    const [route, protocolVersion, createdAt, clientInfo, clientCapabilities] = fields
+    const [route = '', protocolVersion = '', createdAt] = fields
     const live = { id, route, protocolVersion, createdAt: Number(createdAt) }
-    return withClient ? { ...live, clientInfo: parseStoredJson(clientInfo), clientCapabilities: parseStoredJson(clientCapabilities) } : live
+    if (!withClient) return live
+    const hash: Record<string, string> = {}
+    for (let index = 3; index + 1 < fields.length; index += 2) hash[fields[index] as string] = fields[index + 1] as string
+    return { ...live, clientInfo: parseStoredJson(hash.i), clientCapabilities: parseStoredJson(hash.k), bridge: bridgeStateFromFields(hash) }
+  }
+
+  async updateBridgeState (id: string, principal: string | undefined, change: BridgeStateChange): Promise<boolean> {
+    const [operation, value] = 'logLevel' in change ? ['l', change.logLevel] as const : 'subscribe' in change ? ['+', change.subscribe] as const : ['-', change.unsubscribe] as const
+    return await this.#call(() => this.#redis.updateBridgeState(this.#sessionKey(id, principal), principal ?? '', operation, value)) === 1
+  }
+
+  async publish (channel: string, message: string): Promise<void> {
+    await this.#call(() => this.#redis.publish(this.#channelName(channel), message))
+  }
+
+  /**
+   * One subscriber connection per store, shared by every channel; ioredis subscribes again by itself
+   * after a reconnect. Classic PUBLISH reaches every node of a Cluster, so any node will do.
+   */
+  async subscribe (channel: string, listener: (message: string) => void): Promise<() => void> {
+    const name = this.#channelName(channel)
+    if (this.#subscriber === undefined) {
+      const redis: RedisClient = this.#redis
+      // Queues its SUBSCRIBE until connected (unlike the request path, nothing waits on it but a subscriber).
+      const subscriber: RedisClient = redis instanceof Cluster ? redis.duplicate(undefined, { enableOfflineQueue: true }) : redis.duplicate({ enableOfflineQueue: true })
+      subscriber.on('error', (error: Error) => this.#options.onConnectionError?.(error))
+      subscriber.on('message', (from: string, message: string) => {
+        for (const deliver of this.#channels.get(from) ?? []) deliver(message)
+      })
+      this.#subscriber = subscriber
+    }
+    const listeners = this.#channels.get(name) ?? new Set()
+    this.#channels.set(name, listeners)
+    let subscribed = this.#subscriptions.get(name)
+    if (subscribed === undefined) {
+      const subscribing = this.#call(async () => { await (this.#subscriber as RedisClient).subscribe(name) })
+      subscribing.catch(() => { if (this.#subscriptions.get(name) === subscribing) this.#subscriptions.delete(name) })
+      this.#subscriptions.set(name, subscribing)
+      subscribed = subscribing
+    }
+    // Concurrent subscribers of a new channel all wait for the one SUBSCRIBE.
+    await subscribed
+    const subscription = (message: string): void => { listener(message) }
+    listeners.add(subscription)
+    return () => {
+      listeners.delete(subscription)
+      if (listeners.size > 0 || this.#channels.get(name) !== listeners) return
+      this.#channels.delete(name)
+      this.#subscriptions.delete(name)
+      this.#subscriber?.unsubscribe(name).catch(() => undefined)
+    }
+  }
+
+  #channelName (channel: string): string {
+    return `${this.#config.keyPrefix}bridge:${channel}`
   }
 
   async terminate (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean> {
@@ -301,6 +379,7 @@ export class RedisSessionStore implements SessionStore {
   async close (): Promise<void> {
     this.#closing ??= (async () => {
       (await this.#expiryListener)?.close()
+      this.#subscriber?.disconnect()
       const quit = this.#redis.quit().catch(() => undefined)
       let timer: NodeJS.Timeout | undefined
       const bound = new Promise<void>((resolve) => { timer = setTimeout(resolve, this.#config.commandTimeout) })
@@ -328,6 +407,11 @@ function parseStoredJson (text: string | undefined): unknown {
   } catch {
     return null
   }
+}
+
+function bridgeStateFromFields (fields: Record<string, string>): BridgeState {
+  const resourceSubscriptions = Object.keys(fields).filter((name) => name.startsWith('s:')).map((name) => name.slice(2))
+  return { resourceSubscriptions, ...(fields.l === undefined ? {} : { logLevel: fields.l }) }
 }
 
 function recordFromFields (id: string, fields: Record<string, string>): SessionRecord {

@@ -35,7 +35,24 @@ export interface LiveSession {
   /** Only with `touch(..., { withClient: true })`: what a modern upstream needs on every request. */
   readonly clientInfo?: unknown
   readonly clientCapabilities?: unknown
+  /** Only with `withClient`: what the era bridge answered for the upstream (see BridgeState). */
+  readonly bridge?: BridgeState
 }
+
+/**
+ * What the era bridge (issue #6) answered at the edge on behalf of a 2026-07-28 upstream and must
+ * carry on every later request: the level set with `logging/setLevel`, and the resources the client
+ * subscribed to (the filter of the upstream `subscriptions/listen` stream).
+ */
+export interface BridgeState {
+  readonly logLevel?: string | undefined
+  readonly resourceSubscriptions: readonly string[]
+}
+
+export type BridgeStateChange =
+  | { readonly logLevel: string }
+  | { readonly subscribe: string }
+  | { readonly unsubscribe: string }
 
 export interface SessionRecord extends SessionData {
   readonly id: string
@@ -105,6 +122,19 @@ export interface SessionStore {
    * gateway instances sharing the store: each expiry is reported by exactly one instance.
    */
   onExpired (listener: (reason: ExpiryReason) => void): void
+  /**
+   * Era bridge: changes the bridge state of a live session owned by `principal`, without sliding it.
+   * Resolves false when the session is not live (or not this principal's).
+   */
+  updateBridgeState (id: string, principal: string | undefined, change: BridgeStateChange): Promise<boolean>
+  /**
+   * Messages between gateway instances sharing the store (the era bridge routes a client's answer
+   * to the instance holding the stream that asked). Delivered to every subscriber of `channel` on
+   * every instance, this one included; nothing is kept for a subscriber that is not there.
+   */
+  publish (channel: string, message: string): Promise<void>
+  /** Resolves once subscribed; the returned function unsubscribes. */
+  subscribe (channel: string, listener: (message: string) => void): Promise<() => void>
   /** Whether the store can serve requests right now (readiness). */
   isAvailable (): boolean
   /** Resolves once the store can serve requests; rejects when it cannot within its connect timeout. */
