@@ -167,6 +167,21 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.InternalError,
     message: 'Service Unavailable: the keys to verify tokens (sessions.binding.jwt.jwksUrl) cannot be fetched; retry later'
   },
+  MCPGW_INPUT_TIMEOUT: {
+    statusCode: 408,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'Request Timeout: the client did not answer the server\'s input requests within routes[].inputTimeout'
+  },
+  MCPGW_INPUT_REFUSED: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'The client answered one of the server\'s input requests with an error'
+  },
+  MCPGW_INPUT_ROUNDS_EXCEEDED: {
+    statusCode: 502,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'Bad Gateway: the upstream asked for client input more often than routes[].maxInputRounds allows'
+  },
   MCPGW_UPSTREAM_TIMEOUT: {
     statusCode: 504,
     jsonRpcCode: JsonRpcErrorCode.InternalError,

@@ -4,7 +4,8 @@ import { isJsonRpcMessage, type JsonRpcMessage, type JsonRpcNotification, type J
 import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, PROTOCOL_VERSION_META_KEY } from '../mcp/protocol-versions.js'
 import { mediaType } from '../mcp/initialize-response.js'
 import { SseParser } from '../mcp/sse-parser.js'
-import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, encodeHeaderValue, mcpNameOf, SERVER_INFO_META_KEY } from '../mcp/request-metadata.js'
+import { postUpstream } from './upstream-post.js'
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, encodeHeaderValue, LOG_LEVEL_META_KEY, mcpNameOf, SERVER_INFO_META_KEY } from '../mcp/request-metadata.js'
 
 /*
  * The era bridge (issue #6): a legacy client (initialize + session) in front of an upstream that only
@@ -12,7 +13,8 @@ import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, encodeHeaderValue, 
  * `_meta`). The gateway already holds what a modern server needs on every request, in the session:
  *   - initialize is answered here, from the upstream's `server/discover`;
  *   - every later legacy request is rewritten as a modern one: `params._meta` gets the protocol
- *     version, client info and capabilities, and the mirrored headers are set.
+ *     version, client info and capabilities (and the log level the client set), and the mirrored
+ *     headers are set (bridged-call.ts runs the request, listen-stream.ts the GET stream).
  * `auto` asks `server/discover` once per route and remembers the answer.
  */
 
@@ -22,6 +24,8 @@ const DISCOVER_ID = 'mcpgw-discover'
 export interface ClientIdentity {
   readonly clientInfo: unknown
   readonly clientCapabilities: unknown
+  /** From the client's `logging/setLevel`, answered by the gateway; undefined: never set. */
+  readonly logLevel?: string | undefined
 }
 
 export interface ModernRequest {
@@ -59,8 +63,26 @@ function modernHeaders (method: string, params: Record<string, unknown>): Record
   return headers
 }
 
+/**
+ * A legacy client's capabilities as a modern server reads them. `elicitation: {}` meant form mode
+ * until 2025-11-25 (which keeps that reading "for backwards compatibility"); 2026-07-28 servers
+ * check for `elicitation.form` itself.
+ */
+export function modernClientCapabilities (capabilities: unknown): Record<string, unknown> {
+  if (typeof capabilities !== 'object' || capabilities === null || Array.isArray(capabilities)) return {}
+  const { elicitation, ...rest } = capabilities as Record<string, unknown>
+  if (typeof elicitation !== 'object' || elicitation === null) return capabilities as Record<string, unknown>
+  const modes = elicitation as Record<string, unknown>
+  return { ...rest, elicitation: modes.form === undefined && modes.url === undefined ? { ...modes, form: {} } : modes }
+}
+
 function envelope (identity: ClientIdentity): Record<string, unknown> {
-  return { [PROTOCOL_VERSION_META_KEY]: MODERN_VERSION, [CLIENT_INFO_META_KEY]: identity.clientInfo ?? {}, [CLIENT_CAPABILITIES_META_KEY]: identity.clientCapabilities ?? {} }
+  return {
+    [PROTOCOL_VERSION_META_KEY]: MODERN_VERSION,
+    [CLIENT_INFO_META_KEY]: identity.clientInfo ?? {},
+    [CLIENT_CAPABILITIES_META_KEY]: modernClientCapabilities(identity.clientCapabilities),
+    ...(identity.logLevel === undefined ? {} : { [LOG_LEVEL_META_KEY]: identity.logLevel })
+  }
 }
 
 /** A legacy request or notification as the modern upstream expects it. */
@@ -73,18 +95,17 @@ export function toModernRequest (message: JsonRpcRequest | JsonRpcNotification, 
 
 /**
  * Capabilities a legacy client may rely on through the bridge. Change notifications and resource
- * subscriptions need the legacy GET stream, which the bridge does not serve yet: not advertised.
- * Logging needs a per-session level carried in `_meta`, not bridged yet either.
+ * subscriptions reach a legacy client only on its GET stream: advertised only when the route serves
+ * one (`getStream: forward`, bridged to `subscriptions/listen`).
  */
-function legacyCapabilities (capabilities: Record<string, unknown> | undefined): Record<string, unknown> {
+function legacyCapabilities (capabilities: Record<string, unknown> | undefined, servesGetStream: boolean): Record<string, unknown> {
   const result: Record<string, unknown> = {}
   for (const [name, value] of Object.entries(capabilities ?? {})) {
-    if (name === 'logging' || name === 'subscriptions') continue
-    if (typeof value === 'object' && value !== null) {
+    if (servesGetStream || typeof value !== 'object' || value === null) {
+      result[name] = value
+    } else {
       const { listChanged: _listChanged, subscribe: _subscribe, ...rest } = value as Record<string, unknown>
       result[name] = rest
-    } else {
-      result[name] = value
     }
   }
   return result
@@ -103,12 +124,7 @@ export class ModernUpstreamBridge {
 
   async #discover (identity: ClientIdentity): Promise<DiscoverResult | undefined> {
     const request = toModernRequest({ jsonrpc: '2.0', id: DISCOVER_ID, method: 'server/discover', params: {} }, identity)
-    const response = await fetch(this.#route.upstream, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...request.headers },
-      body: request.body,
-      signal: AbortSignal.timeout(this.#route.timeout)
-    })
+    const response = await postUpstream(this.#route.upstream, {}, request, AbortSignal.timeout(this.#route.timeout), this.#route.timeout)
     const message = await readResponse(response, DISCOVER_ID)
     if (message === undefined || !('result' in message)) return undefined
     const result = message.result as DiscoverResult
@@ -145,6 +161,7 @@ export class ModernUpstreamBridge {
     try {
       discovered = await this.#discover({ clientInfo: params.clientInfo, clientCapabilities: params.capabilities })
     } catch (error) {
+      if (error instanceof GatewayError) throw error
       throw (error as Error).name === 'TimeoutError' ? new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { cause: error }) : new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { cause: error })
     }
     if (discovered === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the upstream did not answer server/discover with 2026-07-28' })
@@ -152,7 +169,7 @@ export class ModernUpstreamBridge {
     const serverInfo = discovered._meta?.[SERVER_INFO_META_KEY] ?? discovered.serverInfo ?? { name: 'mcp-server', version: '0' }
     return {
       protocolVersion: (LEGACY_PROTOCOL_VERSIONS as readonly string[]).includes(requested) ? requested : LEGACY_PROTOCOL_VERSIONS[0],
-      capabilities: legacyCapabilities(discovered.capabilities),
+      capabilities: legacyCapabilities(discovered.capabilities, this.#route.getStream === 'forward'),
       serverInfo,
       ...(typeof discovered.instructions === 'string' ? { instructions: discovered.instructions } : {})
     }

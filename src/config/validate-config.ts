@@ -27,6 +27,10 @@ export const DEFAULT_JWT_CLAIM = 'sub'
 export const MIN_ADMIN_TOKEN_LENGTH = 16
 /** Time until the upstream's response headers; an SSE body afterwards may stream for as long as it likes. */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 5 * 60 * 1000
+/** Era bridge: how long a legacy client has to answer one round of a server's input requests. */
+export const DEFAULT_INPUT_TIMEOUT_MS = 2 * 60 * 1000
+/** Era bridge: input_required rounds one request may take before the gateway gives up on it. */
+export const DEFAULT_MAX_INPUT_ROUNDS = 8
 
 /** Paths the gateway serves itself; a route cannot take them. */
 export const reservedPaths = ['/healthz', '/readyz', '/metrics'] as const
@@ -51,6 +55,10 @@ export interface RouteConfig {
   readonly getStream: GetStreamMode
   /** What the upstream speaks; `modern` makes the gateway bridge legacy clients (issue #6). */
   readonly upstreamEra: UpstreamEra
+  /** Era bridge: milliseconds a legacy client has to answer one round of input requests. */
+  readonly inputTimeout: number
+  /** Era bridge: input_required rounds one request may take. */
+  readonly maxInputRounds: number
 }
 
 export interface SecurityConfig {
@@ -426,7 +434,7 @@ function readEnum<T extends string> (value: unknown, path: string, allowed: read
 }
 
 function validateRoute (value: unknown, path: string): RouteConfig {
-  const section = readSection(value, path, ['path', 'upstream', 'timeout', 'getStream', 'upstreamEra'])
+  const section = readSection(value, path, ['path', 'upstream', 'timeout', 'getStream', 'upstreamEra', 'inputTimeout', 'maxInputRounds'])
   const routePath = readString(section.path, `${path}.path`)
   // No `*` or `:`: Fastify would read them as a wildcard or a parameter, not as the literal path.
   if (!/^\/[A-Za-z0-9._~!$&'()+,;=@/-]*$/.test(routePath)) {
@@ -440,7 +448,9 @@ function validateRoute (value: unknown, path: string): RouteConfig {
     upstream: readUrl(section.upstream, `${path}.upstream`, ['http:', 'https:']),
     timeout: readDuration(section.timeout, `${path}.timeout`, DEFAULT_ROUTE_TIMEOUT_MS),
     getStream: readEnum(section.getStream, `${path}.getStream`, getStreamModes, 'reject'),
-    upstreamEra: readEnum(section.upstreamEra, `${path}.upstreamEra`, upstreamEras, 'auto')
+    upstreamEra: readEnum(section.upstreamEra, `${path}.upstreamEra`, upstreamEras, 'auto'),
+    inputTimeout: readDuration(section.inputTimeout, `${path}.inputTimeout`, DEFAULT_INPUT_TIMEOUT_MS),
+    maxInputRounds: readInteger(section.maxInputRounds, `${path}.maxInputRounds`, DEFAULT_MAX_INPUT_ROUNDS, 1, 100)
   }
 }
 

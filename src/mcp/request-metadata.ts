@@ -7,6 +7,8 @@
 export const CLIENT_INFO_META_KEY = 'io.modelcontextprotocol/clientInfo'
 export const CLIENT_CAPABILITIES_META_KEY = 'io.modelcontextprotocol/clientCapabilities'
 export const SERVER_INFO_META_KEY = 'io.modelcontextprotocol/serverInfo'
+export const LOG_LEVEL_META_KEY = 'io.modelcontextprotocol/logLevel'
+export const SUBSCRIPTION_ID_META_KEY = 'io.modelcontextprotocol/subscriptionId'
 
 /** Which body field the `Mcp-Name` header mirrors, per method ("Standard Request Headers"; tasks per SEP-2663). */
 const mcpNameSource: Readonly<Record<string, string>> = {

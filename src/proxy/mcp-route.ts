@@ -2,9 +2,13 @@ import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import { ModernUpstreamBridge, toModernRequest, type ModernRequest } from '../bridge/modern-upstream-bridge.js'
+import { BridgeRelay } from '../bridge/bridge-relay.js'
+import { runBridgedCall } from '../bridge/bridged-call.js'
+import { LegacyReply } from '../bridge/legacy-reply.js'
+import { serveListenStream } from '../bridge/listen-stream.js'
+import { ModernUpstreamBridge, type ClientIdentity } from '../bridge/modern-upstream-bridge.js'
 import type { RouteConfig } from '../config/validate-config.js'
-import { GatewayError } from '../errors.js'
+import { GatewayError, JsonRpcErrorCode } from '../errors.js'
 import type { GatewayMetrics } from '../observability/metrics.js'
 import type { Tracing } from '../observability/tracing.js'
 import { inspectInitializeResponse, mediaType } from '../mcp/initialize-response.js'
@@ -55,7 +59,6 @@ interface UpstreamResponse {
 function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp'>, headers: IncomingHttpHeaders): IncomingHttpHeaders {
   delete headers[SESSION_HEADER]
   headers['x-request-id'] = request.id
-  if (request.mcp.upstreamHeaders !== undefined) Object.assign(headers, request.mcp.upstreamHeaders)
   const span = request.mcp.span
   if (span !== undefined) Object.assign(headers, span.propagationHeaders())
   return headers
@@ -73,6 +76,31 @@ function rewriteUpstreamHeaders (headers: IncomingHttpHeaders): IncomingHttpHead
   for (const name of hopByHopHeaders) delete headers[name]
   if (mediaType(headers['content-type']) === 'text/event-stream') headers['x-accel-buffering'] = 'no'
   return headers
+}
+
+/** What the bridge sets itself on a modern request, or what describes the client's own connection or body. */
+const notBridgedHeaders = [...hopByHopHeaders, 'host', 'content-length', 'content-type', 'accept', 'accept-encoding',
+  'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id']
+
+/** The client's headers (authorization, say) for a request the bridge makes on its behalf. */
+function bridgedRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp' | 'headers'>): Record<string, string> {
+  const headers = upstreamRequestHeaders(request, { ...request.headers })
+  for (const name of notBridgedHeaders) delete headers[name]
+  const flat: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value
+  }
+  return flat
+}
+
+/** The levels `logging/setLevel` accepts (the RFC 5424 severities, as MCP lists them). */
+const logLevels = new Set(['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'])
+
+/** Aborts when the client goes away before its response was completely sent. */
+function clientGoneSignal (reply: FastifyReply): AbortSignal {
+  const gone = new AbortController()
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
+  return gone.signal
 }
 
 function readSessionHeader (request: FastifyRequest): string | undefined {
@@ -113,6 +141,8 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   const upstream = new URL(route.upstream)
   const upstreamSource = upstream.pathname + upstream.search
   const bridge = new ModernUpstreamBridge(route)
+  const relay = new BridgeRelay(store)
+  fastify.addHook('onClose', async function closeBridgeRelay () { relay.close() })
 
   await fastify.register(replyFrom, {
     base: upstream.origin,
@@ -183,13 +213,12 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     }
   }
 
-  function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void, bridged?: ModernRequest): FastifyReply {
-    const body = bridged === undefined ? request.body as Buffer | undefined : bridged.body
-    if (bridged !== undefined) request.mcp.upstreamHeaders = bridged.headers
+  function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void): FastifyReply {
+    const body = request.body as Buffer | undefined
     const started = performance.now()
     const upstreamDuration = routeMetrics.upstreamDuration
     return reply.from(upstreamSource, {
-      ...(body === undefined ? {} : { body, contentType: bridged === undefined ? request.headers['content-type'] ?? 'application/json' : 'application/json' }),
+      ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/json' }),
       rewriteRequestHeaders: upstreamRequestHeaders,
       rewriteHeaders: rewriteUpstreamHeaders,
       onResponse: (_request, _reply, response) => {
@@ -273,19 +302,78 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     return await reply.type('application/json').send({ jsonrpc: '2.0', id: initialize.id, result })
   }
 
+  function identityOf (session: LiveSession): ClientIdentity {
+    return { clientInfo: session.clientInfo, clientCapabilities: session.clientCapabilities, logLevel: session.bridge?.logLevel }
+  }
+
+  function jsonResult (reply: FastifyReply, id: JsonRpcRequest['id'], body: { result: unknown } | { error: { code: number, message: string } }): FastifyReply {
+    return reply.type('application/json').send({ jsonrpc: '2.0', id, ...body })
+  }
+
+  /** What the client POSTs that is not a request: answers to the bridge's input requests, cancellations. */
+  async function bridgeClientMessage (message: ClientPost['messages'][number], session: LiveSession): Promise<void> {
+    if (!('method' in message)) {
+      await relay.deliverAnswer(session.id, message)
+      return
+    }
+    const params = message.params as { requestId?: unknown } | undefined
+    const requestId = params?.requestId
+    if (message.method === 'notifications/cancelled' && (typeof requestId === 'string' || typeof requestId === 'number')) {
+      await relay.cancel(session.id, requestId)
+    }
+    // Other client notifications (initialized, roots/list_changed, progress) have no modern counterpart.
+  }
+
+  /** logging/setLevel and resources/(un)subscribe: answered here, kept in the session for the upstream. */
+  async function bridgeSessionSetting (request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest, session: LiveSession): Promise<FastifyReply> {
+    const params = (message.params ?? {}) as Record<string, unknown>
+    const value = message.method === 'logging/setLevel' ? params.level : params.uri
+    const valid = typeof value === 'string' && (message.method !== 'logging/setLevel' || logLevels.has(value))
+    if (!valid) return jsonResult(reply, message.id, { error: { code: JsonRpcErrorCode.InvalidParams, message: `Invalid params: ${message.method === 'logging/setLevel' ? 'level must be one of ' + [...logLevels].join(', ') : 'uri must be a string'}` } })
+    const change = message.method === 'logging/setLevel' ? { logLevel: value } : message.method === 'resources/subscribe' ? { subscribe: value } : { unsubscribe: value }
+    if (!await store.updateBridgeState(session.id, request.mcp.principal, change)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    if (!('logLevel' in change)) await relay.subscriptionsChanged(session.id)
+    return jsonResult(reply, message.id, { result: {} })
+  }
+
   async function bridgeRequest (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
     if (post.isBatch) throw new GatewayError('MCPGW_BATCH_NOT_SUPPORTED', { detail: 'batches are not bridged to a 2026-07-28 upstream' })
     const message = post.messages[0] as ClientPost['messages'][number]
-    // The client's notifications and its answers to server requests have no modern counterpart.
-    if (!isRequest(message)) return await reply.code(202).send()
-    if (message.method === 'ping' || message.method === 'logging/setLevel') {
-      return await reply.type('application/json').send({ jsonrpc: '2.0', id: message.id, result: {} })
+    if (!isRequest(message)) {
+      await bridgeClientMessage(message, session)
+      return await reply.code(202).send()
     }
-    if (message.method === 'resources/subscribe' || message.method === 'resources/unsubscribe') {
-      return await reply.type('application/json').send({ jsonrpc: '2.0', id: message.id, error: { code: -32601, message: `${message.method} is not available through the gateway's bridge to a 2026-07-28 server` } })
+    if (message.method === 'ping') return jsonResult(reply, message.id, { result: {} })
+    if (message.method === 'logging/setLevel' || message.method === 'resources/subscribe' || message.method === 'resources/unsubscribe') {
+      return await bridgeSessionSetting(request, reply, message, session)
     }
     request.mcp.outcome = 'bridged to 2026-07-28'
-    return forward(request, reply, undefined, toModernRequest(message, { clientInfo: session.clientInfo, clientCapabilities: session.clientCapabilities }))
+    await runBridgedCall(message, { id: session.id, identity: identityOf(session) }, new LegacyReply(reply), clientGoneSignal(reply), {
+      upstream: route.upstream,
+      headers: bridgedRequestHeaders(request),
+      timeout: route.timeout,
+      inputTimeout: route.inputTimeout,
+      maxInputRounds: route.maxInputRounds,
+      relay
+    })
+    return reply
+  }
+
+  /** A legacy GET stream on a bridged session: the upstream's `subscriptions/listen` stream. */
+  async function bridgeGetStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession): Promise<FastifyReply> {
+    request.mcp.outcome = 'bridged to subscriptions/listen'
+    await serveListenStream(session.id, new LegacyReply(reply), clientGoneSignal(reply), {
+      upstream: route.upstream,
+      headers: bridgedRequestHeaders(request),
+      timeout: route.timeout,
+      relay,
+      readSession: async () => {
+        // Read again on every (re)subscription, without sliding the idle timeout: a stream is not activity.
+        const live = await store.touch(session.id, request.mcp.principal, { withClient: true })
+        return live === null ? null : { identity: identityOf(live), bridge: live.bridge ?? { resourceSubscriptions: [] } }
+      }
+    })
+    return reply
   }
 
   fastify.post(route.path, async function handlePost (request, reply) {
@@ -328,9 +416,12 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   // so the gateway answers 405 itself unless the route says to forward it.
   fastify.get(route.path, async function handleGet (request, reply) {
     refuseModernSessionlessCall(request)
-    await requireLiveSession(request)
-    // A 2026-07-28 upstream has no GET stream at all (its listen stream is not bridged yet).
-    if (route.getStream !== 'forward' || bridge.knownEra() === 'modern') throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
+    const knownEra = bridge.knownEra()
+    const session = await requireLiveSession(request, knownEra === 'modern')
+    if (route.getStream !== 'forward') throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
+    if ((knownEra ?? await bridge.era()) === 'modern') {
+      return await bridgeGetStream(request, reply, knownEra === undefined ? await requireLiveSession(request, true) : session)
+    }
     return forward(request, reply)
   })
 

@@ -21,8 +21,6 @@ export interface McpRequestContext {
   errorCode: string | undefined
   /** The request's trace span, when tracing is on. */
   span: RequestSpan | undefined
-  /** Headers replacing the client's on the way up (a request bridged to a modern upstream). */
-  upstreamHeaders: Record<string, string> | undefined
 }
 
 declare module 'fastify' {
@@ -32,5 +30,5 @@ declare module 'fastify' {
 }
 
 export function newRequestContext (): McpRequestContext {
-  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined, span: undefined, upstreamHeaders: undefined }
+  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined, span: undefined }
 }

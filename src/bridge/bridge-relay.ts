@@ -1,0 +1,171 @@
+import { randomBytes } from 'node:crypto'
+import { GatewayError, type JsonRpcId } from '../errors.js'
+import type { JsonRpcMessage } from '../mcp/json-rpc.js'
+import type { SessionStore } from '../sessions/session-store.js'
+
+/*
+ * What the era bridge needs to hear from the other gateway instances (issue #6). A bridged request
+ * holds its client's SSE stream, and its upstream call, on one instance; what concerns it arrives as
+ * separate POSTs that a round-robin balancer sends anywhere:
+ *   - the client's answer to an input request the gateway put on that stream (elicitation, sampling,
+ *     roots). The request id the gateway gave it names the instance that asked, so the answer is
+ *     published on that instance's channel only;
+ *   - `notifications/cancelled` for the request, and a change of the session's resource
+ *     subscriptions (for its GET stream): the instance holding either is not known, so these are
+ *     published to every instance, and each looks them up in what it holds.
+ * Messages go through the session store's publish/subscribe (Redis pub/sub on a shared store), so
+ * every instance sharing the store sees the same thing. Nothing is answered to a stranger: each
+ * message names the session it came on (checked, principal included, before it is published), and a
+ * pending entry only accepts messages of its own session.
+ */
+
+const ANSWER_ID_PREFIX = 'mcpgw.'
+/** `mcpgw.<instance>.<random>`: instance and random part are base64url. */
+const ANSWER_ID = /^mcpgw\.([A-Za-z0-9_-]{12})\.[A-Za-z0-9_-]{16}$/
+
+type RelayMessage =
+  | { readonly kind: 'answer', readonly session: string, readonly message: JsonRpcMessage }
+  | { readonly kind: 'cancel', readonly session: string, readonly request: JsonRpcId }
+  | { readonly kind: 'subscriptions', readonly session: string }
+
+interface PendingAnswer {
+  readonly session: string
+  readonly resolve: (message: JsonRpcMessage) => void
+}
+
+/** A request to the client that the gateway waits on; `answer` settles with the client's response. */
+export interface ClientRequest {
+  readonly id: string
+  readonly answer: Promise<JsonRpcMessage>
+  /** Stops waiting (the answer, should it come, is then ignored). */
+  readonly forget: () => void
+}
+
+function callKey (session: string, request: JsonRpcId): string {
+  return `${session}\n${JSON.stringify(request)}`
+}
+
+export class BridgeRelay {
+  readonly #store: SessionStore
+  readonly instanceId = randomBytes(9).toString('base64url')
+  readonly #answers = new Map<string, PendingAnswer>()
+  readonly #calls = new Map<string, () => void>()
+  readonly #watchers = new Map<string, Set<() => void>>()
+  #joined: Promise<void> | undefined
+  readonly #unsubscribe: Array<() => void> = []
+
+  constructor (store: SessionStore) {
+    this.#store = store
+  }
+
+  /** Subscribes this instance's channels, once; a failure is retried by the next call. */
+  async join (): Promise<void> {
+    this.#joined ??= (async () => {
+      for (const channel of [`instance:${this.instanceId}`, 'all']) {
+        this.#unsubscribe.push(await this.#store.subscribe(channel, (text) => { this.#receive(text) }))
+      }
+    })().catch((error: unknown) => {
+      for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe()
+      this.#joined = undefined
+      throw error
+    })
+    await this.#joined
+  }
+
+  /** Registers a request the gateway is about to send to the client of `session`. */
+  askClient (session: string): ClientRequest {
+    const id = `${ANSWER_ID_PREFIX}${this.instanceId}.${randomBytes(12).toString('base64url')}`
+    let resolve!: (message: JsonRpcMessage) => void
+    const answer = new Promise<JsonRpcMessage>((settle) => { resolve = settle })
+    this.#answers.set(id, { session, resolve })
+    return { id, answer, forget: () => { this.#answers.delete(id) } }
+  }
+
+  /**
+   * A response the client POSTed on `session`. Resolves true when it answers one of the gateway's
+   * own input requests (delivered here or published to the instance that asked), false otherwise.
+   */
+  async deliverAnswer (session: string, message: JsonRpcMessage): Promise<boolean> {
+    const id = 'id' in message ? message.id : undefined
+    const instance = typeof id === 'string' ? ANSWER_ID.exec(id)?.[1] : undefined
+    if (instance === undefined) return false
+    if (instance === this.instanceId) this.#answer(session, message)
+    else await this.#publish(`instance:${instance}`, { kind: 'answer', session, message })
+    return true
+  }
+
+  /** Registers a bridged request in flight on this instance; `cancel` ends it. Returns the unregister. */
+  trackCall (session: string, request: JsonRpcId, cancel: () => void): () => void {
+    const key = callKey(session, request)
+    this.#calls.set(key, cancel)
+    return () => { if (this.#calls.get(key) === cancel) this.#calls.delete(key) }
+  }
+
+  /** The client cancelled `request`: ended here if it runs here, else on whichever instance runs it. */
+  async cancel (session: string, request: JsonRpcId): Promise<void> {
+    if (this.#cancelHere(session, request)) return
+    await this.#publish('all', { kind: 'cancel', session, request })
+  }
+
+  /** Calls `onChange` whenever the resource subscriptions of `session` change, on any instance. */
+  watchSubscriptions (session: string, onChange: () => void): () => void {
+    const watchers = this.#watchers.get(session) ?? new Set()
+    this.#watchers.set(session, watchers)
+    const watcher = (): void => { onChange() }
+    watchers.add(watcher)
+    return () => {
+      watchers.delete(watcher)
+      if (watchers.size === 0 && this.#watchers.get(session) === watchers) this.#watchers.delete(session)
+    }
+  }
+
+  async subscriptionsChanged (session: string): Promise<void> {
+    await this.#publish('all', { kind: 'subscriptions', session })
+  }
+
+  /** What this instance holds, for tests and shutdown. */
+  get pending (): { readonly answers: number, readonly calls: number, readonly watchers: number } {
+    return { answers: this.#answers.size, calls: this.#calls.size, watchers: this.#watchers.size }
+  }
+
+  close (): void {
+    for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe()
+    this.#joined = undefined
+  }
+
+  async #publish (channel: string, message: RelayMessage): Promise<void> {
+    try {
+      await this.#store.publish(channel, JSON.stringify(message))
+    } catch (error) {
+      throw error instanceof GatewayError ? error : new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: error })
+    }
+  }
+
+  #receive (text: string): void {
+    let message: RelayMessage
+    try {
+      message = JSON.parse(text) as RelayMessage
+    } catch {
+      return
+    }
+    if (message.kind === 'answer') this.#answer(message.session, message.message)
+    else if (message.kind === 'cancel') this.#cancelHere(message.session, message.request)
+    else if (message.kind === 'subscriptions') for (const watcher of this.#watchers.get(message.session) ?? []) watcher()
+  }
+
+  #answer (session: string, message: JsonRpcMessage): void {
+    const id = 'id' in message && typeof message.id === 'string' ? message.id : ''
+    const pending = this.#answers.get(id)
+    // Another session's client cannot answer for this one, even with the right id.
+    if (pending === undefined || pending.session !== session) return
+    this.#answers.delete(id)
+    pending.resolve(message)
+  }
+
+  #cancelHere (session: string, request: JsonRpcId): boolean {
+    const cancel = this.#calls.get(callKey(session, request))
+    if (cancel === undefined) return false
+    cancel()
+    return true
+  }
+}

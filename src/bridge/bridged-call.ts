@@ -1,0 +1,227 @@
+import { randomBytes } from 'node:crypto'
+import { GatewayError, jsonRpcErrorBody } from '../errors.js'
+import { mediaType } from '../mcp/initialize-response.js'
+import { isJsonRpcMessage, type JsonRpcMessage, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { SseParser } from '../mcp/sse-parser.js'
+import { upstreamFailure } from '../proxy/upstream-error.js'
+import type { BridgeRelay } from './bridge-relay.js'
+import type { LegacyReply } from './legacy-reply.js'
+import { postUpstream } from './upstream-post.js'
+import { toModernRequest, type ClientIdentity } from './modern-upstream-bridge.js'
+
+/*
+ * One legacy request through the era bridge (issue #6), from the client's POST to its result.
+ *
+ * 2026-07-28 has no server-to-client requests: a `tools/call`, `prompts/get` or `resources/read` that
+ * needs the client (elicitation, sampling, roots) is answered with `resultType: "input_required"` and
+ * the embedded requests, and the client is to send the request again, as a new request, with
+ * `inputResponses` and the `requestState` echoed byte for byte ("multi round-trip requests"). A legacy
+ * client knows none of that; it knows server-to-client requests on the response stream. So the
+ * gateway plays the modern client: it puts each embedded request on the legacy client's SSE stream
+ * as an ordinary JSON-RPC request, waits for the answers (POSTed to any gateway instance: the relay
+ * brings them here), and sends the request upstream again, until the upstream gives a complete
+ * result or an error, which ends the stream. Bounded by `maxInputRounds` and, per round,
+ * `inputTimeout`.
+ *
+ * Cancellation: closing the upstream stream is the modern cancellation signal. A legacy
+ * `notifications/cancelled` for this request (on any instance) aborts the upstream call here and ends
+ * the client's stream without a response, as the legacy revision says a cancelled request gets.
+ */
+
+export interface BridgedCallOptions {
+  readonly upstream: string
+  /** Headers for every upstream leg (the client's own, request id, trace context). */
+  readonly headers: Record<string, string>
+  /** Milliseconds to wait for the upstream's response headers on each leg. */
+  readonly timeout: number
+  readonly inputTimeout: number
+  readonly maxInputRounds: number
+  readonly relay: BridgeRelay
+}
+
+export interface BridgedSession {
+  readonly id: string
+  readonly identity: ClientIdentity
+}
+
+/** A requestState-only round asks nothing of the client: pace it, as the SDK clients do. */
+const REQUEST_STATE_ONLY_PACING_MS = 250
+
+interface InputRequired {
+  readonly inputRequests?: Record<string, { readonly method: string, readonly params?: unknown }>
+  readonly requestState?: string
+}
+
+type LegOutcome = { readonly done: true } | { readonly done: false, readonly inputRequired: InputRequired }
+
+class Cancelled extends Error {}
+
+function isObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** A modern result as a legacy client expects it: `resultType` is 2026-07-28 vocabulary. */
+function legacyResponse (message: JsonRpcMessage, id: JsonRpcRequest['id']): Record<string, unknown> {
+  if ('result' in message && isObject(message.result)) {
+    const { resultType: _resultType, ...result } = message.result
+    return { jsonrpc: '2.0', id, result }
+  }
+  return { ...message, id }
+}
+
+function isInputRequired (message: JsonRpcMessage): message is JsonRpcMessage & { result: InputRequired } {
+  return 'result' in message && isObject(message.result) && message.result.resultType === 'input_required'
+}
+
+export async function runBridgedCall (message: JsonRpcRequest, session: BridgedSession, reply: LegacyReply, clientGone: AbortSignal, options: BridgedCallOptions): Promise<void> {
+  const call = new AbortController()
+  const abort = (): void => { call.abort(new Cancelled()) }
+  clientGone.addEventListener('abort', abort, { once: true })
+  const untrack = options.relay.trackCall(session.id, message.id, abort)
+  // A cancellation POSTed to another instance reaches this one only once it listens (once per relay).
+  options.relay.join().catch(() => undefined)
+  const originalParams = isObject(message.params) ? message.params : {}
+  try {
+    let leg: JsonRpcRequest = message
+    for (let round = 0; ; round++) {
+      const outcome = await callUpstream(leg, message.id, session.identity, reply, call.signal, options)
+      if (outcome.done) return
+      if (round + 1 >= options.maxInputRounds) {
+        reply.finish(jsonRpcErrorBody(new GatewayError('MCPGW_INPUT_ROUNDS_EXCEEDED', { detail: `${options.maxInputRounds} rounds` }), message.id))
+        return
+      }
+      const { inputRequests, requestState } = outcome.inputRequired
+      const inputResponses = await askClient(inputRequests ?? {}, session.id, reply, call.signal, options)
+      leg = {
+        ...message,
+        // A retry is a new request (2026-07-28, multi round-trip requests); its answer goes back under the client's id.
+        id: `mcpgw-retry-${randomBytes(9).toString('base64url')}`,
+        params: {
+          ...originalParams,
+          ...(inputResponses === undefined ? {} : { inputResponses }),
+          ...(requestState === undefined ? {} : { requestState })
+        }
+      }
+    }
+  } catch (error) {
+    if (error instanceof Cancelled || call.signal.aborted) {
+      reply.end()
+      return
+    }
+    const failure = error instanceof GatewayError ? error : upstreamFailure(error)
+    // Before anything was streamed, the route answers with the HTTP error itself.
+    if (!reply.started) throw failure
+    reply.finish(jsonRpcErrorBody(failure, message.id))
+  } finally {
+    untrack()
+    clientGone.removeEventListener('abort', abort)
+  }
+}
+
+/**
+ * One upstream leg. Notifications are relayed as they arrive; the response to `leg` ends the call
+ * (complete result or error, under the client's id) or asks for another round.
+ */
+async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id'], identity: ClientIdentity, reply: LegacyReply, cancelled: AbortSignal, options: BridgedCallOptions): Promise<LegOutcome> {
+  const response = await postUpstream(options.upstream, options.headers, toModernRequest(leg, identity), cancelled, options.timeout)
+  const contentType = response.headers.get('content-type')
+  if (!response.ok && !reply.started) {
+    reply.upstreamError(response.status, contentType, await response.text())
+    return { done: true }
+  }
+
+  const onMessage = (message: JsonRpcMessage): LegOutcome | undefined => {
+    if ('method' in message || !('id' in message) || message.id !== leg.id) {
+      reply.event(message)
+      return undefined
+    }
+    if (isInputRequired(message)) return { done: false, inputRequired: message.result }
+    reply.finish(legacyResponse(message, clientId))
+    return { done: true }
+  }
+
+  if (mediaType(contentType ?? undefined) === 'text/event-stream' && response.body !== null) {
+    const parser = new SseParser()
+    const reader = response.body.getReader()
+    try {
+      for (;;) {
+        const { done, value } = await reader.read()
+        const events = done ? parser.push(Buffer.from('\n\n')) : parser.push(Buffer.from(value))
+        for (const event of events) {
+          const message = parseMessage(event.data)
+          const outcome = message === undefined ? undefined : onMessage(message)
+          if (outcome !== undefined) return outcome
+        }
+        if (done) break
+      }
+    } finally {
+      // The rest of the stream (if any) is not needed: closing it is also the modern cancellation signal.
+      reader.cancel().catch(() => undefined)
+    }
+  } else {
+    const message = parseMessage(await response.text())
+    const outcome = message === undefined ? undefined : onMessage(message)
+    if (outcome !== undefined) return outcome
+  }
+  throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: `the upstream ended its answer to ${leg.method} without a response (HTTP ${response.status})` })
+}
+
+function parseMessage (text: string): JsonRpcMessage | undefined {
+  try {
+    const parsed: unknown = JSON.parse(text)
+    return isJsonRpcMessage(parsed) ? parsed : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * Puts the embedded requests on the client's stream and waits for every answer. Resolves with the
+ * `inputResponses` map (undefined for a requestState-only round, after a short pause).
+ */
+async function askClient (inputRequests: NonNullable<InputRequired['inputRequests']>, sessionId: string, reply: LegacyReply, cancelled: AbortSignal, options: BridgedCallOptions): Promise<Record<string, unknown> | undefined> {
+  const entries = Object.entries(inputRequests)
+  if (entries.length === 0) {
+    await waitOrAbort(new Promise((resolve) => setTimeout(resolve, REQUEST_STATE_ONLY_PACING_MS)), cancelled)
+    return undefined
+  }
+  // Subscribed before asking: an answer may come through another instance right away.
+  await options.relay.join()
+  const asked = entries.map(([key, { method, params }]) => ({ key, method, params, request: options.relay.askClient(sessionId) }))
+  let timer: NodeJS.Timeout | undefined
+  try {
+    for (const { method, params, request } of asked) {
+      reply.event({ jsonrpc: '2.0', id: request.id, method, ...(params === undefined ? {} : { params }) })
+    }
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new GatewayError('MCPGW_INPUT_TIMEOUT', { detail: `${options.inputTimeout} ms` })) }, options.inputTimeout)
+    })
+    const answers = await waitOrAbort(Promise.race([Promise.all(asked.map(async ({ request }) => await request.answer)), timeout]), cancelled)
+    const inputResponses: Record<string, unknown> = {}
+    answers.forEach((answer, index) => {
+      const { key, method } = asked[index] as typeof asked[number]
+      if ('error' in answer && answer.error !== undefined) {
+        throw new GatewayError('MCPGW_INPUT_REFUSED', { detail: `${method}: ${answer.error.message}`, data: { inputRequest: key, error: answer.error } })
+      }
+      inputResponses[key] = 'result' in answer ? answer.result : undefined
+    })
+    return inputResponses
+  } finally {
+    clearTimeout(timer)
+    for (const { request } of asked) request.forget()
+  }
+}
+
+async function waitOrAbort<T> (promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) throw new Cancelled()
+  let onAbort: (() => void) | undefined
+  const aborted = new Promise<never>((_resolve, reject) => {
+    onAbort = () => { reject(new Cancelled()) }
+    signal.addEventListener('abort', onAbort, { once: true })
+  })
+  try {
+    return await Promise.race([promise, aborted])
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener('abort', onAbort)
+  }
+}

@@ -1,0 +1,68 @@
+import type { FastifyReply } from 'fastify'
+import { PassThrough } from 'node:stream'
+
+/*
+ * The answer to one bridged legacy POST. It starts as nothing: a request that needs nothing but its
+ * result is answered with plain JSON; the moment there is something to say before the result (a
+ * notification relayed from the upstream, an input request for the client) it becomes an SSE stream,
+ * which every legacy client accepts (it sent `Accept: application/json, text/event-stream`).
+ */
+export class LegacyReply {
+  readonly #reply: FastifyReply
+  #stream: PassThrough | undefined
+
+  constructor (reply: FastifyReply) {
+    this.#reply = reply
+  }
+
+  /** Whether anything went out: an HTTP error can no longer be sent, only a JSON-RPC message. */
+  get started (): boolean {
+    return this.#stream !== undefined || this.#reply.sent
+  }
+
+  /** One message on the SSE stream, opening the stream first. */
+  event (message: unknown): void {
+    this.#open().write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
+  }
+
+  /** The last message: JSON when nothing was streamed yet, else the stream's last event. */
+  finish (message: unknown): void {
+    if (this.#stream === undefined) {
+      if (!this.#reply.sent) this.#reply.code(200).type('application/json').send(JSON.stringify(message))
+      return
+    }
+    this.event(message)
+    this.#stream.end()
+  }
+
+  /** An upstream HTTP error before anything was streamed: passed back as it came. */
+  upstreamError (statusCode: number, contentType: string | null, body: string): void {
+    this.#reply.code(statusCode)
+    if (contentType !== null) this.#reply.header('content-type', contentType)
+    this.#reply.send(body)
+  }
+
+  /** Ends without a response (a cancelled request gets none): an empty stream when none was open. */
+  end (): void {
+    if (this.#reply.sent && this.#stream === undefined) return
+    this.#open().end()
+  }
+
+  /** Opens the stream before there is anything to say (a GET stream), so the client sees it at once. */
+  open (): void {
+    // An SSE comment: it makes the response headers leave now, and clients skip it.
+    this.#open().write(': stream open\n\n')
+  }
+
+  #open (): PassThrough {
+    if (this.#stream === undefined) {
+      this.#stream = new PassThrough()
+      this.#reply.code(200)
+        .header('content-type', 'text/event-stream')
+        .header('cache-control', 'no-cache')
+        .header('x-accel-buffering', 'no')
+        .send(this.#stream)
+    }
+    return this.#stream
+  }
+}

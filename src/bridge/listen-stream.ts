@@ -1,0 +1,112 @@
+import { randomBytes } from 'node:crypto'
+import { isJsonRpcMessage, type JsonRpcMessage } from '../mcp/json-rpc.js'
+import { mediaType } from '../mcp/initialize-response.js'
+import { SUBSCRIPTION_ID_META_KEY } from '../mcp/request-metadata.js'
+import { SseParser } from '../mcp/sse-parser.js'
+import type { BridgeState } from '../sessions/session-store.js'
+import type { BridgeRelay } from './bridge-relay.js'
+import type { LegacyReply } from './legacy-reply.js'
+import { toModernRequest, type ClientIdentity } from './modern-upstream-bridge.js'
+import { postUpstream } from './upstream-post.js'
+
+/*
+ * The legacy GET stream of a bridged session (issue #6). A 2026-07-28 server has no GET stream: a
+ * client asks for change notifications with a `subscriptions/listen` request whose response stream
+ * stays open, carrying the notifications its filter selects. The gateway opens one for the legacy
+ * client's GET, with every list-changed kind and the resources the client subscribed to
+ * (`resources/subscribe`, answered by the gateway and kept in the session), and relays what comes,
+ * without the modern-only acknowledgement and subscription-id stamp. When the client subscribes or
+ * unsubscribes (on any instance) the listen request is replaced by one with the new filter.
+ */
+
+export interface ListenStreamOptions {
+  readonly upstream: string
+  readonly headers: Record<string, string>
+  /** Milliseconds to wait for the upstream's response headers. */
+  readonly timeout: number
+  readonly relay: BridgeRelay
+  /** The session's current identity and bridge state; null once the session is gone. */
+  readonly readSession: () => Promise<{ identity: ClientIdentity, bridge: BridgeState } | null>
+}
+
+function filterFor (bridge: BridgeState): Record<string, unknown> {
+  return {
+    toolsListChanged: true,
+    promptsListChanged: true,
+    resourcesListChanged: true,
+    ...(bridge.resourceSubscriptions.length > 0 ? { resourceSubscriptions: [...bridge.resourceSubscriptions] } : {})
+  }
+}
+
+/** A modern change notification as the legacy revision has it. */
+function legacyNotification (message: JsonRpcMessage): JsonRpcMessage | undefined {
+  if (!('method' in message) || 'id' in message || message.method === 'notifications/subscriptions/acknowledged') return undefined
+  const params = message.params
+  if (typeof params !== 'object' || params === null || Array.isArray(params)) return message
+  const { _meta: meta, ...rest } = params as Record<string, unknown>
+  if (typeof meta !== 'object' || meta === null) return message
+  const { [SUBSCRIPTION_ID_META_KEY]: _subscriptionId, ...keptMeta } = meta as Record<string, unknown>
+  return { ...message, params: Object.keys(keptMeta).length > 0 ? { ...rest, _meta: keptMeta } : rest }
+}
+
+/**
+ * Serves the GET stream until the client leaves, the session ends or the upstream ends the listen
+ * stream without a filter change (the client then opens a new GET, as after any dropped stream).
+ */
+export async function serveListenStream (sessionId: string, reply: LegacyReply, clientGone: AbortSignal, options: ListenStreamOptions): Promise<void> {
+  await options.relay.join()
+  let current: AbortController | undefined
+  let changed = false
+  const unwatch = options.relay.watchSubscriptions(sessionId, () => {
+    changed = true
+    current?.abort()
+  })
+  const onGone = (): void => { current?.abort() }
+  clientGone.addEventListener('abort', onGone, { once: true })
+  // The client sees the stream open at once, as with a legacy server.
+  reply.open()
+  try {
+    while (!clientGone.aborted) {
+      const session = await options.readSession()
+      if (session === null) return
+      changed = false
+      current = new AbortController()
+      await listenOnce(session.identity, filterFor(session.bridge), reply, current.signal, options).catch(() => undefined)
+      if (!changed) return
+    }
+  } finally {
+    unwatch()
+    clientGone.removeEventListener('abort', onGone)
+    current?.abort()
+    reply.end()
+  }
+}
+
+async function listenOnce (identity: ClientIdentity, filter: Record<string, unknown>, reply: LegacyReply, signal: AbortSignal, options: ListenStreamOptions): Promise<void> {
+  const id = `mcpgw-listen-${randomBytes(9).toString('base64url')}`
+  const request = toModernRequest({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { notifications: filter } }, identity)
+  const response = await postUpstream(options.upstream, options.headers, request, signal, options.timeout)
+  if (!response.ok || response.body === null || mediaType(response.headers.get('content-type') ?? undefined) !== 'text/event-stream') {
+    await response.body?.cancel()
+    return
+  }
+  const parser = new SseParser()
+  const reader = response.body.getReader()
+  try {
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) return
+      for (const event of parser.push(Buffer.from(value))) {
+        let parsed: unknown
+        try { parsed = JSON.parse(event.data) } catch { continue }
+        if (!isJsonRpcMessage(parsed)) continue
+        // The listen request's own response means the subscription ended.
+        if ('id' in parsed && parsed.id === id && !('method' in parsed)) return
+        const notification = legacyNotification(parsed)
+        if (notification !== undefined) reply.event(notification)
+      }
+    }
+  } finally {
+    reader.cancel().catch(() => undefined)
+  }
+}
