@@ -10,6 +10,11 @@ import type { TestRedis } from './helpers/redis-server.js'
 
 /* One contract, two stores: the same cases against MemorySessionStore and a real redis-server. */
 
+async function waitUntil (condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + 5_000
+  while (!condition() && Date.now() < deadline) await sleep(10)
+}
+
 const data = { route: '/mcp', protocolVersion: '2025-11-25', clientInfo: { name: 'c', version: '1' }, clientCapabilities: { roots: {} } }
 
 type StoreFactory = (timeouts: SessionTimeouts) => Promise<SessionStore>
@@ -154,6 +159,49 @@ function contract (name: string, makeStore: StoreFactory): void {
       t.equal(await store.touch(id), null, 'gone 650 ms after creation with a 500 ms lifetime')
     })
 
+    t.test('bridge state: log level and resource subscriptions, read with the client, only by the owner', async (t) => {
+      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+      const id = mintSessionId()
+      await store.create(id, { ...data, principal: 'alice-hash' })
+      t.match(await store.touch(id, 'alice-hash', { withClient: true }), { clientInfo: data.clientInfo, bridge: { resourceSubscriptions: [] } })
+      t.equal((await store.touch(id, 'alice-hash', { withClient: true }))?.bridge?.logLevel, undefined, 'no level until the client sets one')
+      t.equal(await store.updateBridgeState(id, 'alice-hash', { logLevel: 'warning' }), true)
+      t.equal(await store.updateBridgeState(id, 'alice-hash', { subscribe: 'file:///a b.txt' }), true)
+      t.equal(await store.updateBridgeState(id, 'alice-hash', { subscribe: 'demo://x' }), true)
+      t.equal(await store.updateBridgeState(id, 'alice-hash', { subscribe: 'demo://x' }), true, 'subscribing twice is one subscription')
+      t.equal(await store.updateBridgeState(id, 'alice-hash', { unsubscribe: 'file:///a b.txt' }), true)
+      const live = await store.touch(id, 'alice-hash', { withClient: true })
+      t.same(live?.bridge, { logLevel: 'warning', resourceSubscriptions: ['demo://x'] })
+      t.same(live?.clientCapabilities, data.clientCapabilities, 'the client\'s data is unchanged')
+      t.equal(await store.updateBridgeState(id, 'mallory-hash', { logLevel: 'debug' }), false, 'someone else\'s session does not exist')
+      t.equal(await store.updateBridgeState(id, undefined, { logLevel: 'debug' }), false)
+      t.equal((await store.touch(id, 'alice-hash', { withClient: true }))?.bridge?.logLevel, 'warning')
+      await store.terminate(id, { route: '/mcp', principal: 'alice-hash' })
+      t.equal(await store.updateBridgeState(id, 'alice-hash', { logLevel: 'debug' }), false, 'an ended session stays ended')
+    })
+
+    t.test('publish and subscribe: every subscriber of a channel, nothing kept for later', async (t) => {
+      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+      await store.publish('early', 'lost')
+      const heard: string[] = []
+      const first = await store.subscribe('news', (message) => { heard.push(`1:${message}`) })
+      const second = await store.subscribe('news', (message) => { heard.push(`2:${message}`) })
+      const other = await store.subscribe('early', (message) => { heard.push(`early:${message}`) })
+      await store.publish('news', 'a')
+      await waitUntil(() => heard.length === 2)
+      t.same(heard.sort(), ['1:a', '2:a'])
+      first()
+      first()
+      await store.publish('news', 'b')
+      await waitUntil(() => heard.length === 3)
+      t.same(heard.slice(2), ['2:b'], 'an unsubscribed listener hears nothing more')
+      second()
+      other()
+      await store.publish('news', 'c')
+      await sleep(50)
+      t.equal(heard.length, 3)
+    })
+
     t.test('close twice is harmless', async (t) => {
       const store = await makeStore({ idleTimeout: 1000, maxLifetime: 1000 })
       await store.close()
@@ -178,6 +226,24 @@ const redisStore: StoreFactory = async (timeouts) => {
 }
 t.before(async () => { redis = await withRedis(t) })
 contract('redis', redisStore)
+
+t.test('redis: messages reach the subscribers of every store on the same Redis and prefix, only those', async (t) => {
+  const publisher = await redisStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+  const subscriber = await redisStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+  const elsewhere = new RedisSessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000, redis: redisConfig({ url: (redis as TestRedis).url, keyPrefix: 'other:' }) })
+  t.teardown(async () => { await Promise.all([publisher.close(), subscriber.close(), elsewhere.close()]) })
+  const heard: string[] = []
+  const [unsubscribe] = await Promise.all([
+    subscriber.subscribe('instance:x', (message) => { heard.push(message) }),
+    subscriber.subscribe('instance:x', (message) => { heard.push(`again:${message}`) })
+  ])
+  await elsewhere.subscribe('instance:x', (message) => { heard.push(`other prefix:${message}`) })
+  await publisher.publish('instance:x', 'hello')
+  await waitUntil(() => heard.length >= 2)
+  await sleep(50)
+  t.same(heard.sort(), ['again:hello', 'hello'], 'both listeners of one SUBSCRIBE; not another key prefix')
+  unsubscribe()
+})
 
 t.test('redis: a bound session and its principal index share one Cluster slot', async (t) => {
   const store = await redisStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
