@@ -1,8 +1,7 @@
 import { acceptedContent, createMcpHandler, inputRequired, inputResponse, McpServer, type ServerNotifier } from '@modelcontextprotocol/server'
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
-import { Readable } from 'node:stream'
+import type { IncomingMessage } from 'node:http'
 import * as z from 'zod/v4'
+import { serveFetchHandler } from './serve-fetch-handler.js'
 
 /*
  * An upstream built with the official SDK v2 (`createMcpHandler`): `legacy: 'stateless'` serves both
@@ -81,62 +80,23 @@ function buildServer (state: UpstreamState): McpServer {
   return server
 }
 
-async function readBody (request: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = []
-  for await (const chunk of request) chunks.push(chunk as Buffer)
-  return Buffer.concat(chunks)
-}
-
 export async function startModernUpstream (legacy: 'stateless' | 'reject'): Promise<ModernUpstream> {
   const state: UpstreamState = { cancelledWaits: 0, onWaitStarted: [] }
   const handler = createMcpHandler(() => buildServer(state), { legacy })
   const received: ModernUpstream['received'] = []
 
-  async function serve (request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const body = await readBody(request)
+  const served = await serveFetchHandler(async (request) => await handler.fetch(request), (request, body) => {
     received.push({ method: request.method ?? '', headers: request.headers, body: body.toString('utf8') })
-    const headers = new Headers()
-    for (const [name, value] of Object.entries(request.headers)) {
-      if (typeof value === 'string') headers.set(name, value)
-    }
-    // A client that closes the connection aborts the request, as a fetch-based server runtime does.
-    const closed = new AbortController()
-    response.once('close', () => { if (!response.writableFinished) closed.abort() })
-    const webRequest = new Request(`http://${request.headers.host ?? 'upstream'}${request.url ?? '/'}`, {
-      method: request.method ?? 'GET',
-      headers,
-      signal: closed.signal,
-      ...(body.length > 0 ? { body } : {})
-    })
-    const webResponse = await handler.fetch(webRequest)
-    response.writeHead(webResponse.status, Object.fromEntries(webResponse.headers))
-    if (webResponse.body === null) {
-      response.end()
-      return
-    }
-    const stream = Readable.fromWeb(webResponse.body as import('node:stream/web').ReadableStream)
-    closed.signal.addEventListener('abort', () => { stream.destroy() }, { once: true })
-    stream.on('error', () => { response.destroy() })
-    stream.pipe(response)
-  }
-
-  const server = createServer((request, response) => {
-    serve(request, response).catch(() => {
-      if (!response.headersSent) response.writeHead(500)
-      response.end()
-    })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`,
+    url: served.url,
     received,
     notify: handler.notify,
     cancelledWaits: () => state.cancelledWaits,
     waitStarted: async () => { await new Promise<void>((resolve) => { state.onWaitStarted.push(resolve) }) },
     close: async () => {
       await handler.close()
-      server.closeAllConnections()
-      await new Promise<void>((resolve) => server.close(() => resolve()))
+      await served.close()
     }
   }
 }
