@@ -6,7 +6,7 @@ import { parseDuration } from '../src/config/duration.js'
 import { loadConfig, resolveConfig } from '../src/config/load-config.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME_MS,
-  DEFAULT_MAX_PER_PRINCIPAL, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_ROUTE_TIMEOUT_MS,
+  DEFAULT_INPUT_TIMEOUT_MS, DEFAULT_MAX_INPUT_ROUNDS, DEFAULT_MAX_PER_PRINCIPAL, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_ROUTE_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS, validateConfig
 } from '../src/config/validate-config.js'
 import { ConfigError } from '../src/errors.js'
@@ -34,7 +34,7 @@ t.test('a minimal config gets every named default', async (t) => {
     shutdownGrace: DEFAULT_SHUTDOWN_GRACE_MS,
     metrics: { enabled: true, path: '/metrics', port: null, host: DEFAULT_LISTEN_HOST },
     tracing: null,
-    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject', upstreamEra: 'auto' }]
+    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject', upstreamEra: 'auto', inputTimeout: DEFAULT_INPUT_TIMEOUT_MS, maxInputRounds: DEFAULT_MAX_INPUT_ROUNDS }]
   })
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]) && Object.isFrozen(config.sessions), 'deeply frozen')
 })
@@ -187,6 +187,8 @@ t.test('every invalid config names the exact path', async (t) => {
     ['redis url scheme', { ...minimal, redis: { url: 'http://cache:6379' } }, /^redis\.url: must use redis: or rediss:/],
     ['redis section type', { ...minimal, redis: 'redis://x' }, /^redis: must be a mapping/],
     ['upstreamEra value', { routes: [{ ...route, upstreamEra: 'future' }] }, /^routes\[0\]\.upstreamEra: must be one of auto, legacy, modern/],
+    ['maxInputRounds range', { routes: [{ ...route, maxInputRounds: 0 }] }, /^routes\[0\]\.maxInputRounds: must be between 1 and 100/],
+    ['inputTimeout shape', { routes: [{ ...route, inputTimeout: 'soon' }] }, /^routes\[0\]\.inputTimeout: must be a duration/],
     ['getStream value', { routes: [{ ...route, getStream: 'yes' }] }, /^routes\[0\]\.getStream: must be one of reject, forward/],
     ['allowedOrigins type', { ...minimal, security: { allowedOrigins: 'localhost' } }, /^security\.allowedOrigins: must be a list of strings/],
     ['allowedOrigins with scheme', { ...minimal, security: { allowedOrigins: ['https://app.example.com'] } }, /^security\.allowedOrigins\[0\]: must be a hostname without scheme or port/],
