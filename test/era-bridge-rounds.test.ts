@@ -3,7 +3,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import type { AddressInfo } from 'node:net'
 import { SseParser } from '../src/mcp/sse-parser.js'
 import { withGateway, type Teardown } from './helpers/fixtures.js'
-import { post } from './helpers/mcp-http.js'
+import { post, request } from './helpers/mcp-http.js'
 
 /*
  * Issue #6, the edges of a bridged request, against a scripted 2026-07-28 upstream (a plain HTTP
@@ -201,6 +201,11 @@ t.test('upstream failures', async (t) => {
 
   upstream.answer = (leg) => { leg.response.destroy() }
   t.equal((await gateway.send(deploy)).status, 502)
+
+  const metrics = await (await fetch(new URL('/metrics', gateway.url))).text()
+  t.match(metrics, /mcpgw_upstream_errors_total\{route="\/mcp",kind="timeout"\} 1/, 'bridged failures count like forwarded ones')
+  t.match(metrics, /mcpgw_upstream_errors_total\{route="\/mcp",kind="unreachable"\} 2/)
+  t.match(metrics, /mcpgw_upstream_duration_seconds_count\{route="\/mcp"\} [1-9]/)
 })
 
 t.test('a client that goes away: the upstream call is closed too', async (t) => {
@@ -227,6 +232,42 @@ t.test('a client that goes away: the upstream call is closed too', async (t) => 
   client.destroy()
   await closed
   t.pass('the upstream connection was closed')
+})
+
+t.test('the GET stream: a listen request upstream, replaced on (un)subscribe, ended by DELETE', async (t) => {
+  const upstream = await scriptedUpstream(t)
+  const listens: Leg[] = []
+  upstream.answer = (leg) => {
+    if (leg.body.method !== 'subscriptions/listen') return complete(leg, 'x')
+    listens.push(leg)
+    leg.response.writeHead(200, { 'content-type': 'text/event-stream' })
+    const meta = { 'io.modelcontextprotocol/subscriptionId': leg.body.id }
+    leg.response.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/subscriptions/acknowledged', params: { notifications: leg.body.params.notifications, _meta: meta } })}\n\n`)
+    leg.response.write(`data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: { _meta: meta } })}\n\n`)
+  }
+  const gateway = await bridged(t, upstream, { getStream: 'forward' })
+  const stream = new StreamedCall(await fetch(gateway.url, { headers: { ...LEGACY_HEADERS, 'mcp-session-id': gateway.sessionId, accept: 'text/event-stream' } }))
+  t.same(await stream.next(), { jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: {} }, 'relayed without the acknowledgement and the subscription id')
+  t.same(listens[0]?.body.params.notifications, { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: true })
+  const firstClosed = new Promise((resolve) => listens[0]?.response.once('close', resolve))
+  t.same(JSON.parse((await gateway.send({ id: 1, method: 'resources/subscribe', params: { uri: 'demo://a' } })).text).result, {})
+  await firstClosed
+  t.pass('the listen request with the old filter is closed')
+  t.same(await stream.next(), { jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: {} }, 'the new listen request relays too')
+  t.match(listens[1]?.body.params.notifications, { resourceSubscriptions: ['demo://a'] })
+  const secondClosed = new Promise((resolve) => listens[1]?.response.once('close', resolve))
+  t.equal((await request(gateway.url, { method: 'DELETE', headers: { ...LEGACY_HEADERS, 'mcp-session-id': gateway.sessionId } })).status, 204)
+  t.equal(await stream.next(), undefined, 'the client\'s GET stream ends with its session')
+  await secondClosed
+  t.equal(listens.length, 2)
+})
+
+t.test('the GET stream ends when the upstream will not listen', async (t) => {
+  const upstream = await scriptedUpstream(t)
+  upstream.answer = (leg) => { json(leg.response, { jsonrpc: '2.0', id: leg.body.id, error: { code: -32601, message: 'no listen' } }, 404) }
+  const gateway = await bridged(t, upstream, { getStream: 'forward' })
+  const stream = new StreamedCall(await fetch(gateway.url, { headers: { ...LEGACY_HEADERS, 'mcp-session-id': gateway.sessionId, accept: 'text/event-stream' } }))
+  t.equal(await stream.next(), undefined)
 })
 
 t.test('settings answered at the edge check their params', async (t) => {

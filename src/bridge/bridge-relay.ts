@@ -11,7 +11,7 @@ import type { SessionStore } from '../sessions/session-store.js'
  *     roots). The request id the gateway gave it names the instance that asked, so the answer is
  *     published on that instance's channel only;
  *   - `notifications/cancelled` for the request, and a change of the session's resource
- *     subscriptions (for its GET stream): the instance holding either is not known, so these are
+ *     subscriptions or its end (for its GET stream): the instance holding either is not known, so these are
  *     published to every instance, and each looks them up in what it holds.
  * Messages go through the session store's publish/subscribe (Redis pub/sub on a shared store), so
  * every instance sharing the store sees the same thing. Nothing is answered to a stranger: each
@@ -26,7 +26,7 @@ const ANSWER_ID = /^mcpgw\.([A-Za-z0-9_-]{12})\.[A-Za-z0-9_-]{16}$/
 type RelayMessage =
   | { readonly kind: 'answer', readonly session: string, readonly message: JsonRpcMessage }
   | { readonly kind: 'cancel', readonly session: string, readonly request: JsonRpcId }
-  | { readonly kind: 'subscriptions', readonly session: string }
+  | { readonly kind: 'session changed', readonly session: string }
 
 interface PendingAnswer {
   readonly session: string
@@ -107,8 +107,8 @@ export class BridgeRelay {
     await this.#publish('all', { kind: 'cancel', session, request })
   }
 
-  /** Calls `onChange` whenever the resource subscriptions of `session` change, on any instance. */
-  watchSubscriptions (session: string, onChange: () => void): () => void {
+  /** Calls `onChange` whenever `session` changes (subscriptions, termination), on any instance. */
+  watchSession (session: string, onChange: () => void): () => void {
     const watchers = this.#watchers.get(session) ?? new Set()
     this.#watchers.set(session, watchers)
     const watcher = (): void => { onChange() }
@@ -119,8 +119,8 @@ export class BridgeRelay {
     }
   }
 
-  async subscriptionsChanged (session: string): Promise<void> {
-    await this.#publish('all', { kind: 'subscriptions', session })
+  async sessionChanged (session: string): Promise<void> {
+    await this.#publish('all', { kind: 'session changed', session })
   }
 
   /** What this instance holds, for tests and shutdown. */
@@ -150,7 +150,7 @@ export class BridgeRelay {
     }
     if (message.kind === 'answer') this.#answer(message.session, message.message)
     else if (message.kind === 'cancel') this.#cancelHere(message.session, message.request)
-    else if (message.kind === 'subscriptions') for (const watcher of this.#watchers.get(message.session) ?? []) watcher()
+    else if (message.kind === 'session changed') for (const watcher of this.#watchers.get(message.session) ?? []) watcher()
   }
 
   #answer (session: string, message: JsonRpcMessage): void {

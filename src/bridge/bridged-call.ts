@@ -37,6 +37,11 @@ export interface BridgedCallOptions {
   readonly inputTimeout: number
   readonly maxInputRounds: number
   readonly relay: BridgeRelay
+  /** Told how long each upstream leg took to answer, and of each upstream failure (for the metrics). */
+  readonly observe: {
+    upstreamResponded (seconds: number): void
+    upstreamFailed (failure: GatewayError): void
+  }
 }
 
 export interface BridgedSession {
@@ -109,6 +114,7 @@ export async function runBridgedCall (message: JsonRpcRequest, session: BridgedS
       return
     }
     const failure = error instanceof GatewayError ? error : upstreamFailure(error)
+    if (failure.code === 'MCPGW_UPSTREAM_TIMEOUT' || failure.code === 'MCPGW_UPSTREAM_UNREACHABLE') options.observe.upstreamFailed(failure)
     // Before anything was streamed, the route answers with the HTTP error itself.
     if (!reply.started) throw failure
     reply.finish(jsonRpcErrorBody(failure, message.id))
@@ -123,7 +129,9 @@ export async function runBridgedCall (message: JsonRpcRequest, session: BridgedS
  * (complete result or error, under the client's id) or asks for another round.
  */
 async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id'], identity: ClientIdentity, reply: LegacyReply, cancelled: AbortSignal, options: BridgedCallOptions): Promise<LegOutcome> {
+  const started = performance.now()
   const response = await postUpstream(options.upstream, options.headers, toModernRequest(leg, identity), cancelled, options.timeout)
+  options.observe.upstreamResponded((performance.now() - started) / 1000)
   const contentType = response.headers.get('content-type')
   if (!response.ok && !reply.started) {
     reply.upstreamError(response.status, contentType, await response.text())

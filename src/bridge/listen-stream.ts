@@ -16,7 +16,8 @@ import { postUpstream } from './upstream-post.js'
  * client's GET, with every list-changed kind and the resources the client subscribed to
  * (`resources/subscribe`, answered by the gateway and kept in the session), and relays what comes,
  * without the modern-only acknowledgement and subscription-id stamp. When the client subscribes or
- * unsubscribes (on any instance) the listen request is replaced by one with the new filter.
+ * unsubscribes (on any instance) the listen request is replaced by one with the new filter; when the
+ * session ends (DELETE on any instance), the stream ends.
  */
 
 export interface ListenStreamOptions {
@@ -57,7 +58,7 @@ export async function serveListenStream (sessionId: string, reply: LegacyReply, 
   await options.relay.join()
   let current: AbortController | undefined
   let changed = false
-  const unwatch = options.relay.watchSubscriptions(sessionId, () => {
+  const unwatch = options.relay.watchSession(sessionId, () => {
     changed = true
     current?.abort()
   })

@@ -122,9 +122,9 @@ export class ModernUpstreamBridge {
     this.#configuredEra = route.upstreamEra
   }
 
-  async #discover (identity: ClientIdentity): Promise<DiscoverResult | undefined> {
+  async #discover (identity: ClientIdentity, headers: Record<string, string> = {}): Promise<DiscoverResult | undefined> {
     const request = toModernRequest({ jsonrpc: '2.0', id: DISCOVER_ID, method: 'server/discover', params: {} }, identity)
-    const response = await postUpstream(this.#route.upstream, {}, request, AbortSignal.timeout(this.#route.timeout), this.#route.timeout)
+    const response = await postUpstream(this.#route.upstream, headers, request, AbortSignal.timeout(this.#route.timeout), this.#route.timeout)
     const message = await readResponse(response, DISCOVER_ID)
     if (message === undefined || !('result' in message)) return undefined
     const result = message.result as DiscoverResult
@@ -155,11 +155,11 @@ export class ModernUpstreamBridge {
    * The InitializeResult for a legacy client, from the upstream's `server/discover`: the client's
    * version when the gateway speaks it, else the newest legacy one.
    */
-  async initializeResult (initialize: JsonRpcRequest): Promise<Record<string, unknown>> {
+  async initializeResult (initialize: JsonRpcRequest, headers: Record<string, string>): Promise<Record<string, unknown>> {
     const params = (initialize.params ?? {}) as Record<string, unknown>
     let discovered: DiscoverResult | undefined
     try {
-      discovered = await this.#discover({ clientInfo: params.clientInfo, clientCapabilities: params.capabilities })
+      discovered = await this.#discover({ clientInfo: params.clientInfo, clientCapabilities: params.capabilities }, headers)
     } catch (error) {
       if (error instanceof GatewayError) throw error
       throw (error as Error).name === 'TimeoutError' ? new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { cause: error }) : new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { cause: error })

@@ -213,6 +213,16 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     }
   }
 
+  function countUpstreamFailure (failure: GatewayError): void {
+    metrics.upstreamErrors.inc({ route: route.path, kind: failure.code === 'MCPGW_UPSTREAM_TIMEOUT' ? 'timeout' : 'unreachable' })
+  }
+
+  /** Bridged requests (and their retries) count in the same upstream metrics as forwarded ones. */
+  const observeBridgedUpstream = {
+    upstreamResponded: (seconds: number) => { routeMetrics.upstreamDuration.observe(seconds) },
+    upstreamFailed: countUpstreamFailure
+  }
+
   function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void): FastifyReply {
     const body = request.body as Buffer | undefined
     const started = performance.now()
@@ -230,7 +240,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
       },
       onError: (_reply, { error }) => {
         const failure = upstreamFailure(error)
-        metrics.upstreamErrors.inc({ route: route.path, kind: failure.code === 'MCPGW_UPSTREAM_TIMEOUT' ? 'timeout' : 'unreachable' })
+        countUpstreamFailure(failure)
         sendGatewayError(reply, failure)
       }
     })
@@ -296,7 +306,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
    * notifications and responses) is answered at the edge.
    */
   async function answerInitializeFromDiscover (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): Promise<FastifyReply> {
-    const result = await bridge.initializeResult(initialize)
+    const result = await bridge.initializeResult(initialize, bridgedRequestHeaders(request))
     await createSession(request, reply, initialize, result.protocolVersion as string)
     request.mcp.outcome = 'session created (bridged)'
     return await reply.type('application/json').send({ jsonrpc: '2.0', id: initialize.id, result })
@@ -332,7 +342,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     if (!valid) return jsonResult(reply, message.id, { error: { code: JsonRpcErrorCode.InvalidParams, message: `Invalid params: ${message.method === 'logging/setLevel' ? 'level must be one of ' + [...logLevels].join(', ') : 'uri must be a string'}` } })
     const change = message.method === 'logging/setLevel' ? { logLevel: value } : message.method === 'resources/subscribe' ? { subscribe: value } : { unsubscribe: value }
     if (!await store.updateBridgeState(session.id, request.mcp.principal, change)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
-    if (!('logLevel' in change)) await relay.subscriptionsChanged(session.id)
+    if (!('logLevel' in change)) await relay.sessionChanged(session.id)
     return jsonResult(reply, message.id, { result: {} })
   }
 
@@ -354,7 +364,8 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
       timeout: route.timeout,
       inputTimeout: route.inputTimeout,
       maxInputRounds: route.maxInputRounds,
-      relay
+      relay,
+      observe: observeBridgedUpstream
     })
     return reply
   }
@@ -368,7 +379,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
       timeout: route.timeout,
       relay,
       readSession: async () => {
-        // Read again on every (re)subscription, without sliding the idle timeout: a stream is not activity.
+        // Read again on every change of the filter (a subscribe or unsubscribe: the client's activity anyway).
         const live = await store.touch(session.id, request.mcp.principal, { withClient: true })
         return live === null ? null : { identity: identityOf(live), bridge: live.bridge ?? { resourceSubscriptions: [] } }
       }
@@ -437,6 +448,8 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     if (!await store.terminate(sessionId, { route: route.path, principal: request.mcp.principal })) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     request.mcp.outcome = 'session terminated'
     metrics.sessionsTerminated.inc({ reason: 'delete' })
+    // A bridged GET stream of this session, on whichever instance, ends with it.
+    if (bridge.knownEra() === 'modern') await relay.sessionChanged(sessionId).catch(() => undefined)
     return reply.code(204).send()
   })
 
