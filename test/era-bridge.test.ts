@@ -2,15 +2,16 @@ import t from 'tap'
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client'
 import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
-import { toModernRequest } from '../src/bridge/modern-upstream-bridge.js'
+import { modernClientCapabilities, toModernRequest } from '../src/bridge/modern-upstream-bridge.js'
 import { redisSection, storeKinds, withGateway, withRedis } from './helpers/fixtures.js'
 import { initializeRequest, post } from './helpers/mcp-http.js'
 import { startModernUpstream } from './helpers/modern-upstream.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
 /*
- * Issue #6 (the part built so far): legacy clients get full sessions in front of a modern-only
- * (2026-07-28) upstream: initialize answered from server/discover, every later request bridged.
+ * Issue #6: legacy clients get full sessions in front of a modern-only (2026-07-28) upstream:
+ * initialize answered from server/discover, every later request bridged. Rounds, cancellation and
+ * the GET stream across replicas: era-bridge-replicas.test.ts; the edges: era-bridge-rounds.test.ts.
  */
 
 t.test('a legacy request becomes a modern one: envelope and mirrored headers', async (t) => {
@@ -27,6 +28,11 @@ t.test('a legacy request becomes a modern one: envelope and mirrored headers', a
     }
   }, 'the client identity comes from the session; the client\'s own _meta is kept')
   t.same(call.headers, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/call', 'mcp-name': 'echo' })
+  const withLevel = toModernRequest({ jsonrpc: '2.0', id: 8, method: 'tools/list' }, { ...identity, clientCapabilities: { elicitation: {} }, logLevel: 'error' })
+  t.match(JSON.parse(withLevel.body).params._meta, { 'io.modelcontextprotocol/logLevel': 'error', 'io.modelcontextprotocol/clientCapabilities': { elicitation: { form: {} } } },
+    'the level set at the edge; a legacy elicitation: {} is form mode')
+  t.same(modernClientCapabilities({ elicitation: { url: {} } }), { elicitation: { url: {} } }, 'explicit modes are kept')
+  t.same(modernClientCapabilities(null), {})
   const unicode = toModernRequest({ jsonrpc: '2.0', id: 5, method: 'resources/read', params: { uri: 'file:///Grüße.txt' } }, identity)
   t.equal(unicode.headers['mcp-name'], `=?base64?${Buffer.from('file:///Grüße.txt').toString('base64')}?=`, 'non-ASCII names use the Base64 form')
   t.equal(toModernRequest({ jsonrpc: '2.0', id: 6, method: 'tools/call', params: { name: ' padded ' } }, identity).headers['mcp-name'], `=?base64?${Buffer.from(' padded ').toString('base64')}?=`)
@@ -54,7 +60,7 @@ for (const kind of storeKinds) {
       await client.connect(transport)
       const sessionId = transport.sessionId as string
       t.equal(client.getServerVersion()?.name, 'modern-upstream', 'serverInfo from server/discover')
-      t.notOk(client.getServerCapabilities()?.resources?.subscribe, 'subscriptions are not advertised: they are not bridged')
+      t.notOk(client.getServerCapabilities()?.resources?.subscribe, 'without a GET stream to relay them on (getStream: reject), subscriptions are not advertised')
       t.match(await gateway.app.sessionStore.get(sessionId), { protocolVersion: '2025-11-25', clientInfo: { name: 'legacy-client', version: '1.2.3' } })
 
       t.ok((await client.listTools()).tools.some((tool) => tool.name === 'echo'))
