@@ -135,12 +135,14 @@ t.test('bounds: maxInputRounds', async (t) => {
   upstream.answer = (leg) => { inputRequired(leg, { inputRequests: { ask: elicit } }) }
   const gateway = await bridged(t, upstream, { maxInputRounds: 2 })
   const call = await gateway.call(deploy)
-  const asked = await call.next()
-  t.match(asked, { method: 'elicitation/create', params: { message: 'Sure?' } })
-  t.equal((await gateway.send({ id: asked?.id, result: { action: 'accept', content: { ok: true } } })).status, 202)
-  t.match(await call.next(), { id: 7, error: { code: -32603, message: /maxInputRounds/ } })
+  for (let round = 1; round <= 2; round++) {
+    const asked = await call.next()
+    t.match(asked, { method: 'elicitation/create', params: { message: 'Sure?' } }, `round ${round}: asked`)
+    t.equal((await gateway.send({ id: asked?.id, result: { action: 'accept', content: { ok: true } } })).status, 202)
+  }
+  t.match(await call.next(), { id: 7, error: { code: -32603, message: /maxInputRounds/ } }, 'a third round is one too many')
   t.equal(await call.next(), undefined, 'the stream ends')
-  t.equal(upstream.legs.length, 2)
+  t.equal(upstream.legs.length, 3)
 })
 
 t.test('bounds: a client that never answers gets an error, not a hung stream', async (t) => {

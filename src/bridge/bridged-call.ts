@@ -88,10 +88,11 @@ export async function runBridgedCall (message: JsonRpcRequest, session: BridgedS
   const originalParams = isObject(message.params) ? message.params : {}
   try {
     let leg: JsonRpcRequest = message
-    for (let round = 0; ; round++) {
+    // `rounds`: how often the client was asked (or a requestState-only round was retried) so far.
+    for (let rounds = 0; ; rounds++) {
       const outcome = await callUpstream(leg, message.id, session.identity, reply, call.signal, options)
       if (outcome.done) return
-      if (round + 1 >= options.maxInputRounds) {
+      if (rounds >= options.maxInputRounds) {
         reply.finish(jsonRpcErrorBody(new GatewayError('MCPGW_INPUT_ROUNDS_EXCEEDED', { detail: `${options.maxInputRounds} rounds` }), message.id))
         return
       }

@@ -2,17 +2,14 @@ import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
-import { BridgeRelay } from '../bridge/bridge-relay.js'
-import { runBridgedCall } from '../bridge/bridged-call.js'
-import { LegacyReply } from '../bridge/legacy-reply.js'
-import { serveListenStream } from '../bridge/listen-stream.js'
-import { ModernUpstreamBridge, type ClientIdentity } from '../bridge/modern-upstream-bridge.js'
+import { LegacySessionBridge } from '../bridge/legacy-session-bridge.js'
+import { ModernUpstreamBridge } from '../bridge/modern-upstream-bridge.js'
 import type { RouteConfig } from '../config/validate-config.js'
-import { GatewayError, JsonRpcErrorCode } from '../errors.js'
+import { GatewayError } from '../errors.js'
 import type { GatewayMetrics } from '../observability/metrics.js'
 import type { Tracing } from '../observability/tracing.js'
-import { inspectInitializeResponse, mediaType } from '../mcp/initialize-response.js'
-import { isRequest, parseClientPost, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { inspectInitializeResponse } from '../mcp/initialize-response.js'
+import { parseClientPost, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
 import { classifyPost, namesModernVersion } from '../mcp/modern-request.js'
 import { BATCH_PROTOCOL_VERSIONS, DEFAULT_LEGACY_PROTOCOL_VERSION, isSupportedLegacyVersion, LEGACY_PROTOCOL_VERSIONS } from '../mcp/protocol-versions.js'
 import { enforceOriginPolicy, type OriginPolicy } from '../security/origin-guard.js'
@@ -21,6 +18,7 @@ import { isWellFormedSessionId, mintSessionId } from '../sessions/session-id.js'
 import type { LiveSession, SessionStore } from '../sessions/session-store.js'
 import { sendGatewayError } from './send-gateway-error.js'
 import { upstreamFailure } from './upstream-error.js'
+import { bridgedRequestHeaders, rewriteUpstreamHeaders, SESSION_HEADER, upstreamRequestHeaders } from './upstream-headers.js'
 
 /*
  * One MCP endpoint (`routes[i]`): the session rules of the legacy Streamable HTTP transport answered
@@ -43,64 +41,10 @@ export interface McpRouteOptions {
 
 const RATE_LIMIT_WINDOW_MS = 60_000
 
-const SESSION_HEADER = 'mcp-session-id'
-
 interface UpstreamResponse {
   readonly statusCode: number
   readonly headers: IncomingHttpHeaders
   readonly stream: Readable
-}
-
-/**
- * Headers on their way up. The client's session id is ours; the stateless upstream never sees it
- * (issue #2, rule 5); on a modern request it means nothing and is dropped the same way (2026-07-28:
- * "ignore it"). The request id and, with tracing, the trace context go along (issue #7).
- */
-function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp'>, headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  delete headers[SESSION_HEADER]
-  headers['x-request-id'] = request.id
-  const span = request.mcp.span
-  if (span !== undefined) Object.assign(headers, span.propagationHeaders())
-  return headers
-}
-
-/** Hop-by-hop headers (RFC 9110 §7.6.1) describe the upstream connection, not this one. */
-const hopByHopHeaders = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']
-
-/**
- * Upstream headers on their way back. A session id set by the upstream itself would contradict ours:
- * drop it. SSE must never be buffered by a proxy in front of us (SPEC-NOTES, "Headers").
- */
-function rewriteUpstreamHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
-  delete headers[SESSION_HEADER]
-  for (const name of hopByHopHeaders) delete headers[name]
-  if (mediaType(headers['content-type']) === 'text/event-stream') headers['x-accel-buffering'] = 'no'
-  return headers
-}
-
-/** What the bridge sets itself on a modern request, or what describes the client's own connection or body. */
-const notBridgedHeaders = [...hopByHopHeaders, 'host', 'content-length', 'content-type', 'accept', 'accept-encoding',
-  'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id']
-
-/** The client's headers (authorization, say) for a request the bridge makes on its behalf. */
-function bridgedRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp' | 'headers'>): Record<string, string> {
-  const headers = upstreamRequestHeaders(request, { ...request.headers })
-  for (const name of notBridgedHeaders) delete headers[name]
-  const flat: Record<string, string> = {}
-  for (const [name, value] of Object.entries(headers)) {
-    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value
-  }
-  return flat
-}
-
-/** The levels `logging/setLevel` accepts (the RFC 5424 severities, as MCP lists them). */
-const logLevels = new Set(['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'])
-
-/** Aborts when the client goes away before its response was completely sent. */
-function clientGoneSignal (reply: FastifyReply): AbortSignal {
-  const gone = new AbortController()
-  reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
-  return gone.signal
 }
 
 function readSessionHeader (request: FastifyRequest): string | undefined {
@@ -141,8 +85,6 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   const upstream = new URL(route.upstream)
   const upstreamSource = upstream.pathname + upstream.search
   const bridge = new ModernUpstreamBridge(route)
-  const relay = new BridgeRelay(store)
-  fastify.addHook('onClose', async function closeBridgeRelay () { relay.close() })
 
   await fastify.register(replyFrom, {
     base: upstream.origin,
@@ -217,11 +159,16 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     metrics.upstreamErrors.inc({ route: route.path, kind: failure.code === 'MCPGW_UPSTREAM_TIMEOUT' ? 'timeout' : 'unreachable' })
   }
 
-  /** Bridged requests (and their retries) count in the same upstream metrics as forwarded ones. */
-  const observeBridgedUpstream = {
-    upstreamResponded: (seconds: number) => { routeMetrics.upstreamDuration.observe(seconds) },
-    upstreamFailed: countUpstreamFailure
-  }
+  const sessionBridge = new LegacySessionBridge({
+    route,
+    store,
+    // Bridged requests (and their retries) count in the same upstream metrics as forwarded ones.
+    observe: {
+      upstreamResponded: (seconds) => { routeMetrics.upstreamDuration.observe(seconds) },
+      upstreamFailed: countUpstreamFailure
+    }
+  })
+  fastify.addHook('onClose', async function closeSessionBridge () { sessionBridge.close() })
 
   function forward (request: FastifyRequest, reply: FastifyReply, onResponse?: (response: UpstreamResponse) => void): FastifyReply {
     const body = request.body as Buffer | undefined
@@ -301,90 +248,13 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
 
   /**
    * Issue #6: a legacy client in front of a 2026-07-28 upstream. initialize is answered here from
-   * `server/discover`; later requests are rewritten as modern ones, with the client's identity from
-   * the session. What the modern era no longer has (ping, logging/setLevel, the client's own
-   * notifications and responses) is answered at the edge.
+   * `server/discover`; everything later on the session goes to the LegacySessionBridge.
    */
   async function answerInitializeFromDiscover (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): Promise<FastifyReply> {
     const result = await bridge.initializeResult(initialize, bridgedRequestHeaders(request))
     await createSession(request, reply, initialize, result.protocolVersion as string)
     request.mcp.outcome = 'session created (bridged)'
     return await reply.type('application/json').send({ jsonrpc: '2.0', id: initialize.id, result })
-  }
-
-  function identityOf (session: LiveSession): ClientIdentity {
-    return { clientInfo: session.clientInfo, clientCapabilities: session.clientCapabilities, logLevel: session.bridge?.logLevel }
-  }
-
-  function jsonResult (reply: FastifyReply, id: JsonRpcRequest['id'], body: { result: unknown } | { error: { code: number, message: string } }): FastifyReply {
-    return reply.type('application/json').send({ jsonrpc: '2.0', id, ...body })
-  }
-
-  /** What the client POSTs that is not a request: answers to the bridge's input requests, cancellations. */
-  async function bridgeClientMessage (message: ClientPost['messages'][number], session: LiveSession): Promise<void> {
-    if (!('method' in message)) {
-      await relay.deliverAnswer(session.id, message)
-      return
-    }
-    const params = message.params as { requestId?: unknown } | undefined
-    const requestId = params?.requestId
-    if (message.method === 'notifications/cancelled' && (typeof requestId === 'string' || typeof requestId === 'number')) {
-      await relay.cancel(session.id, requestId)
-    }
-    // Other client notifications (initialized, roots/list_changed, progress) have no modern counterpart.
-  }
-
-  /** logging/setLevel and resources/(un)subscribe: answered here, kept in the session for the upstream. */
-  async function bridgeSessionSetting (request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest, session: LiveSession): Promise<FastifyReply> {
-    const params = (message.params ?? {}) as Record<string, unknown>
-    const value = message.method === 'logging/setLevel' ? params.level : params.uri
-    const valid = typeof value === 'string' && (message.method !== 'logging/setLevel' || logLevels.has(value))
-    if (!valid) return jsonResult(reply, message.id, { error: { code: JsonRpcErrorCode.InvalidParams, message: `Invalid params: ${message.method === 'logging/setLevel' ? 'level must be one of ' + [...logLevels].join(', ') : 'uri must be a string'}` } })
-    const change = message.method === 'logging/setLevel' ? { logLevel: value } : message.method === 'resources/subscribe' ? { subscribe: value } : { unsubscribe: value }
-    if (!await store.updateBridgeState(session.id, request.mcp.principal, change)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
-    if (!('logLevel' in change)) await relay.sessionChanged(session.id)
-    return jsonResult(reply, message.id, { result: {} })
-  }
-
-  async function bridgeRequest (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
-    if (post.isBatch) throw new GatewayError('MCPGW_BATCH_NOT_SUPPORTED', { detail: 'batches are not bridged to a 2026-07-28 upstream' })
-    const message = post.messages[0] as ClientPost['messages'][number]
-    if (!isRequest(message)) {
-      await bridgeClientMessage(message, session)
-      return await reply.code(202).send()
-    }
-    if (message.method === 'ping') return jsonResult(reply, message.id, { result: {} })
-    if (message.method === 'logging/setLevel' || message.method === 'resources/subscribe' || message.method === 'resources/unsubscribe') {
-      return await bridgeSessionSetting(request, reply, message, session)
-    }
-    request.mcp.outcome = 'bridged to 2026-07-28'
-    await runBridgedCall(message, { id: session.id, identity: identityOf(session) }, new LegacyReply(reply), clientGoneSignal(reply), {
-      upstream: route.upstream,
-      headers: bridgedRequestHeaders(request),
-      timeout: route.timeout,
-      inputTimeout: route.inputTimeout,
-      maxInputRounds: route.maxInputRounds,
-      relay,
-      observe: observeBridgedUpstream
-    })
-    return reply
-  }
-
-  /** A legacy GET stream on a bridged session: the upstream's `subscriptions/listen` stream. */
-  async function bridgeGetStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession): Promise<FastifyReply> {
-    request.mcp.outcome = 'bridged to subscriptions/listen'
-    await serveListenStream(session.id, new LegacyReply(reply), clientGoneSignal(reply), {
-      upstream: route.upstream,
-      headers: bridgedRequestHeaders(request),
-      timeout: route.timeout,
-      relay,
-      readSession: async () => {
-        // Read again on every change of the filter (a subscribe or unsubscribe: the client's activity anyway).
-        const live = await store.touch(session.id, request.mcp.principal, { withClient: true })
-        return live === null ? null : { identity: identityOf(live), bridge: live.bridge ?? { resourceSubscriptions: [] } }
-      }
-    })
-    return reply
   }
 
   fastify.post(route.path, async function handlePost (request, reply) {
@@ -418,7 +288,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     if ((knownEra ?? await bridge.era()) === 'modern') {
       // Only on the first requests after a restart, before the probe: read the client's identity too.
       if (knownEra === undefined) session = await requireLiveSession(request, true)
-      return await bridgeRequest(request, reply, post, session)
+      return await sessionBridge.post(request, reply, post, session)
     }
     return forward(request, reply)
   })
@@ -428,10 +298,11 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   fastify.get(route.path, async function handleGet (request, reply) {
     refuseModernSessionlessCall(request)
     const knownEra = bridge.knownEra()
-    const session = await requireLiveSession(request, knownEra === 'modern')
-    if (route.getStream !== 'forward') throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
+    const forwarded = route.getStream === 'forward'
+    const session = await requireLiveSession(request, forwarded && knownEra === 'modern')
+    if (!forwarded) throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
     if ((knownEra ?? await bridge.era()) === 'modern') {
-      return await bridgeGetStream(request, reply, knownEra === undefined ? await requireLiveSession(request, true) : session)
+      return await sessionBridge.getStream(request, reply, knownEra === undefined ? await requireLiveSession(request, true) : session)
     }
     return forward(request, reply)
   })
@@ -449,7 +320,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     request.mcp.outcome = 'session terminated'
     metrics.sessionsTerminated.inc({ reason: 'delete' })
     // A bridged GET stream of this session, on whichever instance, ends with it.
-    if (bridge.knownEra() === 'modern') await relay.sessionChanged(sessionId).catch(() => undefined)
+    if (bridge.knownEra() === 'modern') await sessionBridge.sessionEnded(sessionId)
     return reply.code(204).send()
   })
 

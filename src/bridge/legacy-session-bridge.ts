@@ -1,0 +1,141 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { RouteConfig } from '../config/validate-config.js'
+import { GatewayError, JsonRpcErrorCode } from '../errors.js'
+import { isRequest, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { bridgedRequestHeaders } from '../proxy/upstream-headers.js'
+import type { BridgeStateChange, LiveSession, SessionStore } from '../sessions/session-store.js'
+import { BridgeRelay } from './bridge-relay.js'
+import { runBridgedCall, type BridgedCallOptions } from './bridged-call.js'
+import { LegacyReply } from './legacy-reply.js'
+import { serveListenStream } from './listen-stream.js'
+import type { ClientIdentity } from './modern-upstream-bridge.js'
+
+/*
+ * What a route bridged to a 2026-07-28 upstream does with a legacy session once it is checked
+ * (issue #6): every POST after initialize and the GET stream. What the modern era has no counterpart
+ * for is answered here and, where the upstream needs it later, kept in the session; the rest runs
+ * through bridged-call.ts (requests) and listen-stream.ts (the GET stream).
+ */
+
+/** The levels `logging/setLevel` accepts (the RFC 5424 severities, as MCP lists them). */
+const logLevels = new Set(['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'])
+
+const sessionSettings = new Set(['logging/setLevel', 'resources/subscribe', 'resources/unsubscribe'])
+
+export interface LegacySessionBridgeOptions {
+  readonly route: RouteConfig
+  readonly store: SessionStore
+  readonly observe: BridgedCallOptions['observe']
+}
+
+function identityOf (session: LiveSession): ClientIdentity {
+  return { clientInfo: session.clientInfo, clientCapabilities: session.clientCapabilities, logLevel: session.bridge?.logLevel }
+}
+
+function sendJsonRpc (reply: FastifyReply, id: JsonRpcRequest['id'], body: { result: unknown } | { error: { code: number, message: string } }): FastifyReply {
+  return reply.type('application/json').send({ jsonrpc: '2.0', id, ...body })
+}
+
+/** Aborts when the client goes away before its response was completely sent. */
+function clientGoneSignal (reply: FastifyReply): AbortSignal {
+  const gone = new AbortController()
+  reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
+  return gone.signal
+}
+
+/** The session change a setting asks for, or the reason its params are invalid. */
+function settingChange (message: JsonRpcRequest): BridgeStateChange | string {
+  const params = (message.params ?? {}) as Record<string, unknown>
+  if (message.method === 'logging/setLevel') {
+    const level = params.level
+    return typeof level === 'string' && logLevels.has(level) ? { logLevel: level } : `level must be one of ${[...logLevels].join(', ')}`
+  }
+  const uri = params.uri
+  if (typeof uri !== 'string') return 'uri must be a string'
+  return message.method === 'resources/subscribe' ? { subscribe: uri } : { unsubscribe: uri }
+}
+
+export class LegacySessionBridge {
+  readonly #route: RouteConfig
+  readonly #store: SessionStore
+  readonly #observe: BridgedCallOptions['observe']
+  readonly #relay: BridgeRelay
+
+  constructor (options: LegacySessionBridgeOptions) {
+    this.#route = options.route
+    this.#store = options.store
+    this.#observe = options.observe
+    this.#relay = new BridgeRelay(options.store)
+  }
+
+  /** A POST on a live session. */
+  async post (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
+    if (post.isBatch) throw new GatewayError('MCPGW_BATCH_NOT_SUPPORTED', { detail: 'batches are not bridged to a 2026-07-28 upstream' })
+    const message = post.messages[0] as ClientPost['messages'][number]
+    if (!isRequest(message)) {
+      await this.#clientMessage(message, session)
+      return await reply.code(202).send()
+    }
+    if (message.method === 'ping') return sendJsonRpc(reply, message.id, { result: {} })
+    if (sessionSettings.has(message.method)) return await this.#setting(request, reply, message, session)
+    request.mcp.outcome = 'bridged to 2026-07-28'
+    await runBridgedCall(message, { id: session.id, identity: identityOf(session) }, new LegacyReply(reply), clientGoneSignal(reply), {
+      upstream: this.#route.upstream,
+      headers: bridgedRequestHeaders(request),
+      timeout: this.#route.timeout,
+      inputTimeout: this.#route.inputTimeout,
+      maxInputRounds: this.#route.maxInputRounds,
+      relay: this.#relay,
+      observe: this.#observe
+    })
+    return reply
+  }
+
+  /** The legacy GET stream of a live session: the upstream's `subscriptions/listen` stream. */
+  async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession): Promise<FastifyReply> {
+    request.mcp.outcome = 'bridged to subscriptions/listen'
+    await serveListenStream(session.id, new LegacyReply(reply), clientGoneSignal(reply), {
+      upstream: this.#route.upstream,
+      headers: bridgedRequestHeaders(request),
+      timeout: this.#route.timeout,
+      relay: this.#relay,
+      readSession: async () => {
+        // Read again on every change of the filter (a subscribe or unsubscribe: the client's activity anyway).
+        const live = await this.#store.touch(session.id, request.mcp.principal, { withClient: true })
+        return live === null ? null : { identity: identityOf(live), bridge: live.bridge ?? { resourceSubscriptions: [] } }
+      }
+    })
+    return reply
+  }
+
+  /** The session was ended here: its GET stream, on whichever instance, ends with it. */
+  async sessionEnded (sessionId: string): Promise<void> {
+    await this.#relay.sessionChanged(sessionId).catch(() => undefined)
+  }
+
+  close (): void {
+    this.#relay.close()
+  }
+
+  /** What the client POSTs that is not a request: answers to the bridge's input requests, cancellations. */
+  async #clientMessage (message: ClientPost['messages'][number], session: LiveSession): Promise<void> {
+    if (!('method' in message)) {
+      await this.#relay.deliverAnswer(session.id, message)
+      return
+    }
+    const requestId = (message.params as { requestId?: unknown } | undefined)?.requestId
+    if (message.method === 'notifications/cancelled' && (typeof requestId === 'string' || typeof requestId === 'number')) {
+      await this.#relay.cancel(session.id, requestId)
+    }
+    // Other client notifications (initialized, roots/list_changed, progress) have no modern counterpart.
+  }
+
+  /** logging/setLevel and resources/(un)subscribe: answered here, kept in the session for the upstream. */
+  async #setting (request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest, session: LiveSession): Promise<FastifyReply> {
+    const change = settingChange(message)
+    if (typeof change === 'string') return sendJsonRpc(reply, message.id, { error: { code: JsonRpcErrorCode.InvalidParams, message: `Invalid params: ${change}` } })
+    if (!await this.#store.updateBridgeState(session.id, request.mcp.principal, change)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    if (!('logLevel' in change)) await this.#relay.sessionChanged(session.id)
+    return sendJsonRpc(reply, message.id, { result: {} })
+  }
+}

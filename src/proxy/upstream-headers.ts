@@ -1,0 +1,49 @@
+import type { FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
+import { mediaType } from '../mcp/initialize-response.js'
+
+/* Which headers cross the gateway, in each direction, for forwarded and for bridged requests. */
+
+export const SESSION_HEADER = 'mcp-session-id'
+
+/**
+ * Headers on their way up. The client's session id is ours; the stateless upstream never sees it
+ * (issue #2, rule 5); on a modern request it means nothing and is dropped the same way (2026-07-28:
+ * "ignore it"). The request id and, with tracing, the trace context go along (issue #7).
+ */
+export function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp'>, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  delete headers[SESSION_HEADER]
+  headers['x-request-id'] = request.id
+  const span = request.mcp.span
+  if (span !== undefined) Object.assign(headers, span.propagationHeaders())
+  return headers
+}
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1) describe the upstream connection, not this one. */
+const hopByHopHeaders = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']
+
+/**
+ * Upstream headers on their way back. A session id set by the upstream itself would contradict ours:
+ * drop it. SSE must never be buffered by a proxy in front of us (SPEC-NOTES, "Headers").
+ */
+export function rewriteUpstreamHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  delete headers[SESSION_HEADER]
+  for (const name of hopByHopHeaders) delete headers[name]
+  if (mediaType(headers['content-type']) === 'text/event-stream') headers['x-accel-buffering'] = 'no'
+  return headers
+}
+
+/** What the bridge sets itself on a modern request, or what describes the client's own connection or body. */
+const notBridgedHeaders = [...hopByHopHeaders, 'host', 'content-length', 'content-type', 'accept', 'accept-encoding',
+  'mcp-protocol-version', 'mcp-method', 'mcp-name', 'last-event-id']
+
+/** The client's headers (authorization, say) for a request the bridge makes on its behalf. */
+export function bridgedRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp' | 'headers'>): Record<string, string> {
+  const headers = upstreamRequestHeaders(request, { ...request.headers })
+  for (const name of notBridgedHeaders) delete headers[name]
+  const flat: Record<string, string> = {}
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined) flat[name] = Array.isArray(value) ? value.join(', ') : value
+  }
+  return flat
+}
