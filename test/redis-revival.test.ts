@@ -36,6 +36,25 @@ t.test('a client that ioredis ended is started again once Redis is back', async 
   t.equal(await client.ping(), 'PONG')
 })
 
+t.test('a revived subscriber is subscribed again', async (t) => {
+  const redis = await withRedis(t)
+  const subscriber = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: () => null })
+  subscriber.on('error', () => {})
+  let closing = false
+  reviveWhenEnded(subscriber, () => closing, () => {})
+  t.teardown(() => { closing = true; subscriber.disconnect() })
+  const heard: string[] = []
+  subscriber.on('message', (_channel: string, message: string) => { heard.push(message) })
+  await subscriber.subscribe('news')
+  await redis.stop()
+  await waitFor(() => subscriber.status === 'end', 5000)
+  await redis.start()
+  t.ok(await waitFor(() => subscriber.status === 'ready', 10_000), 'started again')
+  const publisher = redis.client()
+  t.teardown(() => publisher.disconnect())
+  t.ok(await waitFor(() => { void publisher.publish('news', 'after').catch(() => undefined); return heard.includes('after') }, 5000), 'a message published after the revival arrives')
+})
+
 t.test('no revival once the owner is closing', async (t) => {
   const redis = await withRedis(t)
   const client = new Redis({ host: '127.0.0.1', port: redis.port, retryStrategy: () => null })

@@ -1,5 +1,5 @@
 import { Cluster, type Redis } from 'ioredis'
-import type { RedisClient } from './redis-client.js'
+import { reviveWhenEnded, type RedisClient } from './redis-client.js'
 import { SESSION_ID_SOURCE, sessionIdCreatedAt } from './session-id.js'
 import type { ExpiryReason } from './session-store.js'
 
@@ -44,6 +44,7 @@ export async function listenForExpiries (options: ExpiryListenerOptions): Promis
   const sessionKey = new RegExp(`^${escapeForRegExp(keyPrefix)}session:(?:\\{[^}]*\\}:)?(${SESSION_ID_SOURCE})$`)
   const masters: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
   const subscribers: Redis[] = []
+  let closed = false
 
   for (const master of masters) {
     const settings = await master.config('GET', 'notify-keyspace-events').catch(() => undefined) as string[] | undefined
@@ -53,6 +54,8 @@ export async function listenForExpiries (options: ExpiryListenerOptions): Promis
     }
     const subscriber = master.duplicate({ enableOfflineQueue: true })
     subscriber.on('error', () => {})
+    // Ended by ioredis in a Sentinel failover race like the main client: started again (and subscribed again).
+    reviveWhenEnded(subscriber, () => closed, () => {})
     subscribers.push(subscriber)
     await subscriber.psubscribe('__keyevent@*__:expired')
     subscriber.on('pmessage', (_pattern: string, _channel: string, key: string) => {
@@ -64,5 +67,10 @@ export async function listenForExpiries (options: ExpiryListenerOptions): Promis
       }, () => {})
     })
   }
-  return { close: () => { for (const subscriber of subscribers) subscriber.disconnect() } }
+  return {
+    close: () => {
+      closed = true
+      for (const subscriber of subscribers) subscriber.disconnect()
+    }
+  }
 }

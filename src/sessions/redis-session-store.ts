@@ -250,6 +250,10 @@ export class RedisSessionStore implements SessionStore {
       // Queues its SUBSCRIBE until connected (unlike the request path, nothing waits on it but a subscriber).
       const subscriber: RedisClient = redis instanceof Cluster ? redis.duplicate(undefined, { enableOfflineQueue: true }) : redis.duplicate({ enableOfflineQueue: true })
       subscriber.on('error', (error: Error) => this.#options.onConnectionError?.(error))
+      // The same ioredis give-up as the main client's (see reviveWhenEnded); ioredis subscribes again once ready.
+      reviveWhenEnded(subscriber, () => this.#closing !== undefined, (attempt) => {
+        this.#options.onConnectionError?.(new Error(`the Redis subscriber gave up reconnecting; starting it again (attempt ${attempt})`))
+      })
       subscriber.on('message', (from: string, message: string) => {
         for (const deliver of this.#channels.get(from) ?? []) deliver(message)
       })
