@@ -85,6 +85,11 @@ for (const kind of storeKinds) {
     await client.connect(transport)
     t.ok(client.getServerCapabilities()?.resources?.subscribe, 'with a GET stream to bridge, subscriptions are advertised')
 
+    t.test('lists and reads, bridged from instance B', async (t) => {
+      t.ok((await client.listTools()).tools.some((tool) => tool.name === 'deploy'))
+      t.match((await client.readResource({ uri: 'demo://greeting' })).contents, [{ text: 'Hello from the modern upstream' }])
+    })
+
     t.test('a streamed tool: progress notifications arrive before the result', async (t) => {
       const progress: number[] = []
       const result = await client.callTool({ name: 'count', arguments: { n: 3 } }, undefined, { onprogress: (update) => { progress.push(update.progress) } })
