@@ -68,9 +68,11 @@ export async function serveListenStream (sessionId: string, reply: LegacyReply, 
   reply.open()
   try {
     while (!clientGone.aborted) {
+      changed = false
       const session = await options.readSession()
       if (session === null) return
-      changed = false
+      // Changed again while it was being read: read once more, the filter may be stale.
+      if (changed) continue
       current = new AbortController()
       await listenOnce(session.identity, filterFor(session.bridge), reply, current.signal, options).catch(() => undefined)
       if (!changed) return
