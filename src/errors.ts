@@ -157,6 +157,11 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.InternalError,
     message: 'Bad Gateway: the upstream MCP server could not be reached'
   },
+  MCPGW_UPSTREAM_INVALID_RESPONSE: {
+    statusCode: 502,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'Bad Gateway: the upstream\'s answer is not one the gateway can bridge'
+  },
   MCPGW_SESSION_STORE_UNAVAILABLE: {
     statusCode: 503,
     jsonRpcCode: JsonRpcErrorCode.InternalError,

@@ -197,6 +197,11 @@ t.test('upstream failures', async (t) => {
   t.match(await cut.next(), { method: 'notifications/message' }, 'notifications are relayed as they come')
   t.match(await cut.next(), { id: 7, error: { code: -32603, message: /without a response/ } })
 
+  upstream.answer = (leg) => { inputRequired(leg, { inputRequests: { ask: 'not a request' } }) }
+  const malformed = await gateway.send(deploy)
+  t.equal(malformed.status, 502, 'a malformed input_required result is refused, not half-bridged')
+  t.match(JSON.parse(malformed.text), { id: 7, error: { message: /malformed input_required/ } })
+
   upstream.answer = () => {}
   const slow = await gateway.send(deploy)
   t.equal(slow.status, 504, 'no headers within routes[].timeout')
@@ -206,7 +211,8 @@ t.test('upstream failures', async (t) => {
 
   const metrics = await (await fetch(new URL('/metrics', gateway.url))).text()
   t.match(metrics, /mcpgw_upstream_errors_total\{route="\/mcp",kind="timeout"\} 1/, 'bridged failures count like forwarded ones')
-  t.match(metrics, /mcpgw_upstream_errors_total\{route="\/mcp",kind="unreachable"\} 2/)
+  t.match(metrics, /mcpgw_upstream_errors_total\{route="\/mcp",kind="unreachable"\} 1/)
+  t.match(metrics, /mcpgw_upstream_errors_total\{route="\/mcp",kind="invalid"\} 2/, 'an answer without a response, a malformed input_required')
   t.match(metrics, /mcpgw_upstream_duration_seconds_count\{route="\/mcp"\} [1-9]/)
 })
 

@@ -74,8 +74,19 @@ function legacyResponse (message: JsonRpcMessage, id: JsonRpcRequest['id']): Rec
   return { ...message, id }
 }
 
-function isInputRequired (message: JsonRpcMessage): message is JsonRpcMessage & { result: InputRequired } {
+function isInputRequired (message: JsonRpcMessage): message is JsonRpcMessage & { result: Record<string, unknown> } {
   return 'result' in message && isObject(message.result) && message.result.resultType === 'input_required'
+}
+
+/** The shape the gateway relies on: embedded requests are objects with a method; requestState a string. */
+function readInputRequired (result: Record<string, unknown>): InputRequired {
+  const { inputRequests, requestState } = result
+  const requestsValid = inputRequests === undefined || (isObject(inputRequests) &&
+    Object.values(inputRequests).every((embedded) => isObject(embedded) && typeof embedded.method === 'string' && (embedded.params === undefined || isObject(embedded.params))))
+  if (!requestsValid || (requestState !== undefined && typeof requestState !== 'string')) {
+    throw new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE', { detail: 'malformed input_required result' })
+  }
+  return result as InputRequired
 }
 
 export async function runBridgedCall (message: JsonRpcRequest, session: BridgedSession, reply: LegacyReply, clientGone: AbortSignal, options: BridgedCallOptions): Promise<void> {
@@ -115,7 +126,7 @@ export async function runBridgedCall (message: JsonRpcRequest, session: BridgedS
       return
     }
     const failure = error instanceof GatewayError ? error : upstreamFailure(error)
-    if (failure.code === 'MCPGW_UPSTREAM_TIMEOUT' || failure.code === 'MCPGW_UPSTREAM_UNREACHABLE') options.observe.upstreamFailed(failure)
+    if (failure.code.startsWith('MCPGW_UPSTREAM_')) options.observe.upstreamFailed(failure)
     // Before anything was streamed, the route answers with the HTTP error itself.
     if (!reply.started) throw failure
     reply.finish(jsonRpcErrorBody(failure, message.id))
@@ -144,7 +155,7 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
       reply.event(message)
       return undefined
     }
-    if (isInputRequired(message)) return { done: false, inputRequired: message.result }
+    if (isInputRequired(message)) return { done: false, inputRequired: readInputRequired(message.result) }
     reply.finish(legacyResponse(message, clientId))
     return { done: true }
   }
@@ -172,7 +183,7 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
     const outcome = message === undefined ? undefined : onMessage(message)
     if (outcome !== undefined) return outcome
   }
-  throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: `the upstream ended its answer to ${leg.method} without a response (HTTP ${response.status})` })
+  throw new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE', { detail: `the upstream ended its answer to ${leg.method} without a response (HTTP ${response.status})` })
 }
 
 function parseMessage (text: string): JsonRpcMessage | undefined {

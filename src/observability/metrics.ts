@@ -42,7 +42,7 @@ export function createGatewayMetrics (): GatewayMetrics {
     requests: new Counter({ name: 'mcpgw_requests_total', help: 'Requests answered, by route, HTTP status and JSON-RPC method', labelNames: ['route', 'status', 'rpc_method'], registers: [registry] }),
     refusals: new Counter({ name: 'mcpgw_refusals_total', help: 'Requests the gateway refused itself (4xx), by status and cause (MCPGW_* code)', labelNames: ['status', 'cause'], registers: [registry] }),
     upstreamDuration: new Histogram({ name: 'mcpgw_upstream_duration_seconds', help: 'Time until the upstream answered with response headers', labelNames: ['route'], buckets: latencyBuckets, registers: [registry] }),
-    upstreamErrors: new Counter({ name: 'mcpgw_upstream_errors_total', help: 'Upstream failures, by kind: unreachable (502) or timeout (504)', labelNames: ['route', 'kind'], registers: [registry] }),
+    upstreamErrors: new Counter({ name: 'mcpgw_upstream_errors_total', help: 'Upstream failures, by kind: unreachable (502), timeout (504) or invalid (502, an answer the era bridge cannot bridge)', labelNames: ['route', 'kind'], registers: [registry] }),
     redisDuration: new Histogram({ name: 'mcpgw_redis_duration_seconds', help: 'Session store round trips, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: latencyBuckets, registers: [registry] })
   }
 }

@@ -155,8 +155,13 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     }
   }
 
+  const upstreamFailureKinds: Partial<Record<GatewayError['code'], string>> = {
+    MCPGW_UPSTREAM_TIMEOUT: 'timeout',
+    MCPGW_UPSTREAM_INVALID_RESPONSE: 'invalid'
+  }
+
   function countUpstreamFailure (failure: GatewayError): void {
-    metrics.upstreamErrors.inc({ route: route.path, kind: failure.code === 'MCPGW_UPSTREAM_TIMEOUT' ? 'timeout' : 'unreachable' })
+    metrics.upstreamErrors.inc({ route: route.path, kind: upstreamFailureKinds[failure.code] ?? 'unreachable' })
   }
 
   const sessionBridge = new LegacySessionBridge({
