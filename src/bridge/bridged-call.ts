@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import { GatewayError, jsonRpcErrorBody } from '../errors.js'
-import { mediaType } from '../mcp/initialize-response.js'
-import { isJsonRpcMessage, type JsonRpcMessage, type JsonRpcRequest } from '../mcp/json-rpc.js'
-import { SseParser } from '../mcp/sse-parser.js'
+import type { JsonRpcMessage, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { upstreamFailure } from '../proxy/upstream-error.js'
 import type { BridgeRelay } from './bridge-relay.js'
 import type { LegacyReply } from './legacy-reply.js'
+import { upstreamMessages } from './upstream-messages.js'
 import { postUpstream } from './upstream-post.js'
 import { toModernRequest, type ClientIdentity } from './modern-upstream-bridge.js'
 
@@ -144,9 +143,8 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
   const started = performance.now()
   const response = await postUpstream(options.upstream, options.headers, toModernRequest(leg, identity), cancelled, options.timeout)
   options.observe.upstreamResponded((performance.now() - started) / 1000)
-  const contentType = response.headers.get('content-type')
   if (!response.ok && !reply.started) {
-    reply.upstreamError(response.status, contentType, await response.text())
+    reply.upstreamError(response.status, response.headers.get('content-type'), await response.text())
     return { done: true }
   }
 
@@ -160,39 +158,11 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
     return { done: true }
   }
 
-  if (mediaType(contentType ?? undefined) === 'text/event-stream' && response.body !== null) {
-    const parser = new SseParser()
-    const reader = response.body.getReader()
-    try {
-      for (;;) {
-        const { done, value } = await reader.read()
-        const events = done ? parser.push(Buffer.from('\n\n')) : parser.push(Buffer.from(value))
-        for (const event of events) {
-          const message = parseMessage(event.data)
-          const outcome = message === undefined ? undefined : onMessage(message)
-          if (outcome !== undefined) return outcome
-        }
-        if (done) break
-      }
-    } finally {
-      // The rest of the stream (if any) is not needed: closing it is also the modern cancellation signal.
-      reader.cancel().catch(() => undefined)
-    }
-  } else {
-    const message = parseMessage(await response.text())
-    const outcome = message === undefined ? undefined : onMessage(message)
+  for await (const message of upstreamMessages(response)) {
+    const outcome = onMessage(message)
     if (outcome !== undefined) return outcome
   }
   throw new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE', { detail: `the upstream ended its answer to ${leg.method} without a response (HTTP ${response.status})` })
-}
-
-function parseMessage (text: string): JsonRpcMessage | undefined {
-  try {
-    const parsed: unknown = JSON.parse(text)
-    return isJsonRpcMessage(parsed) ? parsed : undefined
-  } catch {
-    return undefined
-  }
 }
 
 /**

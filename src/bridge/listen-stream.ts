@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { isJsonRpcMessage, type JsonRpcMessage } from '../mcp/json-rpc.js'
-import { mediaType } from '../mcp/initialize-response.js'
+import type { JsonRpcMessage } from '../mcp/json-rpc.js'
 import { SUBSCRIPTION_ID_META_KEY } from '../mcp/request-metadata.js'
-import { SseParser } from '../mcp/sse-parser.js'
 import type { BridgeState } from '../sessions/session-store.js'
 import type { BridgeRelay } from './bridge-relay.js'
 import type { LegacyReply } from './legacy-reply.js'
 import { toModernRequest, type ClientIdentity } from './modern-upstream-bridge.js'
+import { upstreamMessages } from './upstream-messages.js'
 import { postUpstream } from './upstream-post.js'
 
 /*
@@ -89,27 +88,14 @@ async function listenOnce (identity: ClientIdentity, filter: Record<string, unkn
   const id = `mcpgw-listen-${randomBytes(9).toString('base64url')}`
   const request = toModernRequest({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { notifications: filter } }, identity)
   const response = await postUpstream(options.upstream, options.headers, request, signal, options.timeout)
-  if (!response.ok || response.body === null || mediaType(response.headers.get('content-type') ?? undefined) !== 'text/event-stream') {
+  if (!response.ok) {
     await response.body?.cancel()
     return
   }
-  const parser = new SseParser()
-  const reader = response.body.getReader()
-  try {
-    for (;;) {
-      const { done, value } = await reader.read()
-      if (done) return
-      for (const event of parser.push(Buffer.from(value))) {
-        let parsed: unknown
-        try { parsed = JSON.parse(event.data) } catch { continue }
-        if (!isJsonRpcMessage(parsed)) continue
-        // The listen request's own response means the subscription ended.
-        if ('id' in parsed && parsed.id === id && !('method' in parsed)) return
-        const notification = legacyNotification(parsed)
-        if (notification !== undefined) reply.event(notification)
-      }
-    }
-  } finally {
-    reader.cancel().catch(() => undefined)
+  for await (const message of upstreamMessages(response)) {
+    // The listen request's own response (a result or an error) means the subscription ended.
+    if ('id' in message && message.id === id && !('method' in message)) return
+    const notification = legacyNotification(message)
+    if (notification !== undefined) reply.event(notification)
   }
 }

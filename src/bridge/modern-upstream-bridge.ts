@@ -1,11 +1,10 @@
 import type { RouteConfig, UpstreamEra } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
-import { isJsonRpcMessage, type JsonRpcMessage, type JsonRpcNotification, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import type { JsonRpcMessage, JsonRpcNotification, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { LEGACY_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS, PROTOCOL_VERSION_META_KEY } from '../mcp/protocol-versions.js'
-import { mediaType } from '../mcp/initialize-response.js'
-import { SseParser } from '../mcp/sse-parser.js'
-import { postUpstream } from './upstream-post.js'
 import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, encodeHeaderValue, LOG_LEVEL_META_KEY, mcpNameOf, SERVER_INFO_META_KEY } from '../mcp/request-metadata.js'
+import { upstreamMessages } from './upstream-messages.js'
+import { postUpstream } from './upstream-post.js'
 
 /*
  * The era bridge (issue #6): a legacy client (initialize + session) in front of an upstream that only
@@ -41,18 +40,12 @@ interface DiscoverResult {
   readonly _meta?: Record<string, unknown>
 }
 
-/** Reads the JSON-RPC response with `id` from a JSON or SSE body. */
+/** The JSON-RPC response with `id` in a JSON or SSE body. */
 async function readResponse (response: Response, id: string): Promise<JsonRpcMessage | undefined> {
-  const text = await response.text()
-  const candidates: unknown[] = []
-  if (mediaType(response.headers.get('content-type') ?? undefined) === 'text/event-stream') {
-    for (const event of new SseParser().push(Buffer.from(`${text}\n\n`))) {
-      try { candidates.push(JSON.parse(event.data)) } catch {}
-    }
-  } else {
-    try { candidates.push(JSON.parse(text)) } catch {}
+  for await (const message of upstreamMessages(response)) {
+    if ('id' in message && message.id === id && !('method' in message)) return message
   }
-  return candidates.find((message): message is JsonRpcMessage => isJsonRpcMessage(message) && 'id' in message && message.id === id && !('method' in message))
+  return undefined
 }
 
 /** The modern headers every bridged POST carries. */
