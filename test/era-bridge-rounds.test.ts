@@ -182,7 +182,7 @@ t.test('cancelled while the gateway waits for the client: the stream ends withou
 
 t.test('upstream failures', async (t) => {
   const upstream = await scriptedUpstream(t)
-  const gateway = await bridged(t, upstream, { timeout: '300ms' })
+  const gateway = await bridged(t, upstream, { timeout: '1500ms' })
 
   upstream.answer = (leg) => { json(leg.response, { jsonrpc: '2.0', id: leg.body.id, error: { code: -32602, message: 'bad' } }, 400) }
   const refused = await gateway.send(deploy)
