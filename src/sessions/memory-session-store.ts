@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js'
+import { ChannelListeners } from './channel-listeners.js'
 import type {
   BridgeStateChange, ExpiryReason, ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
 } from './session-store.js'
@@ -29,7 +30,7 @@ export class MemorySessionStore implements SessionStore {
   readonly #rateWindows = new Map<string, { count: number, resetsAt: number }>()
   readonly #sweepTimer: NodeJS.Timeout
   readonly #expiryListeners: Array<(reason: ExpiryReason) => void> = []
-  readonly #channels = new Map<string, Set<(message: string) => void>>()
+  readonly #channels = new ChannelListeners()
 
   constructor (timeouts: SessionTimeouts, now: () => number = Date.now) {
     this.#timeouts = timeouts
@@ -72,19 +73,12 @@ export class MemorySessionStore implements SessionStore {
 
   async publish (channel: string, message: string): Promise<void> {
     // Delivered after the caller continues, as a message through Redis would be.
-    for (const listener of this.#channels.get(channel) ?? []) queueMicrotask(() => { listener(message) })
+    queueMicrotask(() => { this.#channels.deliver(channel, message) })
   }
 
   async subscribe (channel: string, listener: (message: string) => void): Promise<() => void> {
-    const listeners = this.#channels.get(channel) ?? new Set()
-    this.#channels.set(channel, listeners)
-    // A wrapper per call: the same function subscribed twice is two subscriptions.
-    const subscription = (message: string): void => { listener(message) }
-    listeners.add(subscription)
-    return () => {
-      listeners.delete(subscription)
-      if (listeners.size === 0 && this.#channels.get(channel) === listeners) this.#channels.delete(channel)
-    }
+    const remove = this.#channels.add(channel, listener)
+    return () => { remove() }
   }
 
   async get (id: string): Promise<SessionRecord | null> {

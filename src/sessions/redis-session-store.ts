@@ -2,6 +2,7 @@ import { Cluster, type ChainableCommander } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import { createRedisClient, reviveWhenEnded, scanKeys, type RedisClient } from './redis-client.js'
+import { ChannelListeners } from './channel-listeners.js'
 import { listenForExpiries, type ExpiryListener } from './redis-expiry-listener.js'
 import { SESSION_ID_SOURCE } from './session-id.js'
 import type {
@@ -143,7 +144,8 @@ export class RedisSessionStore implements SessionStore {
   #expiryListener: Promise<ExpiryListener | undefined> | undefined
   /** The connection in subscriber mode for publish/subscribe, opened by the first subscribe. */
   #subscriber: RedisClient | undefined
-  readonly #channels = new Map<string, Set<(message: string) => void>>()
+  readonly #channels = new ChannelListeners()
+  /** One SUBSCRIBE per channel, whoever listens to it. */
   readonly #subscriptions = new Map<string, Promise<void>>()
 
   constructor (options: RedisSessionStoreOptions) {
@@ -254,13 +256,9 @@ export class RedisSessionStore implements SessionStore {
       reviveWhenEnded(subscriber, () => this.#closing !== undefined, (attempt) => {
         this.#options.onConnectionError?.(new Error(`the Redis subscriber gave up reconnecting; starting it again (attempt ${attempt})`))
       })
-      subscriber.on('message', (from: string, message: string) => {
-        for (const deliver of this.#channels.get(from) ?? []) deliver(message)
-      })
+      subscriber.on('message', (from: string, message: string) => { this.#channels.deliver(from, message) })
       this.#subscriber = subscriber
     }
-    const listeners = this.#channels.get(name) ?? new Set()
-    this.#channels.set(name, listeners)
     let subscribed = this.#subscriptions.get(name)
     if (subscribed === undefined) {
       const subscribing = this.#call(async () => { await (this.#subscriber as RedisClient).subscribe(name) })
@@ -270,12 +268,9 @@ export class RedisSessionStore implements SessionStore {
     }
     // Concurrent subscribers of a new channel all wait for the one SUBSCRIBE.
     await subscribed
-    const subscription = (message: string): void => { listener(message) }
-    listeners.add(subscription)
+    const remove = this.#channels.add(name, listener)
     return () => {
-      listeners.delete(subscription)
-      if (listeners.size > 0 || this.#channels.get(name) !== listeners) return
-      this.#channels.delete(name)
+      if (!remove()) return
       this.#subscriptions.delete(name)
       this.#subscriber?.unsubscribe(name).catch(() => undefined)
     }
