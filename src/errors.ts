@@ -1,8 +1,8 @@
 /**
- * Every error a client or an operator can see, in one place (STYLE.md §1).
+ * Every error a client or an operator can see, in one place (docs/errors.md).
  *
  * Each entry has a stable code (MCPGW_*), the HTTP status it is answered with and the JSON-RPC
- * error code that goes into the body. The README's error table and test/errors.test.ts hold this
+ * error code that goes into the body. The table in docs/errors.md and test/errors.test.ts hold this
  * set as a contract: change one, change all three.
  */
 
@@ -13,7 +13,7 @@ export const JsonRpcErrorCode = {
   InternalError: -32603,
   /** Implementation-defined server error range; the SDKs use it for transport-level refusals. */
   ServerError: -32000,
-  /** "Session not found": what the official SDKs answer with HTTP 404 (SPEC-NOTES, legacy rule 4). */
+  /** "Session not found": what the official SDKs answer with HTTP 404 (docs/errors.md). */
   SessionNotFound: -32001,
   InvalidParams: -32602,
   /** 2026-07-28, streamable-http "Server Validation": mirrored headers disagree with the body. */
@@ -25,7 +25,7 @@ export const JsonRpcErrorCode = {
 /**
  * What the error body's `id` is. JSON-RPC 2.0 §5 wants the request's id whenever it can be read
  * (`echo`). Two exceptions: the legacy session refusals answer `id: null`, exactly as the official
- * SDK servers do (SPEC-NOTES legacy rule 4); a 403 for Origin/Host carries no id at all
+ * SDK servers do (docs/errors.md); a 403 for Origin/Host carries no id at all
  * (streamable-http "Security": "a JSON-RPC error response that has no id").
  */
 type IdPolicy = 'echo' | 'null' | 'omit'

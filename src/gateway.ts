@@ -9,13 +9,15 @@ import { GatewayError } from './errors.js'
 import { loggerOptions, resolveLogLevel } from './logging/logger-options.js'
 import { instrumentSessionStore } from './observability/instrumented-session-store.js'
 import { createGatewayMetrics, rpcMethodLabel, type GatewayMetrics } from './observability/metrics.js'
-import { createTracing, type Tracing } from './observability/tracing.js'
+import { createTracing } from './observability/tracing.js'
 import { mcpRoute } from './proxy/mcp-route.js'
 import { newRequestContext } from './proxy/request-context.js'
 import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { resolveOriginPolicy } from './security/origin-guard.js'
 import { createPrincipalResolver } from './security/principal.js'
 import { createSessionStore } from './sessions/create-session-store.js'
+import { ReplicaRelay } from './sessions/replica-relay.js'
+import { SessionEnding } from './sessions/session-ending.js'
 import { shortSessionId } from './sessions/session-id.js'
 import type { SessionStore } from './sessions/session-store.js'
 
@@ -31,8 +33,6 @@ export interface BuildGatewayOptions {
 declare module 'fastify' {
   interface FastifyInstance {
     sessionStore: SessionStore
-    metrics: GatewayMetrics
-    tracing: Tracing
     /** The separate metrics server when `metrics.port` is set. */
     metricsServer: FastifyInstance | null
   }
@@ -95,10 +95,9 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   const metrics = createGatewayMetrics()
   const tracing = createTracing(config.tracing)
   const store = instrumentSessionStore(options.store ?? createSessionStore(config, app.log), metrics)
-  store.onExpired((reason) => { metrics.sessionsTerminated.inc({ reason }) })
+  const relay = new ReplicaRelay(store, app.log)
+  const sessionEnding = new SessionEnding({ store, relay, terminated: metrics.sessionsTerminated, log: app.log })
   app.decorate('sessionStore', store)
-  app.decorate('metrics', metrics)
-  app.decorate('tracing', tracing)
   app.decorate('metricsServer', null)
   app.decorateRequest('mcp', null as never)
 
@@ -141,6 +140,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   app.addHook('onClose', async function closeResources () {
     await app.metricsServer?.close()
     await tracing.close()
+    relay.close()
     // A store passed in by the caller belongs to the caller.
     if (options.store === undefined) await store.close()
   })
@@ -184,7 +184,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   }
 
   if (config.admin !== null) {
-    await app.register(adminApi, { token: config.admin.token, store, binding: config.sessions.binding, metrics })
+    await app.register(adminApi, { token: config.admin.token, store, sessionEnding, binding: config.sessions.binding })
   }
 
   const originPolicy = resolveOriginPolicy(config.security, config.listen.host)
@@ -193,6 +193,8 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     await app.register(mcpRoute, {
       route,
       store,
+      relay,
+      sessionEnding,
       maxBodyBytes: config.limits.maxBodyBytes,
       originPolicy,
       principalResolver,

@@ -4,7 +4,7 @@ import { buildGateway, type BuildGatewayOptions } from './gateway.js'
 
 /**
  * Builds the gateway, listens (after the session store is ready or has had its connect timeout),
- * and shuts down on SIGTERM or SIGINT (issue #5): stop accepting connections, let requests in
+ * and shuts down on SIGTERM or SIGINT (docs/operating.md, "Shutdown"): stop accepting connections, let requests in
  * flight (SSE streams included) finish for up to `shutdownGrace`, then close what is still open,
  * close Redis and exit 0. A second signal exits at once.
  */

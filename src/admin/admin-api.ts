@@ -1,13 +1,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { SessionBinding } from '../config/validate-config.js'
-import type { GatewayMetrics } from '../observability/metrics.js'
 import { GatewayError } from '../errors.js'
 import { hashPrincipal } from '../security/principal.js'
+import type { SessionEnding } from '../sessions/session-ending.js'
 import type { SessionRecord, SessionStore } from '../sessions/session-store.js'
 
 /*
- * Admin API (issue #5), registered only when `admin.token` is set: otherwise these paths are 404
+ * Admin API (docs/operating.md), registered only when `admin.token` is set: otherwise these paths are 404
  * like any unknown path. Every call needs `Authorization: Bearer <admin.token>`, compared in
  * constant time (over SHA-256 digests, so the length of the token leaks nothing either).
  *
@@ -26,8 +26,9 @@ import type { SessionRecord, SessionStore } from '../sessions/session-store.js'
 export interface AdminApiOptions {
   readonly token: string
   readonly store: SessionStore
+  /** Admin ends go the way every end goes: counted, and told to every replica. */
+  readonly sessionEnding: SessionEnding
   readonly binding: SessionBinding
-  readonly metrics: GatewayMetrics
 }
 
 const DEFAULT_PAGE_SIZE = 100
@@ -53,7 +54,7 @@ interface ListQuery { cursor?: string, limit?: string, route?: string, principal
 
 export async function adminApi (fastify: FastifyInstance, options: AdminApiOptions): Promise<void> {
   const expected = digest(options.token)
-  const { store, binding, metrics } = options
+  const { store, sessionEnding, binding } = options
 
   fastify.addHook('onRequest', async function requireAdminToken (request) {
     const header = request.headers.authorization
@@ -85,8 +86,7 @@ export async function adminApi (fastify: FastifyInstance, options: AdminApiOptio
   })
 
   fastify.delete('/admin/sessions/:id', async function terminateSession (request: FastifyRequest<{ Params: { id: string } }>, reply) {
-    if (!await store.terminateAny(request.params.id)) throw new GatewayError('MCPGW_ADMIN_SESSION_NOT_FOUND')
-    metrics.sessionsTerminated.inc({ reason: 'admin' })
+    if (!await sessionEnding.byAdmin(request.params.id)) throw new GatewayError('MCPGW_ADMIN_SESSION_NOT_FOUND')
     request.mcp.outcome = 'session terminated by admin'
     return reply.code(204).send()
   })
@@ -94,8 +94,7 @@ export async function adminApi (fastify: FastifyInstance, options: AdminApiOptio
   fastify.delete('/admin/sessions', async function terminatePrincipal (request: FastifyRequest<{ Querystring: { principal?: string } }>) {
     const principal = principalOf(request.query.principal)
     if (principal === undefined) throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'DELETE /admin/sessions needs ?principal=' })
-    const terminated = await store.terminatePrincipal(principal)
-    metrics.sessionsTerminated.inc({ reason: 'admin' }, terminated)
+    const terminated = await sessionEnding.byAdminForPrincipal(principal)
     request.mcp.outcome = `${terminated} sessions terminated by admin`
     return { terminated }
   })

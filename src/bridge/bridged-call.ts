@@ -1,15 +1,16 @@
 import { randomBytes } from 'node:crypto'
 import { GatewayError, jsonRpcErrorBody } from '../errors.js'
-import type { JsonRpcMessage, JsonRpcRequest } from '../mcp/json-rpc.js'
-import { upstreamFailure } from '../proxy/upstream-error.js'
-import type { BridgeRelay } from './bridge-relay.js'
+import { isJsonObject, type JsonRpcMessage, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import type { ReplicaRelay } from '../sessions/replica-relay.js'
+import type { UpstreamObserver } from '../upstream/forward-request.js'
+import type { UpstreamClient } from '../upstream/upstream-client.js'
+import { upstreamFailure } from '../upstream/upstream-failure.js'
+import { upstreamMessages } from '../upstream/upstream-messages.js'
 import type { LegacyReply } from './legacy-reply.js'
-import { upstreamMessages } from './upstream-messages.js'
-import { postUpstream } from './upstream-post.js'
-import { toModernRequest, type ClientIdentity } from './modern-upstream-bridge.js'
+import { toModernRequest, type ClientIdentity } from './modern-envelope.js'
 
 /*
- * One legacy request through the era bridge (issue #6), from the client's POST to its result.
+ * One legacy request through the era bridge (docs/era-bridge.md), from the client's POST to its result.
  *
  * 2026-07-28 has no server-to-client requests: a `tools/call`, `prompts/get` or `resources/read` that
  * needs the client (elicitation, sampling, roots) is answered with `resultType: "input_required"` and
@@ -28,19 +29,15 @@ import { toModernRequest, type ClientIdentity } from './modern-upstream-bridge.j
  */
 
 export interface BridgedCallOptions {
-  readonly upstream: string
+  /** The route's upstream client: its pool bounds the wait for each leg's response headers. */
+  readonly upstream: UpstreamClient
   /** Headers for every upstream leg (the client's own, request id, trace context). */
   readonly headers: Record<string, string>
-  /** Milliseconds to wait for the upstream's response headers on each leg. */
-  readonly timeout: number
   readonly inputTimeout: number
   readonly maxInputRounds: number
-  readonly relay: BridgeRelay
+  readonly relay: ReplicaRelay
   /** Told how long each upstream leg took to answer, and of each upstream failure (for the metrics). */
-  readonly observe: {
-    upstreamResponded (seconds: number): void
-    upstreamFailed (failure: GatewayError): void
-  }
+  readonly observe: UpstreamObserver
 }
 
 export interface BridgedSession {
@@ -60,13 +57,9 @@ type LegOutcome = { readonly done: true } | { readonly done: false, readonly inp
 
 class Cancelled extends Error {}
 
-function isObject (value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-}
-
 /** A modern result as a legacy client expects it: `resultType` is 2026-07-28 vocabulary. */
 function legacyResponse (message: JsonRpcMessage, id: JsonRpcRequest['id']): Record<string, unknown> {
-  if ('result' in message && isObject(message.result)) {
+  if ('result' in message && isJsonObject(message.result)) {
     const { resultType: _resultType, ...result } = message.result
     return { jsonrpc: '2.0', id, result }
   }
@@ -74,14 +67,14 @@ function legacyResponse (message: JsonRpcMessage, id: JsonRpcRequest['id']): Rec
 }
 
 function isInputRequired (message: JsonRpcMessage): message is JsonRpcMessage & { result: Record<string, unknown> } {
-  return 'result' in message && isObject(message.result) && message.result.resultType === 'input_required'
+  return 'result' in message && isJsonObject(message.result) && message.result.resultType === 'input_required'
 }
 
 /** The shape the gateway relies on: embedded requests are objects with a method; requestState a string. */
 function readInputRequired (result: Record<string, unknown>): InputRequired {
   const { inputRequests, requestState } = result
-  const requestsValid = inputRequests === undefined || (isObject(inputRequests) &&
-    Object.values(inputRequests).every((embedded) => isObject(embedded) && typeof embedded.method === 'string' && (embedded.params === undefined || isObject(embedded.params))))
+  const requestsValid = inputRequests === undefined || (isJsonObject(inputRequests) &&
+    Object.values(inputRequests).every((embedded) => isJsonObject(embedded) && typeof embedded.method === 'string' && (embedded.params === undefined || isJsonObject(embedded.params))))
   if (!requestsValid || (requestState !== undefined && typeof requestState !== 'string')) {
     throw new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE', { detail: 'malformed input_required result' })
   }
@@ -94,8 +87,8 @@ export async function runBridgedCall (message: JsonRpcRequest, session: BridgedS
   clientGone.addEventListener('abort', abort, { once: true })
   const untrack = options.relay.trackCall(session.id, message.id, abort)
   // A cancellation POSTed to another instance reaches this one only once it listens (once per relay).
-  options.relay.join().catch(() => undefined)
-  const originalParams = isObject(message.params) ? message.params : {}
+  options.relay.join().catch(() => undefined) // retried by askClient, which reports the failure
+  const originalParams = isJsonObject(message.params) ? message.params : {}
   try {
     let leg: JsonRpcRequest = message
     // `rounds`: how often the client was asked (or a requestState-only round was retried) so far.
@@ -124,7 +117,7 @@ export async function runBridgedCall (message: JsonRpcRequest, session: BridgedS
       reply.end()
       return
     }
-    const failure = error instanceof GatewayError ? error : upstreamFailure(error)
+    const failure = upstreamFailure(error)
     if (failure.code.startsWith('MCPGW_UPSTREAM_')) options.observe.upstreamFailed(failure)
     // Before anything was streamed, the route answers with the HTTP error itself.
     if (!reply.started) throw failure
@@ -141,10 +134,11 @@ export async function runBridgedCall (message: JsonRpcRequest, session: BridgedS
  */
 async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id'], identity: ClientIdentity, reply: LegacyReply, cancelled: AbortSignal, options: BridgedCallOptions): Promise<LegOutcome> {
   const started = performance.now()
-  const response = await postUpstream(options.upstream, options.headers, toModernRequest(leg, identity), cancelled, options.timeout)
+  const request = toModernRequest(leg, identity)
+  const answer = await options.upstream.post({ ...options.headers, ...request.headers }, request.body, cancelled)
   options.observe.upstreamResponded((performance.now() - started) / 1000)
-  if (!response.ok && !reply.started) {
-    reply.upstreamError(response.status, response.headers.get('content-type'), await response.text())
+  if ((answer.statusCode < 200 || answer.statusCode > 299) && !reply.started) {
+    reply.upstreamError(answer.statusCode, answer.headers['content-type'], await answer.body.text())
     return { done: true }
   }
 
@@ -158,11 +152,11 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
     return { done: true }
   }
 
-  for await (const message of upstreamMessages(response)) {
+  for await (const message of upstreamMessages(answer)) {
     const outcome = onMessage(message)
     if (outcome !== undefined) return outcome
   }
-  throw new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE', { detail: `the upstream ended its answer to ${leg.method} without a response (HTTP ${response.status})` })
+  throw new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE', { detail: `the upstream ended its answer to ${leg.method} without a response (HTTP ${answer.statusCode})` })
 }
 
 /**

@@ -36,9 +36,9 @@ export class LegacyReply {
   }
 
   /** An upstream HTTP error before anything was streamed: passed back as it came. */
-  upstreamError (statusCode: number, contentType: string | null, body: string): void {
+  upstreamError (statusCode: number, contentType: string | string[] | undefined, body: string): void {
     this.#reply.code(statusCode)
-    if (contentType !== null) this.#reply.header('content-type', contentType)
+    if (contentType !== undefined) this.#reply.header('content-type', contentType)
     this.#reply.send(body)
   }
 

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto'
 import type { JsonRpcMessage } from '../mcp/json-rpc.js'
 import { SUBSCRIPTION_ID_META_KEY } from '../mcp/request-metadata.js'
+import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { BridgeState } from '../sessions/session-store.js'
-import type { BridgeRelay } from './bridge-relay.js'
+import type { UpstreamClient } from '../upstream/upstream-client.js'
+import { upstreamMessages } from '../upstream/upstream-messages.js'
 import type { LegacyReply } from './legacy-reply.js'
-import { toModernRequest, type ClientIdentity } from './modern-upstream-bridge.js'
-import { upstreamMessages } from './upstream-messages.js'
-import { postUpstream } from './upstream-post.js'
+import { toModernRequest, type ClientIdentity } from './modern-envelope.js'
 
 /*
- * The legacy GET stream of a bridged session (issue #6). A 2026-07-28 server has no GET stream: a
+ * The legacy GET stream of a bridged session (docs/era-bridge.md). A 2026-07-28 server has no GET stream: a
  * client asks for change notifications with a `subscriptions/listen` request whose response stream
  * stays open, carrying the notifications its filter selects. The gateway opens one for the legacy
  * client's GET, with every list-changed kind and the resources the client subscribed to
@@ -20,11 +20,12 @@ import { postUpstream } from './upstream-post.js'
  */
 
 export interface ListenStreamOptions {
-  readonly upstream: string
+  /** The route's upstream client: its pool bounds the wait for the response headers. */
+  readonly upstream: UpstreamClient
   readonly headers: Record<string, string>
-  /** Milliseconds to wait for the upstream's response headers. */
-  readonly timeout: number
-  readonly relay: BridgeRelay
+  readonly relay: ReplicaRelay
+  /** Told why a listen request ended with an error (logged at debug: a dropped stream is ordinary). */
+  readonly onListenEnded: (error: unknown) => void
   /** The session's current identity and bridge state; null once the session is gone. */
   readonly readSession: () => Promise<{ identity: ClientIdentity, bridge: BridgeState } | null>
 }
@@ -73,7 +74,10 @@ export async function serveListenStream (sessionId: string, reply: LegacyReply, 
       // Changed again while it was being read: read once more, the filter may be stale.
       if (changed) continue
       current = new AbortController()
-      await listenOnce(session.identity, filterFor(session.bridge), reply, current.signal, options).catch(() => undefined)
+      await listenOnce(session.identity, filterFor(session.bridge), reply, current.signal, options).catch((error: unknown) => {
+        // Aborted by a filter change or the client leaving, or the upstream failed: the loop decides.
+        options.onListenEnded(error)
+      })
       if (!changed) return
     }
   } finally {
@@ -87,12 +91,12 @@ export async function serveListenStream (sessionId: string, reply: LegacyReply, 
 async function listenOnce (identity: ClientIdentity, filter: Record<string, unknown>, reply: LegacyReply, signal: AbortSignal, options: ListenStreamOptions): Promise<void> {
   const id = `mcpgw-listen-${randomBytes(9).toString('base64url')}`
   const request = toModernRequest({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { notifications: filter } }, identity)
-  const response = await postUpstream(options.upstream, options.headers, request, signal, options.timeout)
-  if (!response.ok) {
-    await response.body?.cancel()
+  const answer = await options.upstream.post({ ...options.headers, ...request.headers }, request.body, signal)
+  if (answer.statusCode < 200 || answer.statusCode > 299) {
+    answer.body.destroy()
     return
   }
-  for await (const message of upstreamMessages(response)) {
+  for await (const message of upstreamMessages(answer)) {
     // The listen request's own response (a result or an error) means the subscription ended.
     if ('id' in message && message.id === id && !('method' in message)) return
     const notification = legacyNotification(message)

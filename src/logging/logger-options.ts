@@ -3,7 +3,7 @@ import { logLevels, type LogLevel } from '../config/validate-config.js'
 import { ConfigError } from '../errors.js'
 
 /**
- * Secrets never reach a log line (issue #2, rule 8): our own request line carries no headers at all,
+ * Secrets never reach a log line (docs/operating.md, "Logs"): our own request line carries no headers at all,
  * and these paths are redacted as a second line of defence for anything else that logs a request
  * or response (a plugin, an error with the request attached).
  */
@@ -19,7 +19,7 @@ export const redactedPaths = [
   'headers["mcp-session-id"]'
 ]
 
-/** `LOG_LEVEL` from the environment wins over `log.level` in the config (issue #2, rule 8). */
+/** `LOG_LEVEL` from the environment wins over `log.level` in the config (docs/operating.md, "Logs"). */
 export function resolveLogLevel (configured: LogLevel, env: NodeJS.ProcessEnv): LogLevel {
   const fromEnv = env.LOG_LEVEL?.trim().toLowerCase()
   if (fromEnv === undefined || fromEnv === '') return configured

@@ -1,10 +1,11 @@
 import { PassThrough, type Readable } from 'node:stream'
-import { isJsonRpcMessage, type JsonRpcResponse } from './json-rpc.js'
+import { isJsonRpcMessage, parseJsonText, type JsonRpcResponse } from './json-rpc.js'
+import { mediaType } from './media-type.js'
 import { SseParser } from './sse-parser.js'
 
 /*
  * A session is minted only when the upstream's reply carries a JSON-RPC *result* for the client's
- * initialize request (SPEC-NOTES, legacy rule 1). HTTP 200 proves nothing: the error may be inside
+ * initialize request (MCP 2025-11-25, Basic › Lifecycle › Initialization, and Transports › Session Management). HTTP 200 proves nothing: the error may be inside
  * it, and the stateless TypeScript SDK answers initialize with an SSE body. So the gateway reads
  * the reply up to that response (JSON: the whole body; SSE: event by event, notifications before it
  * included), decides, and then sends the bytes it read followed by the rest of the stream, unchanged.
@@ -37,18 +38,6 @@ function decideFromMessage (message: unknown, requestId: string | number): Decis
   return { minted: true, protocolVersion: (result as { protocolVersion: string }).protocolVersion }
 }
 
-function parseJson (text: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch {
-    return undefined
-  }
-}
-
-export function mediaType (contentType: string | string[] | undefined): string {
-  const value = Array.isArray(contentType) ? contentType[0] : contentType
-  return (value ?? '').split(';')[0]?.trim().toLowerCase() ?? ''
-}
 
 /**
  * Reads `upstreamBody` until the outcome is known and returns it with a stream that replays what was
@@ -82,14 +71,14 @@ export async function inspectInitializeResponse (
       if (sseParser !== undefined) {
         for (const event of sseParser.push(chunk)) {
           if (event.event !== 'message') continue
-          const decision = decideFromMessage(parseJson(event.data), requestId)
+          const decision = decideFromMessage(parseJsonText(event.data), requestId)
           if (decision !== undefined) return finish(decision)
         }
       }
       if (size > MAX_INITIALIZE_RESPONSE_BYTES) finish({ minted: false, reason: 'too-large' })
     }
     const onEnd = (): void => {
-      const decision = isSse ? undefined : decideFromMessage(parseJson(Buffer.concat(chunks).toString('utf8')), requestId)
+      const decision = isSse ? undefined : decideFromMessage(parseJsonText(Buffer.concat(chunks).toString('utf8')), requestId)
       finish(decision ?? { minted: false, reason: 'no-result' })
     }
     const onError = (error: Error): void => {

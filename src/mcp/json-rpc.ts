@@ -1,8 +1,8 @@
 import { GatewayError, type JsonRpcId } from '../errors.js'
 
 /*
- * The gateway reads every POST body once: to reject what is not JSON-RPC at the edge (issue #2,
- * rule 6), to find `initialize`, and to name the JSON-RPC method in logs. The bytes themselves are
+ * The gateway reads every POST body once: to reject what is not JSON-RPC at the edge (JSON-RPC
+ * 2.0 §5: -32700 and -32600), to find `initialize`, and to name the JSON-RPC method in logs. The bytes themselves are
  * forwarded unchanged; nothing here re-serialises them.
  */
 
@@ -45,8 +45,18 @@ export interface ClientPost {
 
 type JsonObject = Record<string, unknown>
 
-function isObject (value: unknown): value is JsonObject {
+/** A JSON object: not null, not an array. */
+export function isJsonObject (value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+/** The value of a JSON text, or undefined when it is not JSON (the caller decides what that means). */
+export function parseJsonText (text: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
 }
 
 function isRequestId (value: unknown): value is string | number {
@@ -54,12 +64,12 @@ function isRequestId (value: unknown): value is string | number {
 }
 
 function hasValidParams (message: JsonObject): boolean {
-  return message.params === undefined || isObject(message.params) || Array.isArray(message.params)
+  return message.params === undefined || isJsonObject(message.params) || Array.isArray(message.params)
 }
 
 /** Shape check of one JSON-RPC 2.0 message (jsonrpc.org/specification §4, §5). */
 export function isJsonRpcMessage (value: unknown): value is JsonRpcMessage {
-  if (!isObject(value) || value.jsonrpc !== '2.0') return false
+  if (!isJsonObject(value) || value.jsonrpc !== '2.0') return false
   if (typeof value.method === 'string') {
     // Request or notification. MCP forbids a null id on requests (basic/index "Requests").
     return (value.id === undefined || isRequestId(value.id)) && hasValidParams(value)
@@ -70,7 +80,7 @@ export function isJsonRpcMessage (value: unknown): value is JsonRpcMessage {
   if (hasResult === hasError) return false
   if (hasError) {
     const error = value.error
-    return isObject(error) && Number.isInteger(error.code) && typeof error.message === 'string'
+    return isJsonObject(error) && Number.isInteger(error.code) && typeof error.message === 'string'
   }
   return value.id !== null
 }
@@ -81,12 +91,8 @@ export function isRequest (message: JsonRpcMessage): message is JsonRpcRequest {
 
 /** Parses and classifies a POST body; throws MCPGW_PARSE_ERROR or MCPGW_INVALID_REQUEST. */
 export function parseClientPost (body: Buffer | string): ClientPost {
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(typeof body === 'string' ? body : body.toString('utf8'))
-  } catch {
-    throw new GatewayError('MCPGW_PARSE_ERROR')
-  }
+  const parsed = parseJsonText(typeof body === 'string' ? body : body.toString('utf8'))
+  if (parsed === undefined) throw new GatewayError('MCPGW_PARSE_ERROR')
   const isBatch = Array.isArray(parsed)
   const messages: unknown[] = isBatch ? parsed as unknown[] : [parsed]
   if (messages.length === 0) throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'empty batch' })

@@ -25,7 +25,7 @@ export function instrumentSessionStore (store: SessionStore, metrics: GatewayMet
     terminate: async (id, owner) => await timed('terminate', async () => await store.terminate(id, owner)),
     get: async (id) => await timed('get', async () => await store.get(id)),
     terminateAny: async (id) => await timed('terminateAny', async () => await store.terminateAny(id)),
-    terminatePrincipal: async (principal) => await timed('terminatePrincipal', async () => await store.terminatePrincipal(principal)),
+    terminatePrincipal: async (principal, onEnded) => await timed('terminatePrincipal', async () => await store.terminatePrincipal(principal, onEnded)),
     list: async (options) => await timed('list', async () => await store.list(options)),
     consumeRateLimit: async (key, limit, windowMs) => await timed('consumeRateLimit', async () => await store.consumeRateLimit(key, limit, windowMs)),
     updateBridgeState: async (id, principal, change) => await timed('updateBridgeState', async () => await store.updateBridgeState(id, principal, change)),

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client'
 
 /*
- * Prometheus metrics (issue #7). Label values are bounded on purpose: a JSON-RPC method comes from
+ * Prometheus metrics (docs/operating.md). Label values are bounded on purpose: a JSON-RPC method comes from
  * the client, so anything outside the MCP method list is counted as `other` (a client inventing
  * method names must not create unlimited time series).
  */
@@ -17,8 +17,6 @@ export function rpcMethodLabel (method: string | undefined): string {
   if (method === undefined) return 'none'
   return KNOWN_RPC_METHODS.has(method) ? method : 'other'
 }
-
-export type TerminationReason = 'delete' | 'idle' | 'lifetime' | 'admin'
 
 export interface GatewayMetrics {
   readonly registry: Registry

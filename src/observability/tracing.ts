@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { TracingConfig } from '../config/validate-config.js'
 
 /*
- * Optional OpenTelemetry tracing (issue #7): off unless `tracing.otlpEndpoint` is set. One server
+ * Optional OpenTelemetry tracing (docs/operating.md): off unless `tracing.otlpEndpoint` is set. One server
  * span per request (route, JSON-RPC method, session outcome, upstream timing), continuing the
  * caller's W3C `traceparent` when there is one, and a `traceparent` for the upstream so that its
  * spans join the same trace. The provider is ours alone (not registered globally).

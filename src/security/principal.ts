@@ -5,7 +5,7 @@ import type { SessionBinding } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 
 /*
- * Who is calling (issue #5, the spec's session-hijacking advice: bind a session to the caller's
+ * Who is calling (docs/security.md; MCP Security Best Practices, "Session Hijacking": bind a session to the caller's
  * identity so that a stolen or guessed id is useless to anyone else). The principal is a hash: no
  * token or header value is ever stored in Redis. With `jwt` it is the verified token's claim (a
  * stable identity), so a refreshed token for the same subject keeps its sessions.

@@ -29,7 +29,7 @@ export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, MemoryEntry>()
   readonly #rateWindows = new Map<string, { count: number, resetsAt: number }>()
   readonly #sweepTimer: NodeJS.Timeout
-  readonly #expiryListeners: Array<(reason: ExpiryReason) => void> = []
+  readonly #expiryListeners: Array<(reason: ExpiryReason, id: string) => void> = []
   readonly #channels = new ChannelListeners()
 
   constructor (timeouts: SessionTimeouts, now: () => number = Date.now) {
@@ -98,12 +98,13 @@ export class MemorySessionStore implements SessionStore {
     return live
   }
 
-  async terminatePrincipal (principal: string): Promise<number> {
+  async terminatePrincipal (principal: string, onEnded?: (id: string) => void): Promise<number> {
     let ended = 0
     for (const id of [...this.#sessions.keys()]) {
       if (this.#liveEntry(id)?.record.principal === principal) {
         this.#sessions.delete(id)
         ended++
+        onEnded?.(id)
       }
     }
     return ended
@@ -135,7 +136,7 @@ export class MemorySessionStore implements SessionStore {
     return { allowed: window.count <= limit, resetInMs: window.resetsAt - now }
   }
 
-  onExpired (listener: (reason: ExpiryReason) => void): void {
+  onExpired (listener: (reason: ExpiryReason, id: string) => void): void {
     this.#expiryListeners.push(listener)
   }
 
@@ -163,7 +164,7 @@ export class MemorySessionStore implements SessionStore {
   #expire (id: string, entry: MemoryEntry): void {
     this.#sessions.delete(id)
     const reason: ExpiryReason = entry.expiresAt >= entry.deadline ? 'lifetime' : 'idle'
-    for (const listener of this.#expiryListeners) listener(reason)
+    for (const listener of this.#expiryListeners) listener(reason, id)
   }
 
   /** The live entry only if `principal` owns it: a bound session is invisible to anyone else. */

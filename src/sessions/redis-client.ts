@@ -2,7 +2,7 @@ import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
 
 /*
- * One ioredis client for the configured topology (issue #4): standalone (`redis://`, `rediss://` for
+ * One ioredis client for the configured topology (docs/scaling.md): standalone (`redis://`, `rediss://` for
  * TLS, `user:password@` for ACL users), Cluster, or Sentinel. Common to all: no offline queue and no
  * per-request retries, so that while Redis is unreachable a request fails within `commandTimeout`
  * with a 503 and is never forwarded unchecked; ioredis reconnects by itself in the background.

@@ -4,7 +4,7 @@ import { SESSION_ID_SOURCE, sessionIdCreatedAt } from './session-id.js'
 import type { ExpiryReason } from './session-store.js'
 
 /*
- * Counts sessions that Redis expired (issue #7, "sessions terminated by reason"). Redis publishes
+ * Hears of sessions that Redis expired, to count them by reason and end their streams (docs/operating.md). Redis publishes
  * `__keyevent@<db>__:expired` with the key name when `notify-keyspace-events` includes `Ex`; the
  * data is gone by then, so the reason comes from the id, which carries its creation time: an expiry
  * at or after creation + maxLifetime is the lifetime's, anything earlier the idle timeout's. Every
@@ -25,7 +25,7 @@ export interface ExpiryListenerOptions {
   readonly keyPrefix: string
   readonly maxLifetime: number
   readonly idleTimeout: number
-  readonly onExpired: (reason: ExpiryReason) => void
+  readonly onExpired: (reason: ExpiryReason, id: string) => void
   /** Told once when Redis does not publish expiry events, so operators know the counters stay 0. */
   readonly onUnavailable: (detail: string) => void
 }
@@ -63,7 +63,7 @@ export async function listenForExpiries (options: ExpiryListenerOptions): Promis
       if (id === undefined) return
       const reason: ExpiryReason = Date.now() >= sessionIdCreatedAt(id) + options.maxLifetime - tolerance ? 'lifetime' : 'idle'
       client.set(`${keyPrefix}expired:${id}`, '1', 'PX', DEDUPE_MARKER_TTL_MS, 'NX').then((won) => {
-        if (won === 'OK') options.onExpired(reason)
+        if (won === 'OK') options.onExpired(reason, id)
       }, () => {})
     })
   }

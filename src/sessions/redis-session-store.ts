@@ -1,6 +1,7 @@
 import { Cluster, type ChainableCommander } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
+import { parseJsonText } from '../mcp/json-rpc.js'
 import { createRedisClient, reviveWhenEnded, scanKeys, type RedisClient } from './redis-client.js'
 import { ChannelListeners } from './channel-listeners.js'
 import { listenForExpiries, type ExpiryListener } from './redis-expiry-listener.js'
@@ -10,17 +11,17 @@ import type {
 } from './session-store.js'
 
 /*
- * Data model (README "Redis"). A session is one hash with short field names (memory per session is
- * a target, issue #7):
+ * Data model (docs/scaling.md, "Keys and scripts"). A session is one hash with short field names (memory per session is
+ * a target, docs/performance.md):
  *   r route · v protocol version · c created (ms) · d absolute deadline (ms) · i client info ·
  *   k capabilities · p principal ('' when unbound) · and, only on a route bridged to a 2026-07-28
- *   upstream (issue #6): l log level · s:<uri> one field per subscribed resource
+ *   upstream (docs/era-bridge.md): l log level · s:<uri> one field per subscribed resource
  * Unbound:  <prefix>session:<id>
  * Bound:    <prefix>session:{<principal>}:<id>, beside <prefix>principal:{<principal>}, a sorted set
  *           of that principal's session ids scored by their current expiry.
  * The hash tag keeps a principal's sessions and their index in one Cluster slot, so every script
  * below is atomic and Cluster-safe; and since the key is derived from the caller's principal, a
- * session asked for by anyone else simply does not exist (binding, issue #5).
+ * session asked for by anyone else simply does not exist (binding, docs/security.md).
  * The session key's TTL is always min(idle timeout, time left until the deadline): Redis forgets the
  * session at its end, nothing leaks when every gateway dies. Clocks come from Redis TIME, so gateway
  * instances with skewed clocks agree. Every script takes KEYS[1] = session, KEYS[2] = index (the
@@ -312,11 +313,13 @@ export class RedisSessionStore implements SessionStore {
     return await this.#call(async () => await this.#redis.terminateSession(key, this.#indexKey(id, principal), '', principal ?? '', id)) === 1
   }
 
-  async terminatePrincipal (principal: string): Promise<number> {
+  async terminatePrincipal (principal: string, onEnded?: (id: string) => void): Promise<number> {
     const ids = await this.#call(() => this.#redis.zrange(this.#indexKey('', principal), '0', '-1'))
     let ended = 0
     for (const id of ids) {
-      if (await this.terminate(id, { route: '', principal })) ended++
+      if (!await this.terminate(id, { route: '', principal })) continue
+      ended++
+      onEnded?.(id)
     }
     return ended
   }
@@ -352,7 +355,7 @@ export class RedisSessionStore implements SessionStore {
     return { allowed: count <= limit, resetInMs: Math.max(0, resetInMs) }
   }
 
-  onExpired (listener: (reason: ExpiryReason) => void): void {
+  onExpired (listener: (reason: ExpiryReason, id: string) => void): void {
     this.#expiryListener = this.ready().then(async () => await listenForExpiries({
       client: this.#redis,
       keyPrefix: this.#config.keyPrefix,
@@ -399,13 +402,9 @@ export class RedisSessionStore implements SessionStore {
   }
 }
 
+/** Stored client JSON; null when absent or unreadable (it was written by us, so that is never expected). */
 function parseStoredJson (text: string | undefined): unknown {
-  if (text === undefined) return null
-  try {
-    return JSON.parse(text)
-  } catch {
-    return null
-  }
+  return text === undefined ? null : parseJsonText(text) ?? null
 }
 
 function bridgeStateFromFields (fields: Record<string, string>): BridgeState {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
 
 /*
- * Session ids (SPEC-NOTES, legacy rule 2): globally unique, cryptographically random, visible ASCII
+ * Session ids (MCP 2025-11-25, Basic › Transports › Session Management): globally unique, cryptographically random, visible ASCII
  * only. 24 random bytes (192 bits) in base64url give 32 characters from [A-Za-z0-9_-]; then a dot
  * and the creation time in base36 milliseconds. All inside 0x21-0x7E, safe in a header, a log field
  * and a Redis key. The creation time lets any replica tell, when Redis reports a session's key as
- * expired, whether its idle timeout or its max lifetime ended it (metrics, issue #7): the key's data
+ * expired, whether its idle timeout or its max lifetime ended it (docs/operating.md, metrics): the key's data
  * is gone by then. It reveals nothing a client did not already know.
  */
 const SESSION_ID_BYTES = 24

@@ -7,12 +7,12 @@
  * answer: a session is live until `idleTimeout` passes without a `touch` or `maxLifetime` passes
  * since `create`, whichever comes first; after that, or after `terminate`, it does not exist.
  *
- * Identity binding (issue #5): a session created with a principal is only ever found again with
+ * Identity binding (docs/security.md): a session created with a principal is only ever found again with
  * that same principal. Asked with any other principal (or none), it does not exist, so nothing
  * reveals that the id is live.
  */
 
-/** What the gateway remembers of a session (issue #2: negotiated version, client, route, creation). */
+/** What the gateway remembers of a session: negotiated version, client, route, creation. */
 export interface SessionData {
   /** Route path the session was created on; a session is only valid on its own route. */
   readonly route: string
@@ -40,7 +40,7 @@ export interface LiveSession {
 }
 
 /**
- * What the era bridge (issue #6) answered at the edge on behalf of a 2026-07-28 upstream and must
+ * What the era bridge (docs/era-bridge.md) answered at the edge on behalf of a 2026-07-28 upstream and must
  * carry on every later request: the level set with `logging/setLevel`, and the resources the client
  * subscribed to (the filter of the upstream `subscriptions/listen` stream).
  */
@@ -111,8 +111,11 @@ export interface SessionStore {
   get (id: string): Promise<SessionRecord | null>
   /** Admin: ends a session whoever owns it. */
   terminateAny (id: string): Promise<boolean>
-  /** Admin: ends every session of a principal; resolves with how many were ended. */
-  terminatePrincipal (principal: string): Promise<number>
+  /**
+   * Admin: ends every session of a principal; resolves with how many were ended. `onEnded` hears
+   * each id ended (so that its end can be told to every replica).
+   */
+  terminatePrincipal (principal: string, onEnded?: (id: string) => void): Promise<number>
   /** Admin: one page of live sessions, optionally only one route's or one principal's. */
   list (options: ListSessionsOptions): Promise<SessionPage>
   /** Counts one event for `key` in a fixed window shared by every gateway instance. */
@@ -121,7 +124,7 @@ export interface SessionStore {
    * Calls `listener` once per session that expired (idle timeout or max lifetime), across all
    * gateway instances sharing the store: each expiry is reported by exactly one instance.
    */
-  onExpired (listener: (reason: ExpiryReason) => void): void
+  onExpired (listener: (reason: ExpiryReason, id: string) => void): void
   /**
    * Era bridge: changes the bridge state of a live session owned by `principal`, without sliding it.
    * Resolves false when the session is not live (or not this principal's).

@@ -1,32 +1,31 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { RouteConfig } from '../config/validate-config.js'
 import { GatewayError, JsonRpcErrorCode } from '../errors.js'
 import { isRequest, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
-import { bridgedRequestHeaders } from '../proxy/upstream-headers.js'
-import type { BridgeStateChange, LiveSession, SessionStore } from '../sessions/session-store.js'
-import { BridgeRelay } from './bridge-relay.js'
-import { runBridgedCall, type BridgedCallOptions } from './bridged-call.js'
+import type { LegacyHandler } from '../proxy/legacy-handler.js'
+import type { RouteContext } from '../proxy/route-context.js'
+import { mintSession } from '../proxy/session-minting.js'
+import type { ReplicaRelay } from '../sessions/replica-relay.js'
+import type { BridgeStateChange, LiveSession } from '../sessions/session-store.js'
+import { upstreamFailure } from '../upstream/upstream-failure.js'
+import { bridgedRequestHeaders } from '../upstream/upstream-headers.js'
+import { runBridgedCall } from './bridged-call.js'
 import { LegacyReply } from './legacy-reply.js'
 import { serveListenStream } from './listen-stream.js'
-import type { ClientIdentity } from './modern-upstream-bridge.js'
+import type { ClientIdentity } from './modern-envelope.js'
+import { discoverServer, initializeResultFrom, type DiscoverResult } from './server-discover.js'
 
 /*
- * What a route bridged to a 2026-07-28 upstream does with a legacy session once it is checked
- * (issue #6): every POST after initialize and the GET stream. What the modern era has no counterpart
- * for is answered here and, where the upstream needs it later, kept in the session; the rest runs
- * through bridged-call.ts (requests) and listen-stream.ts (the GET stream).
+ * Legacy requests to a 2026-07-28 upstream (docs/era-bridge.md): initialize is answered here from
+ * the upstream's `server/discover`; every later POST and the GET stream of the session are bridged.
+ * What the modern era has no counterpart for is answered here and, where the upstream needs it
+ * later, kept in the session; the rest runs through bridged-call.ts (requests) and listen-stream.ts
+ * (the GET stream).
  */
 
 /** The levels `logging/setLevel` accepts (the RFC 5424 severities, as MCP lists them). */
 const logLevels = new Set(['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'])
 
 const sessionSettings = new Set(['logging/setLevel', 'resources/subscribe', 'resources/unsubscribe'])
-
-export interface LegacySessionBridgeOptions {
-  readonly route: RouteConfig
-  readonly store: SessionStore
-  readonly observe: BridgedCallOptions['observe']
-}
 
 function identityOf (session: LiveSession): ClientIdentity {
   return { clientInfo: session.clientInfo, clientCapabilities: session.clientCapabilities, logLevel: session.bridge?.logLevel }
@@ -55,17 +54,32 @@ function settingChange (message: JsonRpcRequest): BridgeStateChange | string {
   return message.method === 'resources/subscribe' ? { subscribe: uri } : { unsubscribe: uri }
 }
 
-export class LegacySessionBridge {
-  readonly #route: RouteConfig
-  readonly #store: SessionStore
-  readonly #observe: BridgedCallOptions['observe']
-  readonly #relay: BridgeRelay
+export class LegacyBridgedHandler implements LegacyHandler {
+  readonly #context: RouteContext
+  readonly #relay: ReplicaRelay
 
-  constructor (options: LegacySessionBridgeOptions) {
-    this.#route = options.route
-    this.#store = options.store
-    this.#observe = options.observe
-    this.#relay = new BridgeRelay(options.store)
+  constructor (context: RouteContext, relay: ReplicaRelay) {
+    this.#context = context
+    this.#relay = relay
+  }
+
+  /** initialize, answered from the upstream's `server/discover`; the session is minted with the client's identity. */
+  async initialize (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): Promise<FastifyReply> {
+    const { route, upstream, observeUpstream } = this.#context
+    const params = (initialize.params ?? {}) as Record<string, unknown>
+    const identity = { clientInfo: params.clientInfo, clientCapabilities: params.capabilities }
+    let discovered: DiscoverResult | undefined
+    try {
+      discovered = await discoverServer(upstream, identity, bridgedRequestHeaders(request), route.timeout)
+    } catch (error) {
+      const failure = upstreamFailure(error)
+      observeUpstream.upstreamFailed(failure)
+      throw failure
+    }
+    const result = initializeResultFrom(discovered, initialize, route)
+    await mintSession(this.#context, request, reply, initialize, result.protocolVersion as string)
+    request.mcp.outcome = 'session created (bridged)'
+    return await reply.type('application/json').send({ jsonrpc: '2.0', id: initialize.id, result })
   }
 
   /** A POST on a live session. */
@@ -79,14 +93,14 @@ export class LegacySessionBridge {
     if (message.method === 'ping') return sendJsonRpc(reply, message.id, { result: {} })
     if (sessionSettings.has(message.method)) return await this.#setting(request, reply, message, session)
     request.mcp.outcome = 'bridged to 2026-07-28'
+    const { route, upstream, observeUpstream } = this.#context
     await runBridgedCall(message, { id: session.id, identity: identityOf(session) }, new LegacyReply(reply), clientGoneSignal(reply), {
-      upstream: this.#route.upstream,
+      upstream,
       headers: bridgedRequestHeaders(request),
-      timeout: this.#route.timeout,
-      inputTimeout: this.#route.inputTimeout,
-      maxInputRounds: this.#route.maxInputRounds,
+      inputTimeout: route.inputTimeout,
+      maxInputRounds: route.maxInputRounds,
       relay: this.#relay,
-      observe: this.#observe
+      observe: observeUpstream
     })
     return reply
   }
@@ -95,26 +109,17 @@ export class LegacySessionBridge {
   async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession): Promise<FastifyReply> {
     request.mcp.outcome = 'bridged to subscriptions/listen'
     await serveListenStream(session.id, new LegacyReply(reply), clientGoneSignal(reply), {
-      upstream: this.#route.upstream,
+      upstream: this.#context.upstream,
       headers: bridgedRequestHeaders(request),
-      timeout: this.#route.timeout,
       relay: this.#relay,
+      onListenEnded: (error) => { request.log.debug({ err: error }, 'listen request ended') },
       readSession: async () => {
         // Read again on every change of the filter (a subscribe or unsubscribe: the client's activity anyway).
-        const live = await this.#store.touch(session.id, request.mcp.principal, { withClient: true })
+        const live = await this.#context.store.touch(session.id, request.mcp.principal, { withClient: true })
         return live === null ? null : { identity: identityOf(live), bridge: live.bridge ?? { resourceSubscriptions: [] } }
       }
     })
     return reply
-  }
-
-  /** The session was ended here: its GET stream, on whichever instance, ends with it. */
-  async sessionEnded (sessionId: string): Promise<void> {
-    await this.#relay.sessionChanged(sessionId).catch(() => undefined)
-  }
-
-  close (): void {
-    this.#relay.close()
   }
 
   /** What the client POSTs that is not a request: answers to the bridge's input requests, cancellations. */
@@ -134,7 +139,7 @@ export class LegacySessionBridge {
   async #setting (request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest, session: LiveSession): Promise<FastifyReply> {
     const change = settingChange(message)
     if (typeof change === 'string') return sendJsonRpc(reply, message.id, { error: { code: JsonRpcErrorCode.InvalidParams, message: `Invalid params: ${change}` } })
-    if (!await this.#store.updateBridgeState(session.id, request.mcp.principal, change)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    if (!await this.#context.store.updateBridgeState(session.id, request.mcp.principal, change)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     if (!('logLevel' in change)) await this.#relay.sessionChanged(session.id)
     return sendJsonRpc(reply, message.id, { result: {} })
   }

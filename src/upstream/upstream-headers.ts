@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import { mediaType } from '../mcp/initialize-response.js'
+import { mediaType } from '../mcp/media-type.js'
 
 /* Which headers cross the gateway, in each direction, for forwarded and for bridged requests. */
 
@@ -8,8 +8,9 @@ export const SESSION_HEADER = 'mcp-session-id'
 
 /**
  * Headers on their way up. The client's session id is ours; the stateless upstream never sees it
- * (issue #2, rule 5); on a modern request it means nothing and is dropped the same way (2026-07-28:
- * "ignore it"). The request id and, with tracing, the trace context go along (issue #7).
+ * (docs/architecture.md, "Sessions at the edge"); on a modern request it means nothing and is
+ * dropped the same way (2026-07-28: "ignore it"). The request id and, with tracing, the trace
+ * context go along (docs/operating.md).
  */
 export function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp'>, headers: IncomingHttpHeaders): IncomingHttpHeaders {
   delete headers[SESSION_HEADER]
@@ -24,7 +25,7 @@ const hopByHopHeaders = ['connection', 'keep-alive', 'proxy-connection', 'transf
 
 /**
  * Upstream headers on their way back. A session id set by the upstream itself would contradict ours:
- * drop it. SSE must never be buffered by a proxy in front of us (SPEC-NOTES, "Headers").
+ * drop it. SSE must never be buffered by a proxy in front of us (X-Accel-Buffering: no).
  */
 export function rewriteUpstreamHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
   delete headers[SESSION_HEADER]

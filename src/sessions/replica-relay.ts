@@ -1,20 +1,23 @@
 import { randomBytes } from 'node:crypto'
 import { GatewayError, type JsonRpcId } from '../errors.js'
-import type { JsonRpcMessage } from '../mcp/json-rpc.js'
-import type { SessionStore } from '../sessions/session-store.js'
+import { parseJsonText, type JsonRpcMessage } from '../mcp/json-rpc.js'
+import type { FastifyBaseLogger } from 'fastify'
+import type { SessionStore } from './session-store.js'
 
 /*
- * What the era bridge needs to hear from the other gateway instances (issue #6). A bridged request
- * holds its client's SSE stream, and its upstream call, on one instance; what concerns it arrives as
- * separate POSTs that a round-robin balancer sends anywhere:
- *   - the client's answer to an input request the gateway put on that stream (elicitation, sampling,
- *     roots). The request id the gateway gave it names the instance that asked, so the answer is
- *     published on that instance's channel only;
- *   - `notifications/cancelled` for the request, and a change of the session's resource
- *     subscriptions or its end (for its GET stream): the instance holding either is not known, so these are
- *     published to every instance, and each looks them up in what it holds.
+ * What one gateway replica must hear from the others (docs/scaling.md, "Between replicas"). A
+ * round-robin balancer sends each request anywhere, so what concerns a stream held on one replica
+ * often arrives at another:
+ *   - a session ended (DELETE, admin, expiry: see session-ending.ts): every replica ends the streams
+ *     it holds for it. Published to every replica;
+ *   - the era bridge (docs/era-bridge.md): the client's answer to an input request the gateway put
+ *     on a bridged stream (elicitation, sampling, roots). The request id the gateway gave it names
+ *     the replica that asked, so the answer is published on that replica's channel only;
+ *   - `notifications/cancelled` for a bridged request, and a change of the session's resource
+ *     subscriptions (for its GET stream): the replica holding either is not known, so these are
+ *     published to every replica, and each looks them up in what it holds.
  * Messages go through the session store's publish/subscribe (Redis pub/sub on a shared store), so
- * every instance sharing the store sees the same thing. Nothing is answered to a stranger: each
+ * every replica sharing the store sees the same thing. Nothing is answered to a stranger: each
  * message names the session it came on (checked, principal included, before it is published), and a
  * pending entry only accepts messages of its own session.
  */
@@ -45,8 +48,9 @@ function callKey (session: string, request: JsonRpcId): string {
   return `${session}\n${JSON.stringify(request)}`
 }
 
-export class BridgeRelay {
+export class ReplicaRelay {
   readonly #store: SessionStore
+  readonly #log: FastifyBaseLogger
   readonly instanceId = randomBytes(9).toString('base64url')
   readonly #answers = new Map<string, PendingAnswer>()
   readonly #calls = new Map<string, () => void>()
@@ -54,8 +58,9 @@ export class BridgeRelay {
   #joined: Promise<void> | undefined
   readonly #unsubscribe: Array<() => void> = []
 
-  constructor (store: SessionStore) {
+  constructor (store: SessionStore, log: FastifyBaseLogger) {
     this.#store = store
+    this.#log = log
   }
 
   /** Subscribes this instance's channels, once; a failure is retried by the next call. */
@@ -123,11 +128,6 @@ export class BridgeRelay {
     await this.#publish('all', { kind: 'session changed', session })
   }
 
-  /** What this instance holds, for tests and shutdown. */
-  get pending (): { readonly answers: number, readonly calls: number, readonly watchers: number } {
-    return { answers: this.#answers.size, calls: this.#calls.size, watchers: this.#watchers.size }
-  }
-
   close (): void {
     for (const unsubscribe of this.#unsubscribe.splice(0)) unsubscribe()
     this.#joined = undefined
@@ -142,10 +142,9 @@ export class BridgeRelay {
   }
 
   #receive (text: string): void {
-    let message: RelayMessage
-    try {
-      message = JSON.parse(text) as RelayMessage
-    } catch {
+    const message = parseJsonText(text) as RelayMessage | undefined
+    if (message === undefined) {
+      this.#log.debug({ channelMessageBytes: text.length }, 'replica relay: ignored a message that is not JSON')
       return
     }
     if (message.kind === 'answer') this.#answer(message.session, message.message)

@@ -1,0 +1,83 @@
+import type { FastifyRequest } from 'fastify'
+import { GatewayError } from '../errors.js'
+import type { ClientPost, JsonRpcRequest } from '../mcp/json-rpc.js'
+import { classifyPost } from '../mcp/modern-request.js'
+import type { LiveSession } from '../sessions/session-store.js'
+import type { KnownEra, UpstreamEraProbe } from '../upstream/upstream-era.js'
+import type { RouteContext } from './route-context.js'
+import { checkBatchAllowed, enforceInitializeRate, readSessionHeader, refuseModernSessionlessCall, requireLiveSession } from './session-checks.js'
+
+/*
+ * Where a request goes, decided once (docs/architecture.md, "The request path"). The request's own
+ * era first: a 2026-07-28 POST passes through. A legacy request is checked at the edge (session,
+ * version header, limits) and then goes to the forwarded or the bridged handler by the era of the
+ * route's upstream. The session check comes first: a request refused at the edge never causes
+ * upstream traffic, not even the one-time era probe of an `auto` route.
+ */
+
+/** Which legacy handler serves a request: by the era the route's upstream speaks. */
+export type LegacyPath = 'forwarded' | 'bridged'
+
+export type PostDecision =
+  | { readonly kind: 'modern' }
+  | { readonly kind: 'initialize', readonly path: LegacyPath, readonly initialize: JsonRpcRequest }
+  | { readonly kind: 'session', readonly path: LegacyPath, readonly session: LiveSession }
+
+export interface StreamDecision {
+  readonly path: LegacyPath
+  readonly session: LiveSession
+}
+
+function pathFor (era: KnownEra): LegacyPath {
+  return era === 'modern' ? 'bridged' : 'forwarded'
+}
+
+export class RequestDecision {
+  readonly #context: RouteContext
+  readonly #probe: UpstreamEraProbe
+  readonly #initializePerMinute: number
+
+  constructor (context: RouteContext, probe: UpstreamEraProbe, initializePerMinute: number) {
+    this.#context = context
+    this.#probe = probe
+    this.#initializePerMinute = initializePerMinute
+  }
+
+  async post (request: FastifyRequest, post: ClientPost): Promise<PostDecision> {
+    // initialize is never part of a batch (MCP 2025-03-26, Basic › Lifecycle).
+    if (post.containsInitialize && post.isBatch) throw new GatewayError('MCPGW_INITIALIZE_IN_BATCH')
+    if (classifyPost(post, request.headers).era === 'modern') return { kind: 'modern' }
+    if (post.initialize !== undefined) {
+      // An initialize never revives or reuses an id: a live one is "already initialized" (400),
+      // anything else is a session that does not exist (404).
+      if (readSessionHeader(request) !== undefined) {
+        await this.#liveSession(request, false)
+        throw new GatewayError('MCPGW_ALREADY_INITIALIZED')
+      }
+      await enforceInitializeRate(this.#context.store, this.#initializePerMinute, request)
+      return { kind: 'initialize', path: pathFor(await this.#probe.era()), initialize: post.initialize }
+    }
+    const known = this.#probe.knownEra()
+    // A bridged request needs the client's identity: read in the same round trip as the check.
+    const session = await this.#liveSession(request, known !== 'legacy')
+    checkBatchAllowed(post, session)
+    return { kind: 'session', path: pathFor(known ?? await this.#probe.era()), session }
+  }
+
+  /**
+   * A legacy GET opens the standalone SSE stream. A stateless upstream has nothing to push on it, so
+   * the gateway answers 405 itself unless the route says to forward it (`getStream: forward`).
+   */
+  async getStream (request: FastifyRequest): Promise<StreamDecision> {
+    refuseModernSessionlessCall(request)
+    const known = this.#probe.knownEra()
+    const served = this.#context.route.getStream === 'forward'
+    const session = await this.#liveSession(request, served && known !== 'legacy')
+    if (!served) throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
+    return { path: pathFor(known ?? await this.#probe.era()), session }
+  }
+
+  async #liveSession (request: FastifyRequest, withClient: boolean): Promise<LiveSession> {
+    return await requireLiveSession(this.#context.store, this.#context.route.path, request, withClient)
+  }
+}

@@ -1,0 +1,16 @@
+import type { Counter } from 'prom-client'
+import type { RouteConfig } from '../config/validate-config.js'
+import type { SessionStore } from '../sessions/session-store.js'
+import type { UpstreamObserver } from '../upstream/forward-request.js'
+import type { UpstreamClient } from '../upstream/upstream-client.js'
+
+/** What every handler of one route works with; built once per route by mcp-route.ts. */
+export interface RouteContext {
+  readonly route: RouteConfig
+  readonly store: SessionStore
+  /** The route's one upstream client (one undici pool), forwarded and bridged requests alike. */
+  readonly upstream: UpstreamClient
+  readonly observeUpstream: UpstreamObserver
+  /** `mcpgw_sessions_created_total` for this route. */
+  readonly sessionsCreated: Counter.Internal
+}

@@ -1,0 +1,73 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Counter } from 'prom-client'
+import type { ReplicaRelay } from './replica-relay.js'
+import type { ExpiryReason, SessionStore } from './session-store.js'
+
+/*
+ * Every way a session ends goes through here (docs/architecture.md, "How a session ends"): the
+ * client's DELETE, the admin API (one session, or all of a principal's), and expiry (idle or
+ * lifetime, noticed by the store). Each end is counted once and always told to every replica, so
+ * that a stream any replica holds for the session ends with it, whatever the route's era and
+ * whether or not this replica has probed it.
+ */
+
+export type SessionEndReason = 'delete' | 'admin' | ExpiryReason
+
+export interface SessionEndingOptions {
+  readonly store: SessionStore
+  readonly relay: ReplicaRelay
+  /** `mcpgw_sessions_terminated_total`, by reason. */
+  readonly terminated: Counter<'reason'>
+  readonly log: FastifyBaseLogger
+}
+
+export class SessionEnding {
+  readonly #store: SessionStore
+  readonly #relay: ReplicaRelay
+  readonly #terminated: Counter<'reason'>
+  readonly #log: FastifyBaseLogger
+
+  constructor (options: SessionEndingOptions) {
+    this.#store = options.store
+    this.#relay = options.relay
+    this.#terminated = options.terminated
+    this.#log = options.log
+    // Expiry happens in the store; exactly one replica hears of each one.
+    this.#store.onExpired((reason, id) => { this.#ended(id, reason).catch(() => undefined) })
+  }
+
+  /** The client's DELETE: only on the session's own route, and only by its own principal. */
+  async byClient (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean> {
+    if (!await this.#store.terminate(id, owner)) return false
+    await this.#ended(id, 'delete')
+    return true
+  }
+
+  /** Admin: one session, whoever owns it. */
+  async byAdmin (id: string): Promise<boolean> {
+    if (!await this.#store.terminateAny(id)) return false
+    await this.#ended(id, 'admin')
+    return true
+  }
+
+  /** Admin: every session of a principal; resolves with how many ended. */
+  async byAdminForPrincipal (principal: string): Promise<number> {
+    const ended: string[] = []
+    await this.#store.terminatePrincipal(principal, (id) => { ended.push(id) })
+    for (const id of ended) await this.#ended(id, 'admin')
+    return ended.length
+  }
+
+  /**
+   * The session is gone from the store: counted, and every replica told. A replica that cannot be
+   * told now (the store's pub/sub is down) is logged: the session itself has ended either way.
+   */
+  async #ended (id: string, reason: SessionEndReason): Promise<void> {
+    this.#terminated.inc({ reason })
+    try {
+      await this.#relay.sessionChanged(id)
+    } catch (error) {
+      this.#log.warn({ reason, code: (error as { code?: unknown }).code }, 'session ended, but the other replicas could not be told')
+    }
+  }
+}

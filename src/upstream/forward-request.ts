@@ -1,0 +1,48 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Readable } from 'node:stream'
+import type { GatewayError } from '../errors.js'
+import { sendGatewayError } from '../proxy/send-gateway-error.js'
+import type { UpstreamAnswer, UpstreamClient } from './upstream-client.js'
+import { upstreamFailure } from './upstream-failure.js'
+import { rewriteUpstreamHeaders, upstreamRequestHeaders } from './upstream-headers.js'
+
+/** Told how long the upstream took to answer, and of each upstream failure (the metrics). */
+export interface UpstreamObserver {
+  upstreamResponded (seconds: number): void
+  upstreamFailed (failure: GatewayError): void
+}
+
+/** An answer as reply-from hands it over: `stream` is the body. */
+export interface ForwardedAnswer {
+  readonly statusCode: number
+  readonly headers: UpstreamAnswer['headers']
+  readonly stream: Readable
+}
+
+/**
+ * Forwards the client's request, body unchanged, through the route's upstream pool (reply-from on
+ * the pool of upstream-client.ts). The answer streams back as it comes (SSE event by event), unless
+ * `onAnswer` takes it over (initialize reads it first). A failure is answered by the one mapping
+ * of upstream failures (upstream-failure.ts).
+ */
+export function forwardRequest (client: UpstreamClient, observe: UpstreamObserver, request: FastifyRequest, reply: FastifyReply, onAnswer?: (answer: ForwardedAnswer) => void): FastifyReply {
+  const body = request.body as Buffer | undefined
+  const started = performance.now()
+  return reply.from(client.path, {
+    ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/json' }),
+    rewriteRequestHeaders: upstreamRequestHeaders,
+    rewriteHeaders: rewriteUpstreamHeaders,
+    onResponse: (_request, _reply, answer) => {
+      const seconds = (performance.now() - started) / 1000
+      observe.upstreamResponded(seconds)
+      request.mcp.span?.setAttribute('mcp.upstream.duration_ms', Math.round(seconds * 100_000) / 100)
+      if (onAnswer === undefined) reply.send(answer.stream)
+      else onAnswer(answer as unknown as ForwardedAnswer)
+    },
+    onError: (_reply, { error }) => {
+      const failure = upstreamFailure(error)
+      observe.upstreamFailed(failure)
+      sendGatewayError(reply, failure)
+    }
+  })
+}

@@ -1,0 +1,51 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { Pool, type Dispatcher } from 'undici'
+
+/*
+ * The one HTTP client of a route's upstream: one undici pool, used by reply-from for forwarded
+ * requests and directly for the requests the era bridge makes itself (docs/architecture.md,
+ * "The upstream module"). `headersTimeout` is the route's `timeout`: it bounds the wait for an
+ * answer (504); a body may then stream for as long as it lasts (SSE), so there is no body timeout.
+ */
+
+export interface UpstreamAnswer {
+  readonly statusCode: number
+  readonly headers: IncomingHttpHeaders
+  /** Read it, or destroy it: an unread body holds its connection. */
+  readonly body: Dispatcher.ResponseData['body']
+}
+
+export class UpstreamClient {
+  /** The upstream URL's origin, for reply-from's `base`. */
+  readonly origin: string
+  /** Path and query of the upstream URL: where every request goes. */
+  readonly path: string
+  readonly pool: Pool
+  #closed = false
+
+  constructor (upstream: string, headersTimeout: number) {
+    const url = new URL(upstream)
+    this.origin = url.origin
+    this.path = url.pathname + url.search
+    this.pool = new Pool(url.origin, { headersTimeout, bodyTimeout: 0 })
+  }
+
+  /** POSTs a JSON body of the gateway's own making; `signal` aborts the request and its body. */
+  async post (headers: Record<string, string>, body: string, signal: AbortSignal): Promise<UpstreamAnswer> {
+    const { statusCode, headers: responseHeaders, body: responseBody } = await this.pool.request({
+      path: this.path,
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body,
+      signal
+    })
+    return { statusCode, headers: responseHeaders, body: responseBody }
+  }
+
+  /** Closes every connection, streams in flight included (the gateway's shutdown grace came first). */
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.pool.destroy()
+  }
+}
