@@ -12,7 +12,7 @@ import { startTestRedis } from '../test/helpers/redis-server.js'
 import { renderChart } from './render-chart.js'
 
 /*
- * `npm run bench` (issue #7): what the gateway costs. Real Redis, a minimal upstream, a bare
+ * `npm run bench` (docs/performance.md): what the gateway costs. Real Redis, a minimal upstream, a bare
  * @fastify/http-proxy and the gateway, each in its own process; autocannon from this one. Scenarios
  * run in alternating rounds (A/B/A/B...) so that machine noise hits all of them alike; each figure is
  * the median of its rounds. Never part of `npm test`: numbers are reported, not asserted.

@@ -13,7 +13,7 @@ import { startTestRedis } from '../test/helpers/redis-server.js'
 /*
  * `npm run conformance`: the official MCP conformance suite (pinned in package.json) at spec
  * 2025-11-25, side by side: straight against a stateless upstream, through the gateway (real Redis)
- * to that upstream, and through the gateway's era bridge (issue #6) to the same tools served by a
+ * to that upstream, and through the gateway's era bridge (docs/era-bridge.md) to the same tools served by a
  * modern-only (2026-07-28) upstream that refuses every legacy client by itself. Exits non-zero when
  * a scenario that passes direct fails through the gateway, when one that passes through the gateway
  * fails bridged, or when one of the session scenarios the gateway exists for fails through it.
