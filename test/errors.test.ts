@@ -3,14 +3,14 @@ import { readFile } from 'node:fs/promises'
 import { errorDefinitions, GatewayError, jsonRpcErrorBody } from '../src/errors.js'
 
 /*
- * The error codes are a contract with clients and operators (STYLE.md §1): every code, its HTTP
- * status and JSON-RPC code must be documented in the README's error table, and nothing else there.
+ * The error codes are a contract with clients and operators: every code, its HTTP status and
+ * JSON-RPC code must be documented in the error table of docs/errors.md, and nothing else there.
  */
 
-t.test('the README documents exactly the coded errors, with their statuses', async (t) => {
-  const readme = await readFile('README.md', 'utf8')
+t.test('docs/errors.md documents exactly the coded errors, with their statuses', async (t) => {
+  const errorTable = await readFile('docs/errors.md', 'utf8')
   const documented = new Map<string, [number, number]>()
-  for (const match of readme.matchAll(/^\| `(MCPGW_[A-Z_]+)` \| (\d{3}) \| (-?\d+) \|/gm)) {
+  for (const match of errorTable.matchAll(/^\| `(MCPGW_[A-Z_]+)` \| (\d{3}) \| (-?\d+) \|/gm)) {
     documented.set(match[1] as string, [Number(match[2]), Number(match[3])])
   }
   const defined = new Map(Object.entries(errorDefinitions).map(([code, definition]) => [code, [definition.statusCode, definition.jsonRpcCode] as [number, number]]))
