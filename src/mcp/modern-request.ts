@@ -6,7 +6,7 @@ import { isSupportedModernVersion, MODERN_PROTOCOL_VERSIONS, namesModernEra, PRO
 import { decodeHeaderValue, mcpNameOf } from './request-metadata.js'
 
 /*
- * Era of one POST (docs/era-bridge.md, "Two eras on one endpoint"; 2026-07-28 streamable-http "Request
+ * Era of one POST (docs/era-bridge.md, "The modern era on one endpoint"; 2026-07-28 streamable-http "Request
  * Metadata" and "Server Validation").
  *
  * Most traffic is legacy, and the official classifier (`classifyInboundRequest` from

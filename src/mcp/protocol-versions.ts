@@ -1,5 +1,5 @@
 /*
- * The protocol revisions the gateway knows, by era (docs/era-bridge.md, "Two eras on one endpoint").
+ * The protocol revisions the gateway knows, by era (docs/era-bridge.md, "The modern era on one endpoint").
  * Revision identifiers are ISO dates: they order lexicographically.
  */
 

@@ -8,7 +8,7 @@ export const SESSION_HEADER = 'mcp-session-id'
 
 /**
  * Headers on their way up. The client's session id is ours; the stateless upstream never sees it
- * (docs/architecture.md, "Sessions at the edge"); on a modern request it means nothing and is
+ * (docs/architecture.md, "The request path"); on a modern request it means nothing and is
  * dropped the same way (2026-07-28: "ignore it"). The request id and, with tracing, the trace
  * context go along (docs/operating.md).
  */
