@@ -39,7 +39,7 @@ t.test('a minimal config gets every named default', async (t) => {
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]) && Object.isFrozen(config.sessions), 'deeply frozen')
 })
 
-t.test('the issue example resolves, with ${VAR:-default} and ${VAR}', async (t) => {
+t.test('an example config resolves, with ${VAR:-default} and ${VAR}', async (t) => {
   const yaml = `
 listen:
   host: 0.0.0.0
@@ -76,7 +76,7 @@ t.test('an interpolated port is read as an integer; $${...} stays literal', asyn
   t.equal(config.redis?.keyPrefix, '${literal}')
 })
 
-t.test('redis topologies (issue #4)', async (t) => {
+t.test('redis topologies', async (t) => {
   const cluster = validateConfig({ ...minimal, redis: { cluster: { nodes: ['redis://10.0.0.1:6379', 'rediss://u:p@10.0.0.2:6380'] } } }).redis
   t.same(cluster?.topology, { kind: 'cluster', nodes: ['redis://10.0.0.1:6379', 'rediss://u:p@10.0.0.2:6380'] })
   t.equal(cluster?.waitForReplicas, 0)
@@ -106,7 +106,7 @@ routes: [{ path: /mcp, upstream: "http://u/mcp" }]
   t.equal(sentinel?.waitTimeout, 500)
 })
 
-t.test('binding, admin, limits (issue #5)', async (t) => {
+t.test('binding, admin, limits', async (t) => {
   const config = resolveConfig(`
 sessions:
   binding:

@@ -12,6 +12,9 @@ const unitMilliseconds = {
 
 const durationPattern = /^(\d+)(ms|s|m|h)$/
 
+/** What the JSON Schema tells an editor a duration looks like (surrounding blanks are forgiven). */
+export const DURATION_TEXT_PATTERN = /^\s*\d+(ms|s|m|h)\s*$/
+
 /** Returns the duration in milliseconds, or undefined when the text is not a duration. */
 export function parseDuration (text: string): number | undefined {
   const match = durationPattern.exec(text.trim())
@@ -20,4 +23,13 @@ export function parseDuration (text: string): number | undefined {
   const unit = match[2] as keyof typeof unitMilliseconds
   const milliseconds = amount * unitMilliseconds[unit]
   return Number.isSafeInteger(milliseconds) ? milliseconds : undefined
+}
+
+/** The inverse of parseDuration, in the largest unit that is exact: 1_800_000 → `30m`. */
+export function formatDuration (milliseconds: number): string {
+  for (const unit of ['h', 'm', 's'] as const) {
+    const size = unitMilliseconds[unit]
+    if (milliseconds >= size && milliseconds % size === 0) return `${milliseconds / size}${unit}`
+  }
+  return `${milliseconds}ms`
 }

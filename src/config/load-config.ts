@@ -11,7 +11,8 @@ export function resolveConfig (yamlText: string, env: NodeJS.ProcessEnv): Gatewa
     // uniqueKeys: a key written twice is an error, not "the last one wins".
     parsed = parseYaml(yamlText, { uniqueKeys: true })
   } catch (error) {
-    if (error instanceof YAMLParseError) throw new ConfigError(`invalid YAML: ${error.message}`)
+    // One line, without the excerpt of the file yaml appends: that excerpt may show a secret.
+    if (error instanceof YAMLParseError) throw new ConfigError(`invalid YAML: ${(error.message.split('\n')[0] ?? '').replace(/:$/, '')}`)
     throw error
   }
   return validateConfig(interpolateEnv(parsed, env))
