@@ -191,6 +191,31 @@ export const errorDefinitions = {
     statusCode: 504,
     jsonRpcCode: JsonRpcErrorCode.InternalError,
     message: 'Gateway Timeout: the upstream MCP server did not answer in time'
+  },
+  MCPGW_UPSTREAM_RESPONSE_TOO_LARGE: {
+    statusCode: 502,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'Bad Gateway: the upstream\'s answer (a JSON body or one SSE event) is larger than limits.maxResponseBytes'
+  },
+  MCPGW_JSON_TOO_DEEP: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
+    message: 'Invalid Request: the body nests JSON deeper than the gateway accepts'
+  },
+  MCPGW_CLIENT_STATE_TOO_LARGE: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.InvalidParams,
+    message: 'Invalid params: clientInfo and capabilities together are larger than limits.maxClientStateBytes'
+  },
+  MCPGW_LEGACY_ROUTE: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.UnsupportedProtocolVersion,
+    message: 'Unsupported protocol version: this route serves the legacy (session) protocol versions only'
+  },
+  MCPGW_TERMINATION_UNACKNOWLEDGED: {
+    statusCode: 503,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'Service Unavailable: the session\'s end was not acknowledged by the Redis replicas (redis.waitForReplicas); retry'
   }
 } as const satisfies Record<string, ErrorDefinition>
 

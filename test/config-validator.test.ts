@@ -17,6 +17,12 @@ t.test('strings that spell a number or a boolean are read as one, wherever one i
     ['sessions.maxPerPrincipal', { ...minimal, sessions: { maxPerPrincipal: '0' } }, (c) => c.sessions.maxPerPrincipal, 0],
     ['redis.waitForReplicas', { ...minimal, redis: { url: 'redis://a', waitForReplicas: '1' } }, (c) => c.redis?.waitForReplicas, 1],
     ['routes[0].maxInputRounds', { routes: [{ ...minimal.routes[0], maxInputRounds: '3' }] }, (c) => c.routes[0]?.maxInputRounds, 3],
+    ['routes[0].initializeTimeout', { routes: [{ ...minimal.routes[0], initializeTimeout: '5s' }] }, (c) => c.routes[0]?.initializeTimeout, 5000],
+    ['limits.maxResponseBytes', { ...minimal, limits: { maxResponseBytes: '65536' } }, (c) => c.limits.maxResponseBytes, 65536],
+    ['limits.maxClientStateBytes default', minimal, (c) => c.limits.maxClientStateBytes, 8192],
+    ['limits.maxSubscriptionsPerSession default', minimal, (c) => c.limits.maxSubscriptionsPerSession, 256],
+    ['sessions.maxPerPrincipalPolicy default', minimal, (c) => c.sessions.maxPerPrincipalPolicy, 'refuse'],
+    ['redis.url with a database number', { ...minimal, redis: { url: 'redis://127.0.0.1:6379/3' } }, (c) => c.redis?.topology.kind, 'standalone'],
     ['tracing.sampleRatio 0.5', tracing('0.5'), (c) => c.tracing?.sampleRatio, 0.5],
     ['tracing.sampleRatio .25', tracing('.25'), (c) => c.tracing?.sampleRatio, 0.25],
     ['tracing.sampleRatio 0', tracing('0'), (c) => c.tracing?.sampleRatio, 0],
@@ -46,11 +52,15 @@ t.test('strings that do not spell the expected value are refused with the exact 
     ['boolean as 1', { ...minimal, redis: { sentinel: { name: 'm', sentinels: ['s'], tls: 1 } } }, 'redis.sentinel.tls: must be true or false, got number 1'],
     ['duration as number', { ...minimal, shutdownGrace: 0 }, 'shutdownGrace: must be a duration like 500ms, 90s, 30m or 24h, got number 0'],
     ['duration overflow', { ...minimal, shutdownGrace: '99999999999999999h' }, 'shutdownGrace: must be a duration like 500ms, 90s, 30m or 24h, got string "99999999999999999h"'],
-    ['unknown key deep in a list', { routes: [minimal.routes[0], { ...minimal.routes[0], path: '/b', tiemout: '1s' }] }, 'routes[1].tiemout: unknown key (allowed here: path, upstream, timeout, getStream, upstreamEra, inputTimeout, maxInputRounds)'],
+    ['unknown key deep in a list', { routes: [minimal.routes[0], { ...minimal.routes[0], path: '/b', tiemout: '1s' }] }, 'routes[1].tiemout: unknown key (allowed here: path, upstream, timeout, getStream, upstreamEra, initializeTimeout, inputTimeout, maxInputRounds)'],
     ['sentinel list empty', { ...minimal, redis: { sentinel: { name: 'm', sentinels: [] } } }, 'redis.sentinel.sentinels: must list at least one entry'],
     ['admin section not a mapping', { ...minimal, admin: 'x' }, 'admin: must be a mapping, got string "x"'],
     ['route not a mapping', { routes: ['/mcp'] }, 'routes[0]: must be a mapping, got string "/mcp"'],
-    ['empty document', null, 'routes: is required: list at least one { path, upstream }']
+    ['empty document', null, 'routes: is required: list at least one { path, upstream }'],
+    ['metrics on a health path', { ...minimal, metrics: { path: '/healthz' } }, 'metrics.path: /healthz is served by the gateway itself; choose another path'],
+    ['metrics under the admin API', { ...minimal, metrics: { path: '/admin/metrics' } }, 'metrics.path: /admin/metrics is served by the gateway itself; choose another path'],
+    ['redis database that is not a number', { ...minimal, redis: { url: 'redis://127.0.0.1:6379/sessions' } }, 'redis.url: the path names the database and must be /<number> (e.g. /0), got "/sessions"'],
+    ['max-per-principal policy unknown', { ...minimal, sessions: { maxPerPrincipalPolicy: 'evict' } }, 'sessions.maxPerPrincipalPolicy: must be one of refuse, evictOldest, got string "evict"']
   ]
   for (const [name, raw, message] of cases) t.throws(() => validateConfig(raw), { name: 'ConfigError', code: 'MCPGW_CONFIG_INVALID', message }, name)
 })

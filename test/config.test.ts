@@ -6,7 +6,7 @@ import { parseDuration } from '../src/config/duration.js'
 import { loadConfig, resolveConfig } from '../src/config/load-config.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME_MS,
-  DEFAULT_INPUT_TIMEOUT_MS, DEFAULT_MAX_INPUT_ROUNDS, DEFAULT_MAX_PER_PRINCIPAL, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_ROUTE_TIMEOUT_MS,
+  DEFAULT_INPUT_TIMEOUT_MS, DEFAULT_MAX_INPUT_ROUNDS, DEFAULT_MAX_PER_PRINCIPAL, DEFAULT_MAX_PER_PRINCIPAL_POLICY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_CLIENT_STATE_BYTES, DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION, DEFAULT_INITIALIZE_TIMEOUT_MS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_ROUTE_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS, validateConfig
 } from '../src/config/validate-config.js'
 import { ConfigError } from '../src/errors.js'
@@ -27,14 +27,14 @@ t.test('a minimal config gets every named default', async (t) => {
     listen: { host: DEFAULT_LISTEN_HOST, port: DEFAULT_LISTEN_PORT, trustProxy: false },
     log: { level: 'info' },
     redis: null,
-    sessions: { idleTimeout: DEFAULT_IDLE_TIMEOUT_MS, maxLifetime: DEFAULT_MAX_LIFETIME_MS, binding: { kind: 'none' }, maxPerPrincipal: DEFAULT_MAX_PER_PRINCIPAL },
-    limits: { maxBodyBytes: DEFAULT_MAX_BODY_BYTES, initializePerMinute: 0 },
+    sessions: { idleTimeout: DEFAULT_IDLE_TIMEOUT_MS, maxLifetime: DEFAULT_MAX_LIFETIME_MS, binding: { kind: 'none' }, maxPerPrincipal: DEFAULT_MAX_PER_PRINCIPAL, maxPerPrincipalPolicy: DEFAULT_MAX_PER_PRINCIPAL_POLICY },
+    limits: { maxBodyBytes: DEFAULT_MAX_BODY_BYTES, initializePerMinute: 0, maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES, maxClientStateBytes: DEFAULT_MAX_CLIENT_STATE_BYTES, maxSubscriptionsPerSession: DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION },
     security: { allowedOrigins: null, allowedHosts: null },
     admin: null,
     shutdownGrace: DEFAULT_SHUTDOWN_GRACE_MS,
     metrics: { enabled: true, path: '/metrics', port: null, host: DEFAULT_LISTEN_HOST },
     tracing: null,
-    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject', upstreamEra: 'auto', inputTimeout: DEFAULT_INPUT_TIMEOUT_MS, maxInputRounds: DEFAULT_MAX_INPUT_ROUNDS }]
+    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject', upstreamEra: 'auto', initializeTimeout: DEFAULT_INITIALIZE_TIMEOUT_MS, inputTimeout: DEFAULT_INPUT_TIMEOUT_MS, maxInputRounds: DEFAULT_MAX_INPUT_ROUNDS }]
   })
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]) && Object.isFrozen(config.sessions), 'deeply frozen')
 })
@@ -124,7 +124,7 @@ listen:
   trustProxy: [10.0.0.0/8]
 routes: [{ path: /mcp, upstream: "http://u/mcp" }]
 `, {})
-  t.same(config.sessions.binding, { kind: 'jwt', jwksUrl: 'https://issuer.example/.well-known/jwks.json', publicKey: undefined, secret: undefined, issuer: 'https://issuer.example', audience: 'mcp-gateway', claim: 'sub' })
+  t.same(config.sessions.binding, { kind: 'jwt', jwksUrl: 'https://issuer.example/.well-known/jwks.json', publicKey: undefined, secret: undefined, issuer: 'https://issuer.example', audience: 'mcp-gateway', claim: 'sub', requireExp: true })
   t.equal(config.sessions.maxPerPrincipal, 5)
   t.equal(config.limits.initializePerMinute, 30)
   t.equal(config.admin, null, 'an unset admin token means no admin API')

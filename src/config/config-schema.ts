@@ -35,6 +35,20 @@ export const DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 /** 0: no rate limit on initialize. */
 export const DEFAULT_INITIALIZE_PER_MINUTE = 0
 export const DEFAULT_MAX_PER_PRINCIPAL = 100
+/** What happens to an initialize past `maxPerPrincipal`: refused (429), or the principal's oldest session ends. */
+export const maxPerPrincipalPolicies = ['refuse', 'evictOldest'] as const
+export type MaxPerPrincipalPolicy = typeof maxPerPrincipalPolicies[number]
+export const DEFAULT_MAX_PER_PRINCIPAL_POLICY: MaxPerPrincipalPolicy = 'refuse'
+/** An upstream answer the gateway holds whole (a JSON body, one SSE event) may be this large. */
+export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+/** `clientInfo` and `capabilities` of an initialize, serialized: what a session keeps of its client. */
+export const DEFAULT_MAX_CLIENT_STATE_BYTES = 8 * 1024
+/** Era bridge: resource subscriptions one session may hold. */
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION = 256
+/** How long an initialize may wait for the upstream's whole answer. */
+export const DEFAULT_INITIALIZE_TIMEOUT_MS = 30_000
+/** A JWT without `exp` never expires: refused unless the operator says otherwise. */
+export const DEFAULT_JWT_REQUIRE_EXP = true
 export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000
 export const DEFAULT_JWT_CLAIM = 'sub'
 export const DEFAULT_METRICS_ENABLED = true
@@ -250,7 +264,13 @@ function sentinelTopology (sentinel: z.output<typeof sentinelSchema>) {
 }
 
 const redisSchema = mapping({
-  url: url(REDIS_PROTOCOLS).nullish().describe('Standalone Redis: `redis://` or `rediss://` (TLS), with optional `user:password@` and `/db`. One of `url`, `cluster`, `sentinel`.'),
+  url: url(REDIS_PROTOCOLS).superRefine((value, context) => {
+    // ioredis reads a path that is not a database number as database 0, silently.
+    const path = URL.canParse(value) ? new URL(value).pathname : ''
+    if (path !== '' && path !== '/' && !/^\/\d{1,5}$/.test(path)) {
+      context.addIssue({ code: 'custom', message: `the path names the database and must be /<number> (e.g. /0), got ${JSON.stringify(path)}`, input: undefined })
+    }
+  }).nullish().describe('Standalone Redis: `redis://` or `rediss://` (TLS), with optional `user:password@` and `/db`. One of `url`, `cluster`, `sentinel`.'),
   cluster: mapping({
     nodes: list(url(REDIS_PROTOCOLS), { nonEmpty: true }).describe('Cluster seed URLs; credentials and TLS (`rediss://`) come from the first one.')
   }).nullish().describe('Redis Cluster. One of `url`, `cluster`, `sentinel`.'),
@@ -297,7 +317,8 @@ const jwtSchema = mapping({
   secret: optionalText({ secret: true }).describe(`HMAC secret (HS*), at least ${MIN_JWT_SECRET_BYTES} bytes. One of \`jwksUrl\`, \`publicKey\`, \`secret\`.`),
   issuer: optionalText().describe('Required `iss` claim.'),
   audience: optionalText().describe('Required `aud` claim.'),
-  claim: text().prefault(DEFAULT_JWT_CLAIM).describe('The claim that names the principal: a stable identity, so a refreshed token keeps its sessions.')
+  claim: text().prefault(DEFAULT_JWT_CLAIM).describe('The claim that names the principal: a stable identity, so a refreshed token keeps its sessions.'),
+  requireExp: flag().prefault(DEFAULT_JWT_REQUIRE_EXP).describe('Refuse tokens without an `exp` claim (a token that never expires stays usable forever once leaked).')
 })
 
 const bindingSchema = mapping({
@@ -339,7 +360,8 @@ const bindingSection = bindingSchema.nullish().transform((binding, context) => {
     secret: keys.secret ?? undefined,
     issuer: keys.issuer ?? undefined,
     audience: keys.audience ?? undefined,
-    claim: keys.claim
+    claim: keys.claim,
+    requireExp: keys.requireExp
   }
 }).describe('Bind sessions to the caller\'s identity: a request from anyone else gets 404, as if the id did not exist. Without it sessions are not bound.')
 
@@ -347,13 +369,17 @@ const sessionsSchema = section({
   idleTimeout: duration(DEFAULT_IDLE_TIMEOUT_MS).describe('Sliding idle timeout: every accepted request extends it.'),
   maxLifetime: duration(DEFAULT_MAX_LIFETIME_MS).describe('Absolute lifetime, counted from creation.'),
   binding: bindingSection,
-  maxPerPrincipal: integer(0, 1_000_000).prefault(DEFAULT_MAX_PER_PRINCIPAL).describe('Live sessions one principal may hold (only with a binding); over it, initialize gets 429. 0: unlimited.')
+  maxPerPrincipal: integer(0, 1_000_000).prefault(DEFAULT_MAX_PER_PRINCIPAL).describe('Live sessions one principal may hold (only with a binding); over it, `maxPerPrincipalPolicy` decides. 0: unlimited.'),
+  maxPerPrincipalPolicy: oneOf(maxPerPrincipalPolicies).prefault(DEFAULT_MAX_PER_PRINCIPAL_POLICY).describe('Past `maxPerPrincipal`: `refuse` answers the initialize 429; `evictOldest` ends that principal\'s oldest session instead (its client then gets 404).')
 }).describe('Session lifetimes and identity binding.')
 
 const limitsSchema = section({
   maxBodyBytes: integer(1, 1024 * 1024 * 1024).prefault(DEFAULT_MAX_BODY_BYTES).describe('Larger request bodies get 413 before the upstream sees them.'),
-  initializePerMinute: integer(0, 1_000_000).prefault(DEFAULT_INITIALIZE_PER_MINUTE).describe('initialize requests per minute per principal (or client address without a binding), shared by all replicas through Redis; excess gets 429 with Retry-After. 0: off.')
-}).describe('Request limits.')
+  initializePerMinute: integer(0, 1_000_000).prefault(DEFAULT_INITIALIZE_PER_MINUTE).describe('initialize requests per minute per principal and per client address (both are counted: a header binding lets a client choose its principal), shared by all replicas through Redis; excess gets 429 with Retry-After. 0: off.'),
+  maxResponseBytes: integer(1024, 1024 * 1024 * 1024).prefault(DEFAULT_MAX_RESPONSE_BYTES).describe('Largest upstream answer the gateway holds whole: a JSON body it reads (initialize, bridged requests) or one SSE event it relays. Larger: 502 `MCPGW_UPSTREAM_RESPONSE_TOO_LARGE`. Streams forwarded untouched are not held and not limited.'),
+  maxClientStateBytes: integer(256, 1024 * 1024).prefault(DEFAULT_MAX_CLIENT_STATE_BYTES).describe('Largest `clientInfo` + `capabilities` of an initialize, serialized, that a session keeps; larger: 400 and nothing is minted.'),
+  maxSubscriptionsPerSession: integer(1, 100_000).prefault(DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION).describe('Era bridge: resource subscriptions one session may hold; one more is answered -32602.')
+}).describe('Request and resource limits.')
 
 const adminSchema = mapping({
   token: z.string({ error: (issue) => `must be a string, got ${describeSecretValue(issue.input)}` }).nullish()
@@ -375,6 +401,9 @@ const metricsSchema = section({
   enabled: flag().prefault(DEFAULT_METRICS_ENABLED).describe('Serve Prometheus metrics.'),
   path: text().superRefine((value, context) => {
     if (!value.startsWith('/')) context.addIssue({ code: 'custom', message: `must start with "/", got ${JSON.stringify(value)}`, input: value })
+    else if (value === '/healthz' || value === '/readyz' || value === '/admin' || value.startsWith('/admin/')) {
+      context.addIssue({ code: 'custom', message: `${value} is served by the gateway itself; choose another path`, input: value })
+    }
   }).prefault(DEFAULT_METRICS_PATH).describe('Path of the Prometheus text endpoint.'),
   port: integer(0, 65535).nullish().describe('Serve metrics on this port of their own; absent: on the listen port.'),
   host: text().nullish().describe('Address of the metrics port; absent: `listen.host`.')
@@ -417,6 +446,7 @@ const routeSchema = mapping({
   timeout: duration(DEFAULT_ROUTE_TIMEOUT_MS).describe('Wait this long for the upstream\'s response headers (504 after); a stream may then run as long as it likes.'),
   getStream: oneOf(getStreamModes).prefault(DEFAULT_GET_STREAM).describe('A legacy `GET` (standalone SSE stream) on a live session: `reject` answers 405 at the edge, `forward` sends it to the upstream (bridged: served from `subscriptions/listen`).'),
   upstreamEra: oneOf(upstreamEras).prefault(DEFAULT_UPSTREAM_ERA).describe('What the upstream speaks: `legacy`, `modern` (the gateway bridges legacy clients to a 2026-07-28 server) or `auto` (ask `server/discover` once).'),
+  initializeTimeout: duration(DEFAULT_INITIALIZE_TIMEOUT_MS).describe('How long an initialize may wait for the upstream\'s whole answer (504 after). A client that leaves before it ends the upstream request too.'),
   inputTimeout: duration(DEFAULT_INPUT_TIMEOUT_MS).describe('Era bridge: how long a legacy client has to answer one round of the upstream\'s input requests (elicitation, …).'),
   maxInputRounds: integer(1, 100).prefault(DEFAULT_MAX_INPUT_ROUNDS).describe('Era bridge: `input_required` rounds one request may take.')
 })

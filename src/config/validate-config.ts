@@ -15,11 +15,13 @@ export {
   DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_REDIS_CONNECT_TIMEOUT_MS, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_WAIT_FOR_REPLICAS,
   DEFAULT_REDIS_WAIT_TIMEOUT_MS, DEFAULT_ROUTE_TIMEOUT_MS, DEFAULT_SENTINEL_DB, DEFAULT_SENTINEL_PORT, DEFAULT_SENTINEL_TLS,
   DEFAULT_SHUTDOWN_GRACE_MS, DEFAULT_TRACING_SAMPLE_RATIO, DEFAULT_TRACING_SERVICE_NAME, DEFAULT_TRUST_PROXY, DEFAULT_UPSTREAM_ERA,
-  MIN_ADMIN_TOKEN_LENGTH, MIN_JWT_SECRET_BYTES, getStreamModes, logLevels, reservedPaths, upstreamEras
+  MIN_ADMIN_TOKEN_LENGTH, MIN_JWT_SECRET_BYTES, getStreamModes, logLevels, reservedPaths, upstreamEras,
+  DEFAULT_MAX_PER_PRINCIPAL_POLICY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_CLIENT_STATE_BYTES, DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION,
+  DEFAULT_INITIALIZE_TIMEOUT_MS, DEFAULT_JWT_REQUIRE_EXP, maxPerPrincipalPolicies
 } from './config-schema.js'
 export type {
   GatewayConfig, GetStreamMode, LogLevel, RedisConfig, RedisTopology, RouteConfig, SecurityConfig, SentinelAddress, SessionBinding,
-  TracingConfig, UpstreamEra
+  TracingConfig, UpstreamEra, MaxPerPrincipalPolicy
 } from './config-schema.js'
 
 /** `['routes', 1, 'upstream']` → `routes[1].upstream`; the document itself is `(document)`. */
