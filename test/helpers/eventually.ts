@@ -21,6 +21,9 @@ export interface EventuallyOptions {
 
 const DEFAULT_INTERVAL_MS = 25
 
+/** What a passing check can return: its value without the falsy members. */
+export type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>
+
 type Attempt<T> = { readonly kind: 'value', readonly value: T } | { readonly kind: 'error', readonly error: unknown }
 
 function describeLast (last: Attempt<unknown> | undefined): string {
@@ -35,7 +38,7 @@ function describeLast (last: Attempt<unknown> | undefined): string {
   return `last value: ${shown}`
 }
 
-export async function eventually<T> (check: () => T | Promise<T>, options: EventuallyOptions): Promise<NonNullable<T>> {
+export async function eventually<T> (check: () => T | Promise<T>, options: EventuallyOptions): Promise<Truthy<T>> {
   const interval = options.interval ?? DEFAULT_INTERVAL_MS
   const started = Date.now()
   const deadline = started + options.timeout
@@ -57,7 +60,7 @@ export async function eventually<T> (check: () => T | Promise<T>, options: Event
     clearTimeout(timer)
     if (outcome !== 'out of time') {
       last = outcome
-      if (outcome.kind === 'value' && Boolean(outcome.value)) return outcome.value as NonNullable<T>
+      if (outcome.kind === 'value' && Boolean(outcome.value)) return outcome.value as Truthy<T>
     }
     if (outcome === 'out of time' || Date.now() >= deadline) {
       const what = options.description ?? 'a condition'
