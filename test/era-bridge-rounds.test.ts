@@ -6,7 +6,7 @@ import { withGateway, type Teardown } from './helpers/fixtures.js'
 import { post, request } from './helpers/mcp-http.js'
 
 /*
- * Issue #6, the edges of a bridged request, against a scripted 2026-07-28 upstream (a plain HTTP
+ * The era bridge (docs/era-bridge.md), the edges of a bridged request, against a scripted 2026-07-28 upstream (a plain HTTP
  * server answering server/discover and whatever each test scripts): input_required in a JSON body,
  * requestState-only rounds, the bounds (rounds, the client's time to answer), a client that answers
  * with an error, an answer from another session, upstream failures before and after the stream

@@ -6,7 +6,7 @@ import { redisSection, storeKinds, withGateway, withRedis, withUpstream, type Te
 import { initializeRequest, post, request } from './helpers/mcp-http.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
-/* Issue #5: sessions bound to the caller's identity; JWTs verified on every request. */
+/* Sessions bound to the caller's identity; JWTs verified on every request (docs/configuration.md, sessions.binding). */
 
 const toolsList = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
 const ISSUER = 'https://issuer.test'

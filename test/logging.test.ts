@@ -2,7 +2,7 @@ import t from 'tap'
 import { withGateway, withRedis, withUpstream } from './helpers/fixtures.js'
 import { initializeRequest, post, request } from './helpers/mcp-http.js'
 
-/* Issue #2 rule 8: one JSON line per request, with a shortened session id, never a secret. */
+/* One JSON line per request, with a shortened session id, never a secret (docs/operating.md). */
 
 t.test('one line per request with route, methods, status, duration and a short session id; no secrets', async (t) => {
   const redis = await withRedis(t)

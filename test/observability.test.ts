@@ -11,7 +11,7 @@ import { freePort } from './helpers/redis-server.js'
 import { withGateway, withUpstream, type Teardown } from './helpers/fixtures.js'
 import { initializeRequest, openSession, post, request } from './helpers/mcp-http.js'
 
-/* Issue #7: metrics, request ids, tracing. */
+/* Metrics, request ids, tracing (docs/operating.md). */
 
 const toolsList = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
 

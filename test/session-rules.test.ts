@@ -4,7 +4,7 @@ import { redisSection, storeKinds, withGateway, withRedis, withUpstream } from '
 import { initializeRequest, openSession, post, request } from './helpers/mcp-http.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
-/* Issue #2 rules 2, 3, 5 and 6 over HTTP, against both stores. */
+/* The session rules of the MCP spec (Transports, Streamable HTTP, Session Management) over HTTP, against both stores. */
 
 const sessionNotFound = { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }
 const toolsList = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
