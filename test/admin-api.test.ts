@@ -3,7 +3,7 @@ import { redisSection, storeKinds, withGateway, withRedis, withUpstream } from '
 import { initializeRequest, post, request } from './helpers/mcp-http.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
-/* Issue #5: the admin API. */
+/* The admin API (docs/operating.md). */
 
 const ADMIN_TOKEN = 'admin-token-for-tests-0123456789'
 const toolsList = { jsonrpc: '2.0', id: 2, method: 'tools/list' }

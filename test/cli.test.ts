@@ -1,6 +1,7 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import { isWellFormedSessionId } from '../src/sessions/session-id.js'
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -56,7 +57,8 @@ t.test('an invalid configuration stops start-up with one line naming the key, ex
   t.match(missing.stderr, /cannot read config file/)
 })
 
-t.test('MCP_GATEWAY_CONFIG starts the gateway; SIGTERM stops it with exit 0', async (t) => {
+/** The CLI started with MCP_GATEWAY_CONFIG only, once it listens. */
+async function startFromEnvironment (t: Test): Promise<{ origin: string, child: ChildProcess, exited: Promise<number | null> }> {
   const upstream = await withUpstream(t)
   const file = join(dir, 'good.yaml')
   await writeFile(file, `listen:\n  host: 127.0.0.1\n  port: 0\nroutes:\n  - path: /mcp\n    upstream: ${upstream.url}\n`)
@@ -72,8 +74,18 @@ t.test('MCP_GATEWAY_CONFIG starts the gateway; SIGTERM stops it with exit 0', as
       if (match !== null) { clearTimeout(timer); resolve(match[1] as string) }
     })
   })
+  return { origin, child, exited }
+}
+
+t.test('MCP_GATEWAY_CONFIG starts the gateway', async (t) => {
+  const { origin } = await startFromEnvironment(t)
   const sessionId = await openSession(`${origin}/mcp`)
   t.ok(isWellFormedSessionId(sessionId), 'serves sessions')
+})
+
+t.test('SIGTERM stops the gateway with exit 0', async (t) => {
+  const { origin, child, exited } = await startFromEnvironment(t)
+  await openSession(`${origin}/mcp`)
   child.kill('SIGTERM')
   t.equal(await exited, 0)
 })

@@ -9,7 +9,7 @@ import { startModernUpstream } from './helpers/modern-upstream.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
 /*
- * Issue #3: the official v1 client (@modelcontextprotocol/sdk) and the v2 client
+ * Both protocol eras (docs/era-bridge.md): the official v1 client (@modelcontextprotocol/sdk) and the v2 client
  * (@modelcontextprotocol/client) complete a session through the gateway: connect, list, call a
  * streamed tool, terminate. Against the gateway with real Redis and a stateless SSE upstream.
  */

@@ -4,13 +4,14 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { ElicitRequestSchema, ListRootsRequestSchema, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js'
 import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
+import { eventually } from './helpers/eventually.js'
 import { storeKinds, withGateway, withRedis, type Teardown } from './helpers/fixtures.js'
 import type { TestGateway } from './helpers/gateway.js'
 import { startModernUpstream, type ModernUpstream } from './helpers/modern-upstream.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
 /*
- * Issue #6 with more than one gateway: the official v1 client in front of a modern-only SDK v2
+ * The era bridge (docs/era-bridge.md) with more than one gateway: the official v1 client in front of a modern-only SDK v2
  * upstream, through two gateway instances sharing the session store. A "balancer" sends the
  * client's tool calls and its GET stream to instance A and everything else (initialize, the
  * answers to the upstream's input requests, cancellations, subscriptions) to instance B: what B
@@ -45,17 +46,16 @@ function balancer (a: TestGateway, b: TestGateway, sent: Sent[]): typeof fetch {
   }
 }
 
-async function eventually (t: Test, what: string, check: () => boolean | Promise<boolean>, act?: () => unknown): Promise<void> {
-  const deadline = Date.now() + 10_000
-  while (Date.now() < deadline) {
+/** Passes once `check` holds (doing `act` before every attempt), fails after 10 s. */
+async function assertEventually (t: Test, what: string, check: () => boolean | Promise<boolean>, act?: () => unknown): Promise<void> {
+  const held = await eventually(async () => {
     await act?.()
-    if (await check()) {
-      t.pass(what)
-      return
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
-  t.fail(`${what}: not within 10 s`)
+    return await check()
+  }, { timeout: 10_000, interval: 50, description: what }).catch((error: Error) => {
+    t.fail(error.message)
+    return false
+  })
+  if (held) t.pass(what)
 }
 
 let redis: TestRedis
@@ -133,19 +133,19 @@ for (const kind of storeKinds) {
       await started
       cancel.abort('changed my mind')
       t.equal(await call, 'rejected')
-      await eventually(t, 'the upstream saw its request aborted', () => upstream.cancelledWaits() === 1)
+      await assertEventually(t, 'the upstream saw its request aborted', () => upstream.cancelledWaits() === 1)
       t.ok(sent.some((entry) => entry.rpc === 'notifications/cancelled' && entry.instance === 'B'))
     })
 
     t.test('subscriptions: kept in the session, served by subscriptions/listen on the GET stream', async (t) => {
       await client.subscribeResource({ uri: 'demo://greeting' })
-      await eventually(t, 'a resource-updated notification reaches the client', () => updated.includes('demo://greeting'), () => { upstream.notify.resourceUpdated('demo://greeting') })
-      await eventually(t, 'a list-changed notification reaches the client', () => toolsChanged > 0, () => { upstream.notify.toolsChanged() })
+      await assertEventually(t, 'a resource-updated notification reaches the client', () => updated.includes('demo://greeting'), () => { upstream.notify.resourceUpdated('demo://greeting') })
+      await assertEventually(t, 'a list-changed notification reaches the client', () => toolsChanged > 0, () => { upstream.notify.toolsChanged() })
       t.ok(sent.some((entry) => entry.method === 'GET' && entry.instance === 'A'), 'the GET stream is on instance A, the subscribe went to B')
       const listens = upstream.received.filter((received) => received.body.includes('"subscriptions/listen"')).map((received) => JSON.parse(received.body) as { params: { notifications: Record<string, unknown> } })
       t.match(listens.at(-1)?.params.notifications, { toolsListChanged: true, resourceSubscriptions: ['demo://greeting'] })
       await client.unsubscribeResource({ uri: 'demo://greeting' })
-      await eventually(t, 'the listen filter no longer names the resource', () => {
+      await assertEventually(t, 'the listen filter no longer names the resource', () => {
         const last = upstream.received.filter((received) => received.body.includes('"subscriptions/listen"')).at(-1)
         return last !== undefined && !last.body.includes('demo://greeting')
       })

@@ -6,7 +6,7 @@ import { withGateway, type Teardown } from './helpers/fixtures.js'
 import { post, request } from './helpers/mcp-http.js'
 
 /*
- * Issue #6, the edges of a bridged request, against a scripted 2026-07-28 upstream (a plain HTTP
+ * The era bridge (docs/era-bridge.md), the edges of a bridged request, against a scripted 2026-07-28 upstream (a plain HTTP
  * server answering server/discover and whatever each test scripts): input_required in a JSON body,
  * requestState-only rounds, the bounds (rounds, the client's time to answer), a client that answers
  * with an error, an answer from another session, upstream failures before and after the stream
@@ -155,7 +155,17 @@ t.test('bounds: a client that never answers gets an error, not a hung stream', a
   t.equal(await call.next(), undefined)
 })
 
-t.test('an answer that is an error ends the request with that error; a stranger cannot answer', async (t) => {
+t.test('an answer that is an error ends the request with that error', async (t) => {
+  const upstream = await scriptedUpstream(t)
+  upstream.answer = (leg) => { inputRequired(leg, { inputRequests: { ask: elicit } }) }
+  const gateway = await bridged(t, upstream)
+  const call = await gateway.call(deploy)
+  const asked = await call.next()
+  t.equal((await gateway.send({ id: asked?.id, error: { code: -32601, message: 'no elicitation here' } })).status, 202)
+  t.match(await call.next(), { id: 7, error: { code: -32603, message: /no elicitation here/, data: { inputRequest: 'ask', error: { code: -32601 } } } })
+})
+
+t.test('a stranger cannot answer', async (t) => {
   const upstream = await scriptedUpstream(t)
   upstream.answer = (leg) => { inputRequired(leg, { inputRequests: { ask: elicit } }) }
   const gateway = await bridged(t, upstream)
@@ -164,8 +174,9 @@ t.test('an answer that is an error ends the request with that error; a stranger 
   const asked = await call.next()
   t.equal((await gateway.send({ id: asked?.id, result: { action: 'accept', content: { ok: true } } }, stranger)).status, 202, 'accepted, as any response is')
   t.equal((await gateway.send({ id: 'mcpgw.not-an-id', result: {} })).status, 202)
+  // The owner's answer ends the request, so that every leg it made is counted.
   t.equal((await gateway.send({ id: asked?.id, error: { code: -32601, message: 'no elicitation here' } })).status, 202)
-  t.match(await call.next(), { id: 7, error: { code: -32603, message: /no elicitation here/, data: { inputRequest: 'ask', error: { code: -32601 } } } })
+  t.match(await call.next(), { id: 7, error: { code: -32603 } })
   t.equal(upstream.legs.length, 1, 'the stranger\'s answer was never sent upstream')
 })
 

@@ -9,7 +9,7 @@ import { startModernUpstream } from './helpers/modern-upstream.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
 /*
- * Issue #6: legacy clients get full sessions in front of a modern-only (2026-07-28) upstream:
+ * The era bridge (docs/era-bridge.md): legacy clients get full sessions in front of a modern-only (2026-07-28) upstream:
  * initialize answered from server/discover, every later request bridged. Rounds, cancellation and
  * the GET stream across replicas: era-bridge-replicas.test.ts; the edges: era-bridge-rounds.test.ts.
  */

@@ -5,7 +5,7 @@ import { initializeRequest, post } from './helpers/mcp-http.js'
 import { seededRandom } from './helpers/session-workload.js'
 
 /*
- * Issue #5: random methods, paths, headers and bodies, byte garbage included, with a fixed seed.
+ * Robustness (docs/errors.md): random methods, paths, headers and bodies, byte garbage included, with a fixed seed.
  * The gateway must never answer 5xx itself, never crash, and never serve a session to a principal
  * that does not own it.
  */

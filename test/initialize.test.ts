@@ -6,7 +6,10 @@ import { redisSection, storeKinds, withGateway, withRedis, withUpstream, type Te
 import { initializeRequest, post } from './helpers/mcp-http.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
-/* Issue #2 rule 1: a session is minted only when the upstream's reply carries an initialize result. */
+/*
+ * A session is minted only when the upstream's reply carries an initialize result (MCP spec,
+ * Transports, Streamable HTTP, Session Management).
+ */
 
 /** An upstream that answers every request with a fixed status, content type and body. */
 async function withFixedUpstream (t: Teardown, status: number, contentType: string, body: string): Promise<string> {

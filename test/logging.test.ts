@@ -1,10 +1,13 @@
 import t from 'tap'
+import type { Test } from 'tap'
+import type { TestGateway } from './helpers/gateway.js'
 import { withGateway, withRedis, withUpstream } from './helpers/fixtures.js'
 import { initializeRequest, post, request } from './helpers/mcp-http.js'
 
-/* Issue #2 rule 8: one JSON line per request, with a shortened session id, never a secret. */
+/* One JSON line per request, with a shortened session id, never a secret (docs/operating.md). */
 
-t.test('one line per request with route, methods, status, duration and a short session id; no secrets', async (t) => {
+/** A session's life with credentials on every request: initialize, use, DELETE, use after DELETE. */
+async function loggedSession (t: Test): Promise<{ gateway: TestGateway, sessionId: string }> {
   const redis = await withRedis(t)
   const upstream = await withUpstream(t)
   const gateway = await withGateway(t, { config: { redis: { url: redis.url }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
@@ -15,7 +18,11 @@ t.test('one line per request with route, methods, status, duration and a short s
   await post(url, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, sessionId, { authorization: secret })
   await request(url, { method: 'DELETE', headers: { 'mcp-session-id': sessionId, authorization: secret } })
   await post(url, { jsonrpc: '2.0', id: 3, method: 'tools/list' }, sessionId)
+  return { gateway, sessionId }
+}
 
+t.test('one line per request with route, methods, status, duration and a short session id', async (t) => {
+  const { gateway, sessionId } = await loggedSession(t)
   const requestLines = gateway.logs.filter((line) => line.msg === 'request completed')
   t.equal(requestLines.length, 4, 'exactly one line per request')
   t.match(requestLines[0], { route: '/mcp', httpMethod: 'POST', rpcMethod: 'initialize', status: 200, session: `${sessionId.slice(0, 8)}…`, outcome: 'session created', reqId: String })
@@ -23,7 +30,10 @@ t.test('one line per request with route, methods, status, duration and a short s
   t.match(requestLines[1], { rpcMethod: 'tools/list', status: 200 })
   t.match(requestLines[2], { httpMethod: 'DELETE', status: 204, outcome: 'session terminated' })
   t.match(requestLines[3], { status: 404, error: 'MCPGW_SESSION_NOT_FOUND' })
+})
 
+t.test('no secrets in the log: session ids, Authorization, cookies', async (t) => {
+  const { gateway, sessionId } = await loggedSession(t)
   const everything = gateway.rawLogs.join('\n')
   t.notMatch(everything, sessionId, 'the full session id is never logged')
   t.notMatch(everything, 'super-secret-token-value', 'the Authorization header is never logged')
@@ -41,11 +51,15 @@ t.test('pino redaction covers headers if anything logs a request with them', asy
   t.notMatch(gateway.rawLogs.join('\n'), 'leaked')
 })
 
-t.test('LOG_LEVEL overrides log.level; an invalid LOG_LEVEL is a config error', async (t) => {
+t.test('LOG_LEVEL overrides log.level', async (t) => {
   const upstream = await withUpstream(t)
   const quiet = await withGateway(t, { config: { log: { level: 'info' }, routes: [{ path: '/mcp', upstream: upstream.url }] }, env: { LOG_LEVEL: 'warn' } })
   await post(`${quiet.origin}/mcp`, initializeRequest(1))
   t.equal(quiet.logs.filter((line) => line.msg === 'request completed').length, 0, 'info lines suppressed by LOG_LEVEL=warn')
   t.ok(quiet.logs.some((line) => line.level === 40), 'warnings still written (in-memory store warning)')
+})
+
+t.test('an invalid LOG_LEVEL is a config error', async (t) => {
+  const upstream = await withUpstream(t)
   await t.rejects(withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url }] }, env: { LOG_LEVEL: 'chatty' } }), { name: 'ConfigError', message: /^LOG_LEVEL: must be one of/ })
 })

@@ -2,7 +2,10 @@ import t from 'tap'
 import { withGateway, withRedis, withUpstream } from './helpers/fixtures.js'
 import { openSession, post, request } from './helpers/mcp-http.js'
 
-/* Issue #2: two gateway instances on one Redis share sessions; a DELETE on one is a 404 on the other at once. */
+/*
+ * Two gateway instances on one Redis share sessions; a DELETE on one is a 404 on the other at once
+ * (docs/scaling.md).
+ */
 
 const toolsList = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
 

@@ -4,7 +4,7 @@ import { isLoopbackAddress, resolveOriginPolicy } from '../src/security/origin-g
 import { withGateway, withUpstream } from './helpers/fixtures.js'
 import { initializeRequest } from './helpers/mcp-http.js'
 
-/* Issue #3: DNS-rebinding defence. Origin and Host, 403 with a JSON-RPC error and no id. */
+/* DNS-rebinding defence (MCP spec, Transports, Streamable HTTP, Security Warning). Origin and Host, 403 with a JSON-RPC error and no id. */
 
 interface RawAnswer { status: number, body: string, sessionId: string | undefined }
 

@@ -6,7 +6,10 @@ import { initializeRequest, openSession, post, request } from './helpers/mcp-htt
 import { startModernUpstream, type ModernUpstream } from './helpers/modern-upstream.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
-/* Issue #3: both eras on one endpoint, version rules, batches, the GET stream. */
+/*
+ * Both protocol eras on one endpoint (docs/era-bridge.md), version rules, batches, the GET stream (MCP
+ * spec: Lifecycle, version negotiation; Transports, Streamable HTTP).
+ */
 
 const MODERN = '2026-07-28'
 const envelope = {

@@ -2,7 +2,7 @@ import t from 'tap'
 import { withGateway, withRedis, withUpstream } from './helpers/fixtures.js'
 import { initializeRequest, post } from './helpers/mcp-http.js'
 
-/* Issue #5: limits.initializePerMinute, counted in Redis so that every replica shares it. */
+/* limits.initializePerMinute (docs/configuration.md), counted in Redis so that every replica shares it. */
 
 t.test('initialize over the limit gets 429 with Retry-After, on every replica', async (t) => {
   const redis = await withRedis(t)

@@ -8,7 +8,7 @@ import { post } from './helpers/mcp-http.js'
 import { runSessionWorkload } from './helpers/session-workload.js'
 
 /*
- * Issue #4: a real 3-master Redis Cluster, three gateway processes, a randomized concurrent mix of
+ * Scale-out on Redis Cluster (docs/scaling.md): a real 3-master Redis Cluster, three gateway processes, a randomized concurrent mix of
  * create / use / delete spread over them: zero wrong answers, and sessions on every master.
  */
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { eventually } from './helpers/eventually.js'
 import { withGateway, withRedis, withUpstream } from './helpers/fixtures.js'
 import { initializeRequest, openSession, post, request } from './helpers/mcp-http.js'
 
@@ -7,13 +7,9 @@ import { initializeRequest, openSession, post, request } from './helpers/mcp-htt
 
 const toolsList = { jsonrpc: '2.0', id: 4, method: 'tools/list' }
 
-async function waitFor (condition: () => Promise<boolean>, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await condition()) return true
-    await sleep(100)
-  }
-  return false
+/** Whether an initialize succeeds within 15 s (of a Redis restart). */
+async function initializeSucceeds (url: string, id: number): Promise<boolean> {
+  return await eventually(async () => (await post(url, initializeRequest(id))).status === 200, { timeout: 15_000, interval: 100, description: 'an initialize to succeed' })
 }
 
 t.test('503 while Redis is away, recovery when it returns', async (t) => {
@@ -39,7 +35,7 @@ t.test('503 while Redis is away, recovery when it returns', async (t) => {
 
   // The test Redis keeps nothing on disk: after a restart the old session is gone (404), new ones work.
   await redis.start()
-  t.ok(await waitFor(async () => (await post(url, initializeRequest(6))).status === 200, 15_000), 'recovered without a gateway restart')
+  t.ok(await initializeSucceeds(url, 6), 'recovered without a gateway restart')
   t.equal((await post(url, toolsList, sessionId)).status, 404)
   t.equal((await request(`${gateway.origin}/readyz`, { method: 'GET' })).status, 200)
 })
@@ -52,5 +48,5 @@ t.test('a gateway started while Redis is down starts, answers 503, and recovers'
   t.ok(gateway.logs.some((line) => line.msg === 'session store not reachable yet: answering 503 until it is'), 'warned at start-up')
   t.equal((await post(`${gateway.origin}/mcp`, initializeRequest(1))).status, 503)
   await redis.start()
-  t.ok(await waitFor(async () => (await post(`${gateway.origin}/mcp`, initializeRequest(2))).status === 200, 15_000), 'recovered')
+  t.ok(await initializeSucceeds(`${gateway.origin}/mcp`, 2), 'recovered')
 })

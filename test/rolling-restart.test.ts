@@ -1,5 +1,5 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
+import { eventually } from './helpers/eventually.js'
 import { freePort } from './helpers/redis-server.js'
 import { startGatewayProcess, type GatewayProcess } from './helpers/gateway-process.js'
 import { withRedis, withUpstream } from './helpers/fixtures.js'
@@ -7,14 +7,12 @@ import { post } from './helpers/mcp-http.js'
 import { runSessionWorkload } from './helpers/session-workload.js'
 
 /*
- * Issue #4: gateway replicas restarted one by one under traffic (a rolling deploy). Like a load
- * balancer, the client takes a replica out of rotation, lets requests already sent to it finish
- * (the deregistration delay every LB has: without it a request written onto a keep-alive socket at
+ * Gateway replicas restarted one by one under traffic (a rolling deploy, docs/operating.md). Like a
+ * load balancer, the client takes a replica out of rotation, lets requests already sent to it finish
+ * (the connection draining every LB does: without it a request written onto a keep-alive socket at
  * the instant the server closes it is reset, on any HTTP server), stops it with SIGTERM and puts it
  * back once it listens again. No session is lost and no request is answered wrongly.
  */
-
-const DEREGISTRATION_DELAY_MS = 300
 
 t.test('a rolling restart of three replicas under traffic', async (t) => {
   const redis = await withRedis(t)
@@ -31,10 +29,11 @@ t.test('a rolling restart of three replicas under traffic', async (t) => {
   const before = await runSessionWorkload({ targets: () => [...inRotation], operations: 300, concurrency: 10, seed: 7 })
   t.same(before.wrong, [])
 
-  const traffic = runSessionWorkload({ targets: () => [...inRotation], operations: 2500, concurrency: 12, seed: 99 })
+  const inFlight = new Map<string, number>()
+  const traffic = runSessionWorkload({ targets: () => [...inRotation], operations: 2500, concurrency: 12, seed: 99, inFlight })
   for (const replica of replicas) {
     inRotation.delete(replica.origin)
-    await sleep(DEREGISTRATION_DELAY_MS)
+    await eventually(() => (inFlight.get(replica.origin) ?? 0) === 0, { timeout: 10_000, interval: 5, description: `the requests in flight to ${replica.origin} to finish` })
     t.equal(await replica.stop(), 0, `${replica.origin} exits 0 on SIGTERM`)
     await replica.start()
     inRotation.add(replica.origin)

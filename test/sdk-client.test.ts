@@ -5,7 +5,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { redisSection, storeKinds, withGateway, withRedis, withUpstream } from './helpers/fixtures.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
-/* Issue #2: the official SDK client completes a session through the gateway, and a terminated id is refused. */
+/* The official SDK client completes a session through the gateway, and a terminated id is refused. */
 
 let redis: TestRedis
 t.before(async () => { redis = await withRedis(t) })

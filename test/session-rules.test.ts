@@ -4,7 +4,7 @@ import { redisSection, storeKinds, withGateway, withRedis, withUpstream } from '
 import { initializeRequest, openSession, post, request } from './helpers/mcp-http.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
-/* Issue #2 rules 2, 3, 5 and 6 over HTTP, against both stores. */
+/* The session rules of the MCP spec (Transports, Streamable HTTP, Session Management) over HTTP, against both stores. */
 
 const sessionNotFound = { jsonrpc: '2.0', id: null, error: { code: -32001, message: 'Session not found' } }
 const toolsList = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
@@ -44,16 +44,27 @@ for (const kind of storeKinds) {
       }
     })
 
-    t.test('a live id is forwarded without the session header; tools work; notifications get the upstream 202', async (t) => {
+    const addCall = { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'add', arguments: { a: 2, b: 40 } } }
+
+    t.test('a live id is forwarded without the session header', async (t) => {
       const sessionId = await openSession(url)
       const before = upstream.received.length
-      const answer = await post(url, { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'add', arguments: { a: 2, b: 40 } } }, sessionId, { 'x-custom': 'kept' })
-      t.equal(answer.status, 200)
-      t.match(answer.messages, [{ id: 3, result: { content: [{ type: 'text', text: '42' }] } }])
+      await post(url, addCall, sessionId, { 'x-custom': 'kept' })
       const forwarded = upstream.received[before]
       t.equal(forwarded?.headers['mcp-session-id'], undefined, 'the upstream never sees our session id')
       t.equal(forwarded?.headers['x-custom'], 'kept', 'other headers pass')
-      t.equal(forwarded?.body, JSON.stringify({ jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'add', arguments: { a: 2, b: 40 } } }), 'the body is forwarded byte for byte')
+      t.equal(forwarded?.body, JSON.stringify(addCall), 'the body is forwarded byte for byte')
+    })
+
+    t.test('tools work in a live session', async (t) => {
+      const sessionId = await openSession(url)
+      const answer = await post(url, addCall, sessionId, { 'x-custom': 'kept' })
+      t.equal(answer.status, 200)
+      t.match(answer.messages, [{ id: 3, result: { content: [{ type: 'text', text: '42' }] } }])
+    })
+
+    t.test('notifications and client responses in a live session get the upstream 202', async (t) => {
+      const sessionId = await openSession(url)
       const notification = await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)
       t.equal(notification.status, 202)
       t.equal(notification.text, '')
@@ -137,11 +148,14 @@ for (const kind of storeKinds) {
       t.equal((await post(url, toolsList, sessionId)).status, 200, 'the session survives bad input')
     })
 
-    t.test('other HTTP methods get 405 with Allow; unknown paths 404', async (t) => {
+    t.test('other HTTP methods get 405 with Allow', async (t) => {
       const put = await request(url, { method: 'PUT', rawBody: '{}' })
       t.equal(put.status, 405)
       t.equal(put.headers.get('allow'), 'GET, POST, DELETE')
       t.match(JSON.parse(put.text), { jsonrpc: '2.0', error: { code: -32000, message: 'Method not allowed.' } })
+    })
+
+    t.test('unknown paths get 404', async (t) => {
       const unknown = await post(`${gateway.origin}/nope`, toolsList)
       t.equal(unknown.status, 404)
       t.match(JSON.parse(unknown.text), { error: { message: /no MCP route/ } })

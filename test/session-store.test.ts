@@ -1,31 +1,46 @@
 import t from 'tap'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { validateConfig, type RedisConfig } from '../src/config/validate-config.js'
 import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
 import { RedisSessionStore } from '../src/sessions/redis-session-store.js'
 import { isWellFormedSessionId, mintSessionId, sessionIdCreatedAt, shortSessionId } from '../src/sessions/session-id.js'
 import type { SessionStore, SessionTimeouts } from '../src/sessions/session-store.js'
+import { eventually } from './helpers/eventually.js'
+import { FakeClock } from './helpers/fake-clock.js'
 import { withRedis } from './helpers/fixtures.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
-/* One contract, two stores: the same cases against MemorySessionStore and a real redis-server. */
-
-async function waitUntil (condition: () => boolean): Promise<void> {
-  const deadline = Date.now() + 5_000
-  while (!condition() && Date.now() < deadline) await sleep(10)
-}
+/*
+ * One contract, two stores: the same cases against MemorySessionStore and a real redis-server.
+ * Timing cases never sleep: the memory store runs on a fake clock that the test moves, the Redis
+ * store on real TTLs, and both wait with eventually() on the fact that follows (at once with the
+ * fake clock, once Redis expired the key with the real one).
+ */
 
 const data = { route: '/mcp', protocolVersion: '2025-11-25', clientInfo: { name: 'c', version: '1' }, clientCapabilities: { roots: {} } }
 
-type StoreFactory = (timeouts: SessionTimeouts) => Promise<SessionStore>
+/** How time passes for one store under test. */
+interface StoreTime {
+  /** Moves the memory store's fake clock; nothing for Redis, whose TTLs run in real time. */
+  advance (ms: number): void
+  /** Milliseconds passed for the store since it was opened. */
+  elapsed (): number
+  /** Poll interval for eventually(): 0 with a fake clock (nothing changes between polls). */
+  readonly interval: number
+}
 
-function contract (name: string, makeStore: StoreFactory): void {
+type StoreFactory = (timeouts: SessionTimeouts) => Promise<SessionStore>
+type TimedStoreFactory = (timeouts: SessionTimeouts) => Promise<{ store: SessionStore, time: StoreTime }>
+
+const WAIT = { timeout: 5_000 }
+
+function contract (name: string, makeStore: TimedStoreFactory): void {
   t.test(`${name}: the session store contract`, async (t) => {
-    const open = async (timeouts: SessionTimeouts): Promise<SessionStore> => {
-      const store = await makeStore(timeouts)
-      t.teardown(() => store.close())
-      return store
+    const openTimed = async (timeouts: SessionTimeouts): Promise<{ store: SessionStore, time: StoreTime }> => {
+      const opened = await makeStore(timeouts)
+      t.teardown(() => opened.store.close())
+      return opened
     }
+    const open = async (timeouts: SessionTimeouts): Promise<SessionStore> => (await openTimed(timeouts)).store
 
     t.test('create, touch, get, terminate', async (t) => {
       const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
@@ -73,7 +88,7 @@ function contract (name: string, makeStore: StoreFactory): void {
       t.equal(await store.terminate(id, { route: '/mcp', principal: 'alice-hash' }), true)
     })
 
-    t.test('maxPerPrincipal: a limit per principal; ended and expired sessions free their place', async (t) => {
+    t.test('maxPerPrincipal: a limit per principal', async (t) => {
       const store = await open({ idleTimeout: 300, maxLifetime: 3_600_000, maxPerPrincipal: 2 })
       const [first, second, third] = [mintSessionId(), mintSessionId(), mintSessionId()]
       await store.create(first, { ...data, principal: 'p1' })
@@ -84,16 +99,33 @@ function contract (name: string, makeStore: StoreFactory): void {
       t.pass('another principal has its own count')
       await store.create(mintSessionId(), data)
       t.pass('unbound sessions are not counted')
-      t.equal(await store.terminate(first, { route: '/mcp', principal: 'p1' }), true)
-      await store.create(third, { ...data, principal: 'p1' })
+    })
+
+    t.test('maxPerPrincipal: an ended session frees its place', async (t) => {
+      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000, maxPerPrincipal: 2 })
+      const [first, second, third] = [mintSessionId(), mintSessionId(), mintSessionId()]
+      await store.create(first, { ...data, principal: 'p-ended' })
+      await store.create(second, { ...data, principal: 'p-ended' })
+      await t.rejects(store.create(third, { ...data, principal: 'p-ended' }), { code: 'MCPGW_TOO_MANY_SESSIONS' }, 'full')
+      t.equal(await store.terminate(first, { route: '/mcp', principal: 'p-ended' }), true)
+      await store.create(third, { ...data, principal: 'p-ended' })
       t.pass('a terminated session freed its place')
-      await sleep(400)
-      await store.create(mintSessionId(), { ...data, principal: 'p1' })
-      await store.create(mintSessionId(), { ...data, principal: 'p1' })
+    })
+
+    t.test('maxPerPrincipal: expired sessions free their place', async (t) => {
+      const { store, time } = await openTimed({ idleTimeout: 300, maxLifetime: 3_600_000, maxPerPrincipal: 2 })
+      const [first, second] = [mintSessionId(), mintSessionId()]
+      await store.create(first, { ...data, principal: 'p-expired' })
+      await store.create(second, { ...data, principal: 'p-expired' })
+      time.advance(400)
+      await eventually(async () => (await store.get(first)) === null && (await store.get(second)) === null,
+        { ...WAIT, interval: time.interval, description: 'both sessions to pass their 300 ms idle timeout' })
+      await store.create(mintSessionId(), { ...data, principal: 'p-expired' })
+      await store.create(mintSessionId(), { ...data, principal: 'p-expired' })
       t.pass('expired sessions freed theirs')
     })
 
-    t.test('admin: list pages through sessions, by route or by principal; terminatePrincipal ends them all', async (t) => {
+    t.test('admin: list pages through sessions, by route or by principal', async (t) => {
       const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
       const mine = new Set<string>()
       for (let index = 0; index < 7; index++) {
@@ -121,42 +153,71 @@ function contract (name: string, makeStore: StoreFactory): void {
         cursor = page.nextCursor
       } while (cursor !== undefined)
       t.ok([...mine].every((id) => everything.has(id)), 'an unfiltered listing includes them')
-      t.equal(await store.terminatePrincipal('lister'), 7)
-      t.equal((await store.list({ limit: 1000, principal: 'lister' })).sessions.length, 0)
+    })
+
+    t.test('admin: terminatePrincipal ends every session of a principal', async (t) => {
+      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+      for (let index = 0; index < 7; index++) {
+        await store.create(mintSessionId(), { ...data, principal: 'leaver', route: index % 2 === 0 ? '/mcp' : '/other' })
+      }
+      t.equal(await store.terminatePrincipal('leaver'), 7)
+      t.equal((await store.list({ limit: 1000, principal: 'leaver' })).sessions.length, 0)
     })
 
     t.test('rate limit: a fixed window shared by everyone using the store', async (t) => {
-      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+      const { store, time } = await openTimed({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
       const key = `client-${mintSessionId()}`
       const results = []
       for (let index = 0; index < 4; index++) results.push(await store.consumeRateLimit(key, 3, 300))
       t.same(results.map((result) => result.allowed), [true, true, true, false])
       t.ok((results[3]?.resetInMs ?? 0) > 0 && (results[3]?.resetInMs ?? 0) <= 300, 'says when the window resets')
-      await sleep(350)
-      t.equal((await store.consumeRateLimit(key, 3, 300)).allowed, true, 'a new window')
+      time.advance(350)
+      // Every refused attempt counts against the old window only; the first one allowed is the new window's.
+      const next = await eventually(async () => {
+        const result = await store.consumeRateLimit(key, 3, 300)
+        return result.allowed && result
+      }, { ...WAIT, interval: time.interval, description: 'the 300 ms window to reset' })
+      t.equal(next.allowed, true, 'a new window')
     })
 
-    t.test('idle timeout ends a session; every touch slides it', async (t) => {
-      const store = await open({ idleTimeout: 400, maxLifetime: 60_000 })
+    t.test('idle timeout: an untouched session ends', async (t) => {
+      const { store, time } = await openTimed({ idleTimeout: 400, maxLifetime: 60_000 })
       const idle = mintSessionId()
-      const active = mintSessionId()
       await store.create(idle, data)
+      time.advance(450)
+      // get() reads without sliding the idle timeout, unlike touch().
+      await eventually(async () => (await store.get(idle)) === null, { ...WAIT, interval: time.interval, description: 'the 400 ms idle timeout' })
+      t.equal(await store.touch(idle), null, `untouched session expired ${time.elapsed()} ms after creation with a 400 ms idle timeout`)
+    })
+
+    t.test('idle timeout: every touch slides it', async (t) => {
+      const { store, time } = await openTimed({ idleTimeout: 400, maxLifetime: 60_000 })
+      const active = mintSessionId()
+      const untouched = mintSessionId()
       await store.create(active, data)
-      for (let step = 0; step < 4; step++) {
-        await sleep(200)
-        t.not(await store.touch(active), null, `touched session live after ${(step + 1) * 200} ms`)
-      }
-      t.equal(await store.touch(idle), null, 'untouched session expired after 800 ms > 400 ms idle')
+      await store.create(untouched, data)
+      // Touched about every 200 ms (the fake clock's step, or the poll interval plus a round trip to
+      // Redis) until a session created with it and never touched has expired, and at least 4 times.
+      let touches = 0
+      await eventually(async () => {
+        time.advance(200)
+        touches++
+        t.not(await store.touch(active), null, `touched session live after ${time.elapsed()} ms`)
+        return touches >= 4 && (await store.get(untouched)) === null
+      }, { ...WAIT, interval: time.interval === 0 ? 0 : 150, description: 'the untouched session to expire' })
+      t.ok(time.elapsed() >= 400, `the touched session outlived the 400 ms idle timeout (${time.elapsed()} ms)`)
     })
 
     t.test('max lifetime ends a session however active it is', async (t) => {
-      const store = await open({ idleTimeout: 60_000, maxLifetime: 500 })
+      const { store, time } = await openTimed({ idleTimeout: 60_000, maxLifetime: 500 })
       const id = mintSessionId()
       await store.create(id, data)
-      await sleep(200)
+      time.advance(200)
       t.not(await store.touch(id), null)
-      await sleep(450)
-      t.equal(await store.touch(id), null, 'gone 650 ms after creation with a 500 ms lifetime')
+      time.advance(450)
+      // Touched on every poll: activity does not keep it past its lifetime.
+      await eventually(async () => (await store.touch(id)) === null, { ...WAIT, interval: time.interval, description: 'the 500 ms lifetime to end' })
+      t.equal(await store.touch(id), null, `gone ${time.elapsed()} ms after creation with a 500 ms lifetime`)
     })
 
     t.test('bridge state: log level and resource subscriptions, read with the client, only by the owner', async (t) => {
@@ -187,23 +248,28 @@ function contract (name: string, makeStore: StoreFactory): void {
       const first = await store.subscribe('news', (message) => { heard.push(`1:${message}`) })
       const second = await store.subscribe('news', (message) => { heard.push(`2:${message}`) })
       const other = await store.subscribe('early', (message) => { heard.push(`early:${message}`) })
+      const markers: string[] = []
+      await store.subscribe('marker', (message) => { markers.push(message) })
       await store.publish('news', 'a')
-      await waitUntil(() => heard.length === 2)
+      await eventually(() => heard.length === 2, { ...WAIT, description: 'both subscribers to hear "a"' })
       t.same(heard.sort(), ['1:a', '2:a'])
       first()
       first()
       await store.publish('news', 'b')
-      await waitUntil(() => heard.length === 3)
+      await eventually(() => heard.length === 3, { ...WAIT, description: 'the remaining subscriber to hear "b"' })
       t.same(heard.slice(2), ['2:b'], 'an unsubscribed listener hears nothing more')
       second()
       other()
       await store.publish('news', 'c')
-      await sleep(50)
+      // Messages from one publisher arrive in order: once the marker published after "c" is heard,
+      // "c" would have been heard too, had anyone still listened.
+      await store.publish('marker', 'after c')
+      await eventually(() => markers.includes('after c'), { ...WAIT, description: 'the marker published after "c"' })
       t.equal(heard.length, 3)
     })
 
     t.test('close twice is harmless', async (t) => {
-      const store = await makeStore({ idleTimeout: 1000, maxLifetime: 1000 })
+      const { store } = await makeStore({ idleTimeout: 1000, maxLifetime: 1000 })
       await store.close()
       await store.close()
       t.pass()
@@ -211,7 +277,10 @@ function contract (name: string, makeStore: StoreFactory): void {
   })
 }
 
-contract('memory', async (timeouts) => new MemorySessionStore(timeouts))
+contract('memory', async (timeouts) => {
+  const clock = new FakeClock()
+  return { store: new MemorySessionStore(timeouts, clock.now), time: { advance: (ms) => { clock.advance(ms) }, elapsed: () => clock.elapsed(), interval: 0 } }
+})
 
 /** A resolved `redis` section, through the real validator. */
 function redisConfig (section: Record<string, unknown>): RedisConfig {
@@ -225,7 +294,11 @@ const redisStore: StoreFactory = async (timeouts) => {
   return store
 }
 t.before(async () => { redis = await withRedis(t) })
-contract('redis', redisStore)
+contract('redis', async (timeouts) => {
+  const store = await redisStore(timeouts)
+  const opened = Date.now()
+  return { store, time: { advance: () => {}, elapsed: () => Date.now() - opened, interval: 25 } }
+})
 
 t.test('redis: messages reach the subscribers of every store on the same Redis and prefix, only those', async (t) => {
   const publisher = await redisStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
@@ -237,10 +310,17 @@ t.test('redis: messages reach the subscribers of every store on the same Redis a
     subscriber.subscribe('instance:x', (message) => { heard.push(message) }),
     subscriber.subscribe('instance:x', (message) => { heard.push(`again:${message}`) })
   ])
-  await elsewhere.subscribe('instance:x', (message) => { heard.push(`other prefix:${message}`) })
+  let elsewhereHeardMarker = false
+  await elsewhere.subscribe('instance:x', (message) => {
+    if (message === 'marker') elsewhereHeardMarker = true
+    else heard.push(`other prefix:${message}`)
+  })
   await publisher.publish('instance:x', 'hello')
-  await waitUntil(() => heard.length >= 2)
-  await sleep(50)
+  await eventually(() => heard.length >= 2, { ...WAIT, description: 'both listeners to hear "hello"' })
+  // Redis pushes a PUBLISH to its subscribers before it answers: once the other prefix hears a message
+  // published after "hello", "hello" would have reached it first, had it been sent there.
+  await elsewhere.publish('instance:x', 'marker')
+  await eventually(() => elsewhereHeardMarker, { ...WAIT, description: 'the other prefix to hear its own marker' })
   t.same(heard.sort(), ['again:hello', 'hello'], 'both listeners of one SUBSCRIBE; not another key prefix')
   unsubscribe()
 })

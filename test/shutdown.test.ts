@@ -1,23 +1,61 @@
 import t from 'tap'
+import { connect } from 'node:net'
+import { eventually } from './helpers/eventually.js'
 import { freePort } from './helpers/redis-server.js'
 import { startGatewayProcess } from './helpers/gateway-process.js'
 import { withRedis, withUpstream } from './helpers/fixtures.js'
 import { openSession } from './helpers/mcp-http.js'
 
-/* Issue #5: SIGTERM lets requests in flight (streams included) finish within shutdownGrace, then exits 0. */
+/* SIGTERM lets requests in flight (streams included) finish within shutdownGrace, then exits 0 (docs/operating.md). */
 
-async function streamToolCall (origin: string, sessionId: string, gapMs: number): Promise<{ status: number, text: string } | Error> {
-  try {
-    const response = await fetch(`${origin}/mcp`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'stream-two-messages', arguments: { gapMs } } }),
-      signal: AbortSignal.timeout(20_000)
-    })
-    return { status: response.status, text: await response.text() }
-  } catch (error) {
-    return error as Error
-  }
+interface StreamCall {
+  /** Settles once the client has read the first event (or the call ended): the stream is in flight. */
+  readonly firstMessage: Promise<void>
+  readonly finished: Promise<{ status: number, text: string } | Error>
+}
+
+function streamToolCall (origin: string, sessionId: string, gapMs: number): StreamCall {
+  let sawFirstMessage = (): void => {}
+  const firstMessage = new Promise<void>((resolve) => { sawFirstMessage = resolve })
+  const finished = (async () => {
+    try {
+      const response = await fetch(`${origin}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'stream-two-messages', arguments: { gapMs } } }),
+        signal: AbortSignal.timeout(20_000)
+      })
+      let text = ''
+      const decoder = new TextDecoder()
+      for await (const chunk of response.body ?? []) {
+        text += decoder.decode(chunk as Uint8Array, { stream: true })
+        if (text.includes('first message')) sawFirstMessage()
+      }
+      return { status: response.status, text }
+    } catch (error) {
+      return error as Error
+    } finally {
+      sawFirstMessage()
+    }
+  })()
+  return { firstMessage, finished }
+}
+
+/** Whether a new TCP connection to the port is accepted; closed at once, so it holds up no shutdown. */
+async function tryConnect (port: number): Promise<'accepted' | 'refused'> {
+  return await new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve('accepted') })
+    socket.once('error', () => { resolve('refused') })
+  })
+}
+
+/** Resolves once the gateway's port refuses new connections. */
+async function refusesConnections (port: number): Promise<string> {
+  return await eventually(async () => {
+    const outcome = await tryConnect(port)
+    return outcome === 'refused' && outcome
+  }, { timeout: 10_000, interval: 20, description: `port ${port} to refuse connections` })
 }
 
 t.test('SIGTERM: a stream in flight finishes, new connections are refused, exit 0', async (t) => {
@@ -26,13 +64,15 @@ t.test('SIGTERM: a stream in flight finishes, new connections are refused, exit 
   const gateway = await startGatewayProcess({ redis: { url: redis.url }, shutdownGrace: '10s', routes: [{ path: '/mcp', upstream: upstream.url }] }, await freePort())
   t.teardown(() => gateway.close())
   const sessionId = await openSession(`${gateway.origin}/mcp`)
-  const inFlight = streamToolCall(gateway.origin, sessionId, 1500)
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  const call = streamToolCall(gateway.origin, sessionId, 1500)
+  let streamEnded = false
+  void call.finished.then(() => { streamEnded = true })
+  await call.firstMessage
   const exit = gateway.stop()
-  await new Promise((resolve) => setTimeout(resolve, 200))
-  const refused = await fetch(`${gateway.origin}/healthz`).then((response) => response.status, () => 'refused')
+  const refused = await refusesConnections(gateway.port)
   t.equal(refused, 'refused', 'no new connections while draining')
-  const finished = await inFlight
+  t.notOk(streamEnded, 'refused while the stream was still in flight')
+  const finished = await call.finished
   t.notOk(finished instanceof Error, 'the stream was not cut')
   if (!(finished instanceof Error)) {
     t.equal(finished.status, 200)
@@ -46,12 +86,12 @@ t.test('shutdownGrace bounds the wait: a longer stream is cut, exit 0', async (t
   const gateway = await startGatewayProcess({ shutdownGrace: '500ms', routes: [{ path: '/mcp', upstream: upstream.url }] }, await freePort())
   t.teardown(() => gateway.close())
   const sessionId = await openSession(`${gateway.origin}/mcp`)
-  const inFlight = streamToolCall(gateway.origin, sessionId, 8000)
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  const call = streamToolCall(gateway.origin, sessionId, 8000)
+  await call.firstMessage
   const started = Date.now()
   t.equal(await gateway.stop(), 0)
   t.ok(Date.now() - started < 5000, `stopped after the grace, not after the stream (${Date.now() - started} ms)`)
-  const result = await inFlight
+  const result = await call.finished
   t.ok(result instanceof Error || !result.text.includes('"result"'), 'the stream was cut short')
 })
 
@@ -60,13 +100,14 @@ t.test('a second signal exits at once', async (t) => {
   const gateway = await startGatewayProcess({ shutdownGrace: '30s', routes: [{ path: '/mcp', upstream: upstream.url }] }, await freePort())
   t.teardown(() => gateway.close())
   const sessionId = await openSession(`${gateway.origin}/mcp`)
-  const inFlight = streamToolCall(gateway.origin, sessionId, 8000)
-  await new Promise((resolve) => setTimeout(resolve, 300))
+  const call = streamToolCall(gateway.origin, sessionId, 8000)
+  await call.firstMessage
   const started = Date.now()
   const exit = gateway.stop()
-  await new Promise((resolve) => setTimeout(resolve, 200))
+  // The first signal has been handled once the port refuses connections: the next one is the second.
+  await refusesConnections(gateway.port)
   gateway.signal('SIGTERM')
   t.equal(await exit, 1, 'exit 1 on the second signal')
   t.ok(Date.now() - started < 3000, 'without waiting for the stream or the grace')
-  await inFlight
+  await call.finished
 })

@@ -5,7 +5,7 @@ import { openSession } from './helpers/mcp-http.js'
 import type { TestRedis } from './helpers/redis-server.js'
 
 /*
- * Issue #2 rule 5: an SSE response reaches the client event by event. The upstream tool writes one
+ * An SSE response reaches the client event by event (MCP spec, Transports, Streamable HTTP). The upstream tool writes one
  * message, waits 500 ms, writes a second; the client must read the first before the upstream even
  * writes the second (a buffering proxy could only deliver both together, after the second).
  */

@@ -3,7 +3,7 @@ import { startTestGateway, type TestGateway, type TestGatewayOptions } from './g
 import { startTestRedis, type TestRedis } from './redis-server.js'
 
 /*
- * Each helper starts a real resource and registers its teardown right away (STYLE.md §8), so a
+ * Each helper starts a real resource and registers its teardown right away (docs/testing.md), so a
  * failing test never leaves a process behind.
  */
 

@@ -6,7 +6,7 @@ import { serveFetchHandler } from './serve-fetch-handler.js'
 /*
  * An upstream built with the official SDK v2 (`createMcpHandler`): `legacy: 'stateless'` serves both
  * eras (modern per-request metadata, and legacy stateless), `legacy: 'reject'` is modern-only.
- * Besides plain tools it has what the era bridge must carry (issue #6): a streamed tool (`count`,
+ * Besides plain tools it has what the era bridge must carry (docs/era-bridge.md): a streamed tool (`count`,
  * progress notifications then the result), a multi round-trip tool (`deploy`: an elicitation, then
  * the client's roots, with a requestState echoed between rounds), a tool that runs until cancelled
  * (`wait`), and resource change notifications for `subscriptions/listen` (`notify`).
@@ -43,6 +43,7 @@ function buildServer (state: UpstreamState): McpServer {
       const progressToken = ctx.mcpReq._meta?.progressToken
       for (let step = 1; step <= n; step++) {
         if (progressToken !== undefined) await ctx.mcpReq.notify({ method: 'notifications/progress', params: { progressToken, progress: step, total: n } })
+        // A fixed sleep on purpose: it paces the stream, so progress arrives as separate events over time.
         await new Promise((resolve) => setTimeout(resolve, 20))
       }
       return { content: [{ type: 'text', text: `counted to ${n}` }] }

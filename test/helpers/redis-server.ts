@@ -3,8 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { Redis } from 'ioredis'
+import { eventually } from './eventually.js'
 
 /*
  * A real redis-server for one test file: a free random port, its own temporary data directory, never
@@ -33,21 +33,16 @@ export interface TestRedis {
 const READY_TIMEOUT_MS = 10_000
 
 async function waitForPing (port: number): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS
-  while (Date.now() < deadline) {
+  await eventually(async () => {
     const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null })
     probe.on('error', () => {})
     try {
       await probe.connect()
-      if (await probe.ping() === 'PONG') return
-    } catch {
-      // not up yet
+      return await probe.ping() === 'PONG'
     } finally {
       probe.disconnect()
     }
-    await sleep(50)
-  }
-  throw new Error(`redis-server on port ${port} did not answer within ${READY_TIMEOUT_MS} ms`)
+  }, { timeout: READY_TIMEOUT_MS, interval: 50, description: `redis-server on port ${port} to answer PING` })
 }
 
 export interface TestRedisOptions {

@@ -3,12 +3,12 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
+import { eventually } from './eventually.js'
 import { freePort, startTestRedis, type TestRedis } from './redis-server.js'
 
-/* Real multi-process Redis topologies for the scale-out tests (issue #4), all on 127.0.0.1. */
+/* Real multi-process Redis topologies for the scale-out tests (Cluster and Sentinel, docs/scaling.md), all on 127.0.0.1. */
 
 const run = promisify(execFile)
 
@@ -31,12 +31,7 @@ async function freeClusterPort (taken: Set<number>): Promise<number> {
 }
 
 async function waitUntil (what: string, condition: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (Date.now() < deadline) {
-    if (await condition().catch(() => false)) return
-    await sleep(100)
-  }
-  throw new Error(`timed out waiting for ${what}`)
+  await eventually(condition, { timeout: timeoutMs, interval: 100, description: what })
 }
 
 function client (port: number): Redis {

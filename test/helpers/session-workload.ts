@@ -26,6 +26,8 @@ export interface WorkloadOptions {
   readonly concurrency: number
   readonly seed: number
   readonly path?: string
+  /** Kept up to date with the requests in flight per origin (a balancer draining a replica waits for 0). */
+  readonly inFlight?: Map<string, number>
 }
 
 export interface WorkloadResult {
@@ -57,11 +59,15 @@ export async function runSessionWorkload (options: WorkloadOptions): Promise<Wor
   const path = options.path ?? '/mcp'
 
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)] as T
-  const target = (): string => `${pick(options.targets())}${path}`
+  const inFlight = options.inFlight ?? new Map<string, number>()
+  const count = (origin: string, change: number): void => { inFlight.set(origin, (inFlight.get(origin) ?? 0) + change) }
 
   /** Sends one request and records it as wrong unless it gets `expected`. */
   async function check (what: string, expected: number, method: string, sessionId: string | undefined, body?: string): Promise<Response | undefined> {
-    const url = target()
+    // Counted in flight from the moment its target is picked, in the same tick.
+    const origin = pick(options.targets())
+    const url = `${origin}${path}`
+    count(origin, 1)
     try {
       const answer = await send(url, method, sessionId, body)
       await answer.arrayBuffer()
@@ -71,6 +77,8 @@ export async function runSessionWorkload (options: WorkloadOptions): Promise<Wor
       const cause = (error as { cause?: { code?: string, message?: string } }).cause
       wrong.push(`${what} at ${url}: expected ${expected}, got ${(error as Error).message} (${cause?.code ?? cause?.message ?? 'no cause'})`)
       return undefined
+    } finally {
+      count(origin, -1)
     }
   }
 
