@@ -70,10 +70,14 @@ routes:
   t.throws(() => resolveConfig(yaml, {}), new ConfigError('routes[1].upstream: environment variable OTHER_UPSTREAM is not set and has no default (write ${OTHER_UPSTREAM:-default})'))
 })
 
-t.test('an interpolated port is read as an integer; $${...} stays literal', async (t) => {
-  const config = resolveConfig('listen:\n  port: ${PORT:-8080}\nredis:\n  url: redis://h:6379\n  keyPrefix: "$${literal}"\nroutes:\n  - path: /mcp\n    upstream: http://u/mcp\n', { PORT: '9090' })
-  t.equal(config.listen.port, 9090)
-  t.equal(config.redis?.keyPrefix, '${literal}')
+const portAndLiteral = 'listen:\n  port: ${PORT:-8080}\nredis:\n  url: redis://h:6379\n  keyPrefix: "$${literal}"\nroutes:\n  - path: /mcp\n    upstream: http://u/mcp\n'
+
+t.test('an interpolated port is read as an integer', async (t) => {
+  t.equal(resolveConfig(portAndLiteral, { PORT: '9090' }).listen.port, 9090)
+})
+
+t.test('$${...} stays literal', async (t) => {
+  t.equal(resolveConfig(portAndLiteral, { PORT: '9090' }).redis?.keyPrefix, '${literal}')
 })
 
 t.test('redis topologies', async (t) => {
