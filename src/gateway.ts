@@ -195,10 +195,9 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       store,
       relay,
       sessionEnding,
-      maxBodyBytes: config.limits.maxBodyBytes,
+      limits: config.limits,
       originPolicy,
       principalResolver,
-      initializePerMinute: config.limits.initializePerMinute,
       metrics,
       tracing
     })

@@ -4,10 +4,10 @@ import { isJsonObject, type JsonRpcMessage, type JsonRpcRequest } from '../mcp/j
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { UpstreamObserver } from '../upstream/forward-request.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
-import { upstreamFailure } from '../upstream/upstream-failure.js'
-import { upstreamMessages } from '../upstream/upstream-messages.js'
+import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
+import { readUpstreamBody, upstreamMessages } from '../upstream/upstream-messages.js'
 import type { LegacyReply } from './legacy-reply.js'
-import { toModernRequest, type ClientIdentity } from './modern-envelope.js'
+import { toModernRequest, withoutModernMeta, type ClientIdentity } from './modern-envelope.js'
 
 /*
  * One legacy request through the era bridge (docs/era-bridge.md), from the client's POST to its result.
@@ -57,11 +57,11 @@ type LegOutcome = { readonly done: true } | { readonly done: false, readonly inp
 
 class Cancelled extends Error {}
 
-/** A modern result as a legacy client expects it: `resultType` is 2026-07-28 vocabulary. */
+/** A modern result as a legacy client expects it: `resultType` and the envelope's `_meta` keys are 2026-07-28 vocabulary. */
 function legacyResponse (message: JsonRpcMessage, id: JsonRpcRequest['id']): Record<string, unknown> {
   if ('result' in message && isJsonObject(message.result)) {
     const { resultType: _resultType, ...result } = message.result
-    return { jsonrpc: '2.0', id, result }
+    return { jsonrpc: '2.0', id, result: withoutModernMeta(result) }
   }
   return { ...message, id }
 }
@@ -118,9 +118,12 @@ export async function runBridgedCall (message: JsonRpcRequest, session: BridgedS
       return
     }
     const failure = upstreamFailure(error)
-    if (failure.code.startsWith('MCPGW_UPSTREAM_')) options.observe.upstreamFailed(failure)
-    // Before anything was streamed, the route answers with the HTTP error itself.
-    if (!reply.started) throw failure
+    // Before anything was streamed, the route answers with the HTTP error itself (and logs a fault of ours).
+    if (!reply.started) {
+      if (isUpstreamFailure(failure)) options.observe.upstreamFailed(failure)
+      throw failure
+    }
+    options.observe.upstreamFailed(failure)
     reply.finish(jsonRpcErrorBody(failure, message.id))
   } finally {
     untrack()
@@ -138,23 +141,19 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
   const answer = await options.upstream.post({ ...options.headers, ...request.headers }, request.body, cancelled)
   options.observe.upstreamResponded((performance.now() - started) / 1000)
   if ((answer.statusCode < 200 || answer.statusCode > 299) && !reply.started) {
-    reply.upstreamError(answer.statusCode, answer.headers['content-type'], await answer.body.text())
+    reply.upstreamError(answer.statusCode, answer.headers['content-type'], await readUpstreamBody(answer.body, options.upstream.maxResponseBytes))
     return { done: true }
   }
 
-  const onMessage = (message: JsonRpcMessage): LegOutcome | undefined => {
+  for await (const message of upstreamMessages(answer, options.upstream.maxResponseBytes)) {
     if ('method' in message || !('id' in message) || message.id !== leg.id) {
-      reply.event(message)
-      return undefined
+      // Waits while the client reads slowly: the next upstream message is read only after this one left.
+      await reply.event('params' in message && isJsonObject(message.params) ? { ...message, params: withoutModernMeta(message.params) } : message)
+      continue
     }
     if (isInputRequired(message)) return { done: false, inputRequired: readInputRequired(message.result) }
     reply.finish(legacyResponse(message, clientId))
     return { done: true }
-  }
-
-  for await (const message of upstreamMessages(answer)) {
-    const outcome = onMessage(message)
-    if (outcome !== undefined) return outcome
   }
   throw new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE', { detail: `the upstream ended its answer to ${leg.method} without a response (HTTP ${answer.statusCode})` })
 }
@@ -175,7 +174,7 @@ async function askClient (inputRequests: NonNullable<InputRequired['inputRequest
   let timer: NodeJS.Timeout | undefined
   try {
     for (const { method, params, request } of asked) {
-      reply.event({ jsonrpc: '2.0', id: request.id, method, ...(params === undefined ? {} : { params }) })
+      await reply.event({ jsonrpc: '2.0', id: request.id, method, ...(params === undefined ? {} : { params }) })
     }
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => { reject(new GatewayError('MCPGW_INPUT_TIMEOUT', { detail: `${options.inputTimeout} ms` })) }, options.inputTimeout)

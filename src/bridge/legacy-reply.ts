@@ -20,9 +20,24 @@ export class LegacyReply {
     return this.#stream !== undefined || this.#reply.sent
   }
 
-  /** One message on the SSE stream, opening the stream first. */
-  event (message: unknown): void {
-    this.#open().write(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
+  /**
+   * One message on the SSE stream, opening the stream first. Resolves once the stream can take more:
+   * at once, or after `drain` when a slow client let the buffer fill (or when the stream closed).
+   * Callers await it before reading more from the upstream, so a slow reader slows the upstream
+   * instead of growing the gateway's memory.
+   */
+  async event (message: unknown): Promise<void> {
+    const stream = this.#open()
+    if (stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`) || stream.destroyed) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        stream.off('drain', done)
+        stream.off('close', done)
+        resolve()
+      }
+      stream.on('drain', done)
+      stream.on('close', done)
+    })
   }
 
   /** The last message: JSON when nothing was streamed yet, else the stream's last event. */
@@ -31,8 +46,7 @@ export class LegacyReply {
       if (!this.#reply.sent) this.#reply.code(200).type('application/json').send(JSON.stringify(message))
       return
     }
-    this.event(message)
-    this.#stream.end()
+    this.#stream.end(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
   }
 
   /** An upstream HTTP error before anything was streamed: passed back as it came. */

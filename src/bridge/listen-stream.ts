@@ -1,12 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import type { JsonRpcMessage } from '../mcp/json-rpc.js'
-import { SUBSCRIPTION_ID_META_KEY } from '../mcp/request-metadata.js'
+import { isJsonObject, type JsonRpcMessage } from '../mcp/json-rpc.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { BridgeState } from '../sessions/session-store.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
 import { upstreamMessages } from '../upstream/upstream-messages.js'
 import type { LegacyReply } from './legacy-reply.js'
-import { toModernRequest, type ClientIdentity } from './modern-envelope.js'
+import { toModernRequest, withoutModernMeta, type ClientIdentity } from './modern-envelope.js'
 
 /*
  * The legacy GET stream of a bridged session (docs/era-bridge.md). A 2026-07-28 server has no GET stream: a
@@ -39,15 +38,10 @@ function filterFor (bridge: BridgeState): Record<string, unknown> {
   }
 }
 
-/** A modern change notification as the legacy revision has it. */
+/** A modern change notification as the legacy revision has it (no acknowledgement, no envelope keys). */
 function legacyNotification (message: JsonRpcMessage): JsonRpcMessage | undefined {
   if (!('method' in message) || 'id' in message || message.method === 'notifications/subscriptions/acknowledged') return undefined
-  const params = message.params
-  if (typeof params !== 'object' || params === null || Array.isArray(params)) return message
-  const { _meta: meta, ...rest } = params as Record<string, unknown>
-  if (typeof meta !== 'object' || meta === null) return message
-  const { [SUBSCRIPTION_ID_META_KEY]: _subscriptionId, ...keptMeta } = meta as Record<string, unknown>
-  return { ...message, params: Object.keys(keptMeta).length > 0 ? { ...rest, _meta: keptMeta } : rest }
+  return isJsonObject(message.params) ? { ...message, params: withoutModernMeta(message.params) } : message
 }
 
 /**
@@ -96,10 +90,10 @@ async function listenOnce (identity: ClientIdentity, filter: Record<string, unkn
     answer.body.destroy()
     return
   }
-  for await (const message of upstreamMessages(answer)) {
+  for await (const message of upstreamMessages(answer, options.upstream.maxResponseBytes)) {
     // The listen request's own response (a result or an error) means the subscription ended.
     if ('id' in message && message.id === id && !('method' in message)) return
     const notification = legacyNotification(message)
-    if (notification !== undefined) reply.event(notification)
+    if (notification !== undefined) await reply.event(notification)
   }
 }

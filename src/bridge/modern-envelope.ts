@@ -1,7 +1,7 @@
 import type { JsonRpcNotification, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { isJsonObject } from '../mcp/json-rpc.js'
 import { MODERN_PROTOCOL_VERSIONS, PROTOCOL_VERSION_META_KEY } from '../mcp/protocol-versions.js'
-import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, encodeHeaderValue, LOG_LEVEL_META_KEY, mcpNameOf } from '../mcp/request-metadata.js'
+import { CLIENT_CAPABILITIES_META_KEY, CLIENT_INFO_META_KEY, encodeHeaderValue, LOG_LEVEL_META_KEY, mcpNameOf, SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY } from '../mcp/request-metadata.js'
 
 /*
  * A legacy request as a 2026-07-28 upstream expects it (docs/era-bridge.md). The modern era has no
@@ -63,4 +63,27 @@ export function toModernRequest (message: JsonRpcRequest | JsonRpcNotification, 
   const meta = typeof params._meta === 'object' && params._meta !== null ? params._meta as Record<string, unknown> : {}
   const body = { ...message, params: { ...params, _meta: { ...meta, ...envelope(identity) } } }
   return { body: JSON.stringify(body), headers: modernHeaders(message.method, params) }
+}
+
+/** The `_meta` keys of the 2026-07-28 envelope: they mean nothing to a legacy client. */
+const MODERN_META_KEYS = [PROTOCOL_VERSION_META_KEY, CLIENT_INFO_META_KEY, CLIENT_CAPABILITIES_META_KEY, LOG_LEVEL_META_KEY, SERVER_INFO_META_KEY, SUBSCRIPTION_ID_META_KEY]
+
+/**
+ * A result or notification params object as a legacy client expects it: without the modern
+ * envelope's `_meta` keys (the server's stamp `io.modelcontextprotocol/serverInfo`, say), keeping
+ * the server's own `_meta` keys; `_meta` goes when nothing is left in it.
+ */
+export function withoutModernMeta (value: Record<string, unknown>): Record<string, unknown> {
+  if (!isJsonObject(value._meta)) return value
+  const meta: Record<string, unknown> = { ...value._meta }
+  let changed = false
+  for (const key of MODERN_META_KEYS) {
+    if (key in meta) {
+      delete meta[key]
+      changed = true
+    }
+  }
+  if (!changed) return value
+  const { _meta: _modern, ...rest } = value
+  return Object.keys(meta).length > 0 ? { ...rest, _meta: meta } : rest
 }

@@ -43,7 +43,7 @@ export async function discoverServer (client: UpstreamClient, identity: ClientId
   const request = toModernRequest({ jsonrpc: '2.0', id: DISCOVER_ID, method: 'server/discover', params: {} }, identity)
   const signal = AbortSignal.timeout(timeout)
   const answer = await client.post({ ...headers, ...request.headers }, request.body, signal)
-  const message = await responseTo(upstreamMessages(answer), DISCOVER_ID)
+  const message = await responseTo(upstreamMessages(answer, client.maxResponseBytes), DISCOVER_ID)
   if (message === undefined || !('result' in message)) return undefined
   const result = message.result as DiscoverResult
   const versions = Array.isArray(result.supportedVersions) ? result.supportedVersions : []

@@ -1,4 +1,5 @@
 import { PassThrough, type Readable } from 'node:stream'
+import { GatewayError } from '../errors.js'
 import { isJsonRpcMessage, parseJsonText, type JsonRpcResponse } from './json-rpc.js'
 import { mediaType } from './media-type.js'
 import { SseParser } from './sse-parser.js'
@@ -11,12 +12,9 @@ import { SseParser } from './sse-parser.js'
  * included), decides, and then sends the bytes it read followed by the rest of the stream, unchanged.
  */
 
-/** An initialize reply larger than this is not inspected further and mints nothing. */
-export const MAX_INITIALIZE_RESPONSE_BYTES = 1024 * 1024
-
 export type InitializeOutcome =
   | { readonly minted: true, readonly protocolVersion: string }
-  | { readonly minted: false, readonly reason: 'error-response' | 'no-result' | 'invalid-result' | 'too-large' | 'unsupported-content-type' }
+  | { readonly minted: false, readonly reason: 'error-response' | 'no-result' | 'invalid-result' | 'unsupported-content-type' }
 
 export interface InspectedInitializeResponse {
   readonly outcome: InitializeOutcome
@@ -46,7 +44,9 @@ function decideFromMessage (message: unknown, requestId: string | number): Decis
 export async function inspectInitializeResponse (
   upstreamBody: Readable,
   contentType: string | string[] | undefined,
-  requestId: string | number
+  requestId: string | number,
+  /** limits.maxResponseBytes: the most that is read (and held) before the answer must be known. */
+  maxBytes: number
 ): Promise<InspectedInitializeResponse> {
   const type = mediaType(contentType)
   if (type !== 'application/json' && type !== 'text/event-stream') {
@@ -75,7 +75,11 @@ export async function inspectInitializeResponse (
           if (decision !== undefined) return finish(decision)
         }
       }
-      if (size > MAX_INITIALIZE_RESPONSE_BYTES) finish({ minted: false, reason: 'too-large' })
+      if (size > maxBytes) {
+        upstreamBody.off('data', onData)
+        upstreamBody.off('end', onEnd)
+        reject(new GatewayError('MCPGW_UPSTREAM_RESPONSE_TOO_LARGE', { detail: `no initialize answer in the first ${maxBytes} bytes` }))
+      }
     }
     const onEnd = (): void => {
       const decision = isSse ? undefined : decideFromMessage(parseJsonText(Buffer.concat(chunks).toString('utf8')), requestId)

@@ -1,9 +1,10 @@
 import { GatewayError, type JsonRpcId } from '../errors.js'
+import { MAX_JSON_DEPTH, nestsDeeperThan } from './json-depth.js'
 
 /*
  * The gateway reads every POST body once: to reject what is not JSON-RPC at the edge (JSON-RPC
- * 2.0 §5: -32700 and -32600), to find `initialize`, and to name the JSON-RPC method in logs. The bytes themselves are
- * forwarded unchanged; nothing here re-serialises them.
+ * 2.0 §5: -32700 and -32600), to find `initialize`, and to name the JSON-RPC method in logs. The
+ * bytes themselves are forwarded unchanged; nothing here re-serialises them.
  */
 
 export interface JsonRpcRequest {
@@ -91,7 +92,10 @@ export function isRequest (message: JsonRpcMessage): message is JsonRpcRequest {
 
 /** Parses and classifies a POST body; throws MCPGW_PARSE_ERROR or MCPGW_INVALID_REQUEST. */
 export function parseClientPost (body: Buffer | string): ClientPost {
-  const parsed = parseJsonText(typeof body === 'string' ? body : body.toString('utf8'))
+  const bytes = typeof body === 'string' ? Buffer.from(body) : body
+  // Before anything else: a body nested this deep is refused whether or not it parses.
+  if (nestsDeeperThan(bytes, MAX_JSON_DEPTH)) throw new GatewayError('MCPGW_JSON_TOO_DEEP', { detail: `more than ${MAX_JSON_DEPTH} levels` })
+  const parsed = parseJsonText(bytes.toString('utf8'))
   if (parsed === undefined) throw new GatewayError('MCPGW_PARSE_ERROR')
   const isBatch = Array.isArray(parsed)
   const messages: unknown[] = isBatch ? parsed as unknown[] : [parsed]

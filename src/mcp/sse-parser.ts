@@ -1,4 +1,5 @@
 import { StringDecoder } from 'node:string_decoder'
+import { GatewayError } from '../errors.js'
 
 /** One dispatched Server-Sent Event (only the fields the gateway reads). */
 export interface SseEvent {
@@ -17,7 +18,17 @@ export class SseParser {
   #pending = ''
   #eventType = ''
   #dataLines: string[] = []
+  #dataLength = 0
   #skipLeadingLineFeed = false
+  readonly #maxEventLength: number
+
+  /**
+   * `maxEventLength`: the most characters one event (its data, or a line still being read) may
+   * hold; past it, push throws MCPGW_UPSTREAM_RESPONSE_TOO_LARGE instead of buffering on.
+   */
+  constructor (maxEventLength = Number.POSITIVE_INFINITY) {
+    this.#maxEventLength = maxEventLength
+  }
 
   push (chunk: Buffer): SseEvent[] {
     let text = this.#decoder.write(chunk)
@@ -38,7 +49,15 @@ export class SseParser {
       if (event !== undefined) events.push(event)
     }
     this.#pending = buffer
+    if (this.#pending.length + this.#dataLength > this.#maxEventLength) this.#tooLarge()
     return events
+  }
+
+  #tooLarge (): never {
+    this.#pending = ''
+    this.#dataLines = []
+    this.#dataLength = 0
+    throw new GatewayError('MCPGW_UPSTREAM_RESPONSE_TOO_LARGE', { detail: `an SSE event of more than ${this.#maxEventLength} characters` })
   }
 
   #processLine (line: string): SseEvent | undefined {
@@ -50,6 +69,7 @@ export class SseParser {
       const event = { event: this.#eventType === '' ? 'message' : this.#eventType, data: this.#dataLines.join('\n') }
       this.#eventType = ''
       this.#dataLines = []
+      this.#dataLength = 0
       return event
     }
     if (line.startsWith(':')) return undefined
@@ -57,7 +77,11 @@ export class SseParser {
     const field = colon === -1 ? line : line.slice(0, colon)
     let value = colon === -1 ? '' : line.slice(colon + 1)
     if (value.startsWith(' ')) value = value.slice(1)
-    if (field === 'data') this.#dataLines.push(value)
+    if (field === 'data') {
+      this.#dataLines.push(value)
+      this.#dataLength += value.length + 1
+      if (this.#dataLength > this.#maxEventLength) this.#tooLarge()
+    }
     else if (field === 'event') this.#eventType = value
     return undefined
   }

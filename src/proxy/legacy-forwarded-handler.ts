@@ -2,11 +2,12 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayError } from '../errors.js'
 import { inspectInitializeResponse } from '../mcp/initialize-response.js'
 import type { JsonRpcRequest } from '../mcp/json-rpc.js'
-import { forwardRequest, type ForwardedAnswer } from '../upstream/forward-request.js'
-import { upstreamFailure } from '../upstream/upstream-failure.js'
+import { forwardRequest } from '../upstream/forward-request.js'
+import type { UpstreamAnswer } from '../upstream/upstream-client.js'
+import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
+import { forwardedRequestHeaders, rewriteUpstreamHeaders } from '../upstream/upstream-headers.js'
 import type { LegacyHandler } from './legacy-handler.js'
 import type { RouteContext } from './route-context.js'
-import { sendGatewayError } from './send-gateway-error.js'
 import { mintSession } from './session-minting.js'
 
 /*
@@ -14,6 +15,14 @@ import { mintSession } from './session-minting.js'
  * session header removed. Only initialize is looked into: its answer decides whether a session is
  * minted (docs/architecture.md).
  */
+
+/** The client left before its initialize was answered: nothing to deliver, nothing to mint. */
+class ClientGone extends Error {}
+
+function isSuccess (statusCode: number): boolean {
+  return statusCode >= 200 && statusCode <= 299
+}
+
 export class LegacyForwardedHandler implements LegacyHandler {
   readonly #context: RouteContext
 
@@ -24,49 +33,60 @@ export class LegacyForwardedHandler implements LegacyHandler {
   /**
    * Forwards an initialize and mints a session only if the upstream answered it with a result; HTTP
    * 200 alone proves nothing (the error may be inside it, in JSON or SSE). Anything else goes back
-   * to the client unchanged.
+   * to the client unchanged. Until the answer is known the wait is bounded by
+   * `routes[].initializeTimeout` (504), and a client that leaves ends the upstream request.
    */
   async initialize (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): Promise<FastifyReply> {
-    return this.#forward(request, reply, (answer) => {
-      if (answer.statusCode < 200 || answer.statusCode > 299) {
-        reply.send(answer.stream)
-        return
+    const { route, upstream, observeUpstream } = this.#context
+    const deciding = new AbortController()
+    const timer = setTimeout(() => {
+      deciding.abort(new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { detail: `no initialize answer within routes[].initializeTimeout (${route.initializeTimeout} ms)` }))
+    }, route.initializeTimeout)
+    const onClose = (): void => { if (!reply.raw.writableFinished) deciding.abort(new ClientGone()) }
+    reply.raw.once('close', onClose)
+    let answer: UpstreamAnswer | undefined
+    try {
+      const started = performance.now()
+      answer = await upstream.postBytes(forwardedRequestHeaders(request, upstream.host), request.body as Buffer, deciding.signal)
+      observeUpstream.upstreamResponded((performance.now() - started) / 1000)
+      reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }))
+      // Not awaited: the rest of the body streams after the decision, outside its deadline.
+      if (!isSuccess(answer.statusCode)) return reply.send(answer.body)
+      const inspected = await inspectInitializeResponse(answer.body, answer.headers['content-type'], initialize.id, upstream.maxResponseBytes)
+      if (inspected.outcome.minted) {
+        try {
+          await mintSession(this.#context, request, reply, initialize, inspected.outcome.protocolVersion)
+        } catch (error) {
+          inspected.body.destroy()
+          throw error
+        }
+      } else {
+        request.mcp.outcome = `not minted: ${inspected.outcome.reason}`
       }
-      this.#mintFromAnswer(request, reply, initialize, answer).catch((error: unknown) => {
-        answer.stream.destroy()
-        // reply-from already copied the upstream's headers (content-type, length): they describe a
-        // body that is no longer sent.
-        for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
-        sendGatewayError(reply, error instanceof GatewayError ? error : upstreamFailure(error))
-      })
-    })
+      return reply.send(inspected.body)
+    } catch (error) {
+      answer?.body.destroy()
+      const reason: unknown = deciding.signal.aborted ? deciding.signal.reason : error
+      if (reason instanceof ClientGone) {
+        request.mcp.outcome = 'client left before the initialize answer'
+        return reply
+      }
+      // The upstream's headers were set for a body that is no longer sent; the request id stays.
+      for (const name of Object.keys(reply.getHeaders())) if (name !== 'x-request-id') reply.removeHeader(name)
+      const failure = upstreamFailure(reason)
+      if (isUpstreamFailure(failure)) observeUpstream.upstreamFailed(failure)
+      throw failure
+    } finally {
+      clearTimeout(timer)
+      reply.raw.off('close', onClose)
+    }
   }
 
   async post (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    return this.#forward(request, reply)
+    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, request, reply)
   }
 
   async getStream (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    return this.#forward(request, reply)
-  }
-
-  #forward (request: FastifyRequest, reply: FastifyReply, onAnswer?: (answer: ForwardedAnswer) => void): FastifyReply {
-    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, request, reply, onAnswer)
-  }
-
-  async #mintFromAnswer (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest, answer: ForwardedAnswer): Promise<void> {
-    const inspected = await inspectInitializeResponse(answer.stream, answer.headers['content-type'], initialize.id)
-    if (!inspected.outcome.minted) {
-      request.mcp.outcome = `not minted: ${inspected.outcome.reason}`
-      reply.send(inspected.body)
-      return
-    }
-    try {
-      await mintSession(this.#context, request, reply, initialize, inspected.outcome.protocolVersion)
-    } catch (error) {
-      inspected.body.destroy()
-      throw error
-    }
-    reply.send(inspected.body)
+    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, request, reply)
   }
 }

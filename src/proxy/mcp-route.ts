@@ -2,7 +2,7 @@ import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance } from 'fastify'
 import { LegacyBridgedHandler } from '../bridge/legacy-bridged-handler.js'
 import { discoverServer, GATEWAY_IDENTITY } from '../bridge/server-discover.js'
-import type { RouteConfig } from '../config/validate-config.js'
+import type { GatewayConfig, RouteConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import { parseClientPost } from '../mcp/json-rpc.js'
 import type { GatewayMetrics } from '../observability/metrics.js'
@@ -14,7 +14,7 @@ import type { SessionEnding } from '../sessions/session-ending.js'
 import type { SessionStore } from '../sessions/session-store.js'
 import { UpstreamClient } from '../upstream/upstream-client.js'
 import { UpstreamEraProbe } from '../upstream/upstream-era.js'
-import { upstreamFailureKind } from '../upstream/upstream-failure.js'
+import { isUpstreamFailure, upstreamFailureKind } from '../upstream/upstream-failure.js'
 import { deleteSession } from './delete-handler.js'
 import type { LegacyHandler } from './legacy-handler.js'
 import { LegacyForwardedHandler } from './legacy-forwarded-handler.js'
@@ -33,19 +33,17 @@ export interface McpRouteOptions {
   readonly store: SessionStore
   readonly relay: ReplicaRelay
   readonly sessionEnding: SessionEnding
-  readonly maxBodyBytes: number
+  readonly limits: GatewayConfig['limits']
   readonly originPolicy: OriginPolicy
   /** null: sessions are not bound to an identity. */
   readonly principalResolver: PrincipalResolver | null
-  /** initialize requests per minute per principal (or client address); 0: unlimited. */
-  readonly initializePerMinute: number
   readonly metrics: GatewayMetrics
   readonly tracing: Tracing
 }
 
 export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptions): Promise<void> {
   const { route, store, metrics, tracing } = options
-  const upstream = new UpstreamClient(route.upstream, route.timeout)
+  const upstream = new UpstreamClient(route.upstream, route.timeout, options.limits.maxResponseBytes)
   fastify.addHook('onClose', async function closeUpstreamPool () { await upstream.close() })
 
   // Label children resolved once per route: the request path then never hashes label objects.
@@ -58,7 +56,10 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     // Forwarded and bridged requests count in the same upstream metrics.
     observeUpstream: {
       upstreamResponded: (seconds) => { upstreamDuration.observe(seconds) },
-      upstreamFailed: (failure) => { metrics.upstreamErrors.inc({ route: route.path, kind: upstreamFailureKind(failure) }) }
+      upstreamFailed: (failure) => {
+        if (isUpstreamFailure(failure)) metrics.upstreamErrors.inc({ route: route.path, kind: upstreamFailureKind(failure) })
+        else fastify.log.error({ route: route.path, err: failure.cause ?? failure, code: failure.code }, 'gateway fault while talking to the upstream')
+      }
     }
   }
   const probe = new UpstreamEraProbe(
@@ -66,7 +67,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     async () => await discoverServer(upstream, GATEWAY_IDENTITY, {}, route.timeout) !== undefined,
     (error) => { fastify.log.debug({ route: route.path, err: error }, 'upstream era probe failed: treated as legacy, asked again next time') }
   )
-  const decide = new RequestDecision(context, probe, options.initializePerMinute)
+  const decide = new RequestDecision(context, probe, options.limits)
   const modern = new ModernPassThroughHandler(context)
   const legacy: Record<LegacyPath, LegacyHandler> = {
     forwarded: new LegacyForwardedHandler(context),
@@ -77,7 +78,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
 
   // The body is kept as the client's bytes: it is inspected here but forwarded unchanged.
   fastify.removeAllContentTypeParsers()
-  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.maxBodyBytes }, function keepRawBody (_request, body, done) {
+  fastify.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: options.limits.maxBodyBytes }, function keepRawBody (_request, body, done) {
     done(null, body)
   })
 
@@ -125,11 +126,11 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   })
 
   fastify.delete(route.path, async function handleDelete (request, reply) {
-    return await deleteSession(options.sessionEnding, route.path, request, reply)
+    return await deleteSession(options.sessionEnding, store, route.path, request, reply)
   })
 
   fastify.route({
-    method: ['PUT', 'PATCH', 'HEAD'],
+    method: ['PUT', 'PATCH', 'HEAD', 'OPTIONS'],
     url: route.path,
     handler: async function handleOtherMethod () {
       throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'GET, POST, DELETE' } })

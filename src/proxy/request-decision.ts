@@ -1,11 +1,13 @@
 import type { FastifyRequest } from 'fastify'
+import type { GatewayConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import type { ClientPost, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { classifyPost } from '../mcp/modern-request.js'
+import { LEGACY_PROTOCOL_VERSIONS } from '../mcp/protocol-versions.js'
 import type { LiveSession } from '../sessions/session-store.js'
 import type { KnownEra, UpstreamEraProbe } from '../upstream/upstream-era.js'
 import type { RouteContext } from './route-context.js'
-import { checkBatchAllowed, enforceInitializeRate, readSessionHeader, refuseModernSessionlessCall, requireLiveSession } from './session-checks.js'
+import { checkBatchAllowed, checkClientStateSize, enforceInitializeRate, readSessionHeader, refuseModernSessionlessCall, requireLiveSession } from './session-checks.js'
 
 /*
  * Where a request goes, decided once (docs/architecture.md, "The request path"). The request's own
@@ -35,18 +37,25 @@ function pathFor (era: KnownEra): LegacyPath {
 export class RequestDecision {
   readonly #context: RouteContext
   readonly #probe: UpstreamEraProbe
-  readonly #initializePerMinute: number
+  readonly #limits: GatewayConfig['limits']
 
-  constructor (context: RouteContext, probe: UpstreamEraProbe, initializePerMinute: number) {
+  constructor (context: RouteContext, probe: UpstreamEraProbe, limits: GatewayConfig['limits']) {
     this.#context = context
     this.#probe = probe
-    this.#initializePerMinute = initializePerMinute
+    this.#limits = limits
   }
 
   async post (request: FastifyRequest, post: ClientPost): Promise<PostDecision> {
     // initialize is never part of a batch (MCP 2025-03-26, Basic › Lifecycle).
     if (post.containsInitialize && post.isBatch) throw new GatewayError('MCPGW_INITIALIZE_IN_BATCH')
-    if (classifyPost(post, request.headers).era === 'modern') return { kind: 'modern' }
+    if (classifyPost(post, request.headers).era === 'modern') {
+      // A route that says its upstream is legacy has no stateless path: such a request would skip
+      // the session rules and the per-principal limits.
+      if (this.#context.route.upstreamEra === 'legacy') {
+        throw new GatewayError('MCPGW_LEGACY_ROUTE', { data: { supported: LEGACY_PROTOCOL_VERSIONS, requested: request.headers['mcp-protocol-version'] ?? null } })
+      }
+      return { kind: 'modern' }
+    }
     if (post.initialize !== undefined) {
       // An initialize never revives or reuses an id: a live one is "already initialized" (400),
       // anything else is a session that does not exist (404).
@@ -54,7 +63,8 @@ export class RequestDecision {
         await this.#liveSession(request, false)
         throw new GatewayError('MCPGW_ALREADY_INITIALIZED')
       }
-      await enforceInitializeRate(this.#context.store, this.#initializePerMinute, request)
+      checkClientStateSize(post.initialize, this.#limits.maxClientStateBytes)
+      await enforceInitializeRate(this.#context.store, this.#limits.initializePerMinute, request)
       return { kind: 'initialize', path: pathFor(await this.#probe.era()), initialize: post.initialize }
     }
     const known = this.#probe.knownEra()

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import { GatewayError } from '../errors.js'
-import type { ClientPost } from '../mcp/json-rpc.js'
+import { isJsonObject, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
 import { namesModernVersion } from '../mcp/modern-request.js'
 import { BATCH_PROTOCOL_VERSIONS, DEFAULT_LEGACY_PROTOCOL_VERSION, isSupportedLegacyVersion, LEGACY_PROTOCOL_VERSIONS } from '../mcp/protocol-versions.js'
 import { isWellFormedSessionId } from '../sessions/session-id.js'
@@ -29,13 +29,19 @@ export function requireSessionHeader (request: FastifyRequest): string {
   return sessionId
 }
 
+/** Whether MCP-Protocol-Version names a legacy version the gateway speaks (missing: 2025-03-26). */
+export function hasSupportedLegacyVersion (request: FastifyRequest): boolean {
+  const version = request.headers['mcp-protocol-version'] ?? DEFAULT_LEGACY_PROTOCOL_VERSION
+  return typeof version === 'string' && isSupportedLegacyVersion(version)
+}
+
 /**
  * MCP-Protocol-Version on a legacy session request (2025-06-18 transports): missing means
  * 2025-03-26; anything we do not know, or that is not a version at all, is a 400.
  */
 export function checkLegacyVersionHeader (request: FastifyRequest): void {
-  const version = request.headers['mcp-protocol-version'] ?? DEFAULT_LEGACY_PROTOCOL_VERSION
-  if (typeof version !== 'string' || !isSupportedLegacyVersion(version)) {
+  if (!hasSupportedLegacyVersion(request)) {
+    const version = request.headers['mcp-protocol-version']
     throw new GatewayError('MCPGW_PROTOCOL_VERSION_UNSUPPORTED', {
       detail: `${JSON.stringify(version)} (supported: ${LEGACY_PROTOCOL_VERSIONS.join(', ')})`
     })
@@ -69,10 +75,28 @@ export async function requireLiveSession (store: SessionStore, routePath: string
   return session
 }
 
-/** limits.initializePerMinute (0: unlimited), counted in the store so that every replica shares the count. */
+/**
+ * What a session keeps of its client (`clientInfo`, `capabilities`) is bounded
+ * (limits.maxClientStateBytes): an initialize carrying more is refused before anything is
+ * forwarded or minted.
+ */
+export function checkClientStateSize (initialize: JsonRpcRequest, maxBytes: number): void {
+  const params = isJsonObject(initialize.params) ? initialize.params : {}
+  const bytes = Buffer.byteLength(JSON.stringify(params.clientInfo ?? null)) + Buffer.byteLength(JSON.stringify(params.capabilities ?? null))
+  if (bytes > maxBytes) throw new GatewayError('MCPGW_CLIENT_STATE_TOO_LARGE', { detail: `${bytes} bytes (at most ${maxBytes})` })
+}
+
+/**
+ * limits.initializePerMinute (0: unlimited), counted in the store so that every replica shares the
+ * count: per client address always, and per principal too when sessions are bound. With a header
+ * binding the principal is a value the client chooses, so the address is what a client cannot
+ * dodge (docs/security.md, "Limits").
+ */
 export async function enforceInitializeRate (store: SessionStore, perMinute: number, request: FastifyRequest): Promise<void> {
   if (perMinute === 0) return
-  const key = request.mcp.principal ?? `address:${request.ip}`
-  const { allowed, resetInMs } = await store.consumeRateLimit(`initialize:${key}`, perMinute, RATE_LIMIT_WINDOW_MS)
-  if (!allowed) throw new GatewayError('MCPGW_RATE_LIMITED', { headers: { 'retry-after': String(Math.max(1, Math.ceil(resetInMs / 1000))) } })
+  const keys = [`address:${request.ip}`, ...(request.mcp.principal === undefined ? [] : [request.mcp.principal])]
+  for (const key of keys) {
+    const { allowed, resetInMs } = await store.consumeRateLimit(`initialize:${key}`, perMinute, RATE_LIMIT_WINDOW_MS)
+    if (!allowed) throw new GatewayError('MCPGW_RATE_LIMITED', { headers: { 'retry-after': String(Math.max(1, Math.ceil(resetInMs / 1000))) } })
+  }
 }

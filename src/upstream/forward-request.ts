@@ -6,7 +6,10 @@ import type { UpstreamAnswer, UpstreamClient } from './upstream-client.js'
 import { upstreamFailure } from './upstream-failure.js'
 import { rewriteUpstreamHeaders, upstreamRequestHeaders } from './upstream-headers.js'
 
-/** Told how long the upstream took to answer, and of each upstream failure (the metrics). */
+/**
+ * Told how long the upstream took to answer, and of each failure while talking to it: the
+ * upstream's own are counted, the gateway's own (MCPGW_INTERNAL_ERROR) logged.
+ */
 export interface UpstreamObserver {
   upstreamResponded (seconds: number): void
   upstreamFailed (failure: GatewayError): void

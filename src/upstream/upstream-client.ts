@@ -18,27 +18,32 @@ export interface UpstreamAnswer {
 export class UpstreamClient {
   /** The upstream URL's origin, for reply-from's `base`. */
   readonly origin: string
+  /** Its host (and port): the Host header of forwarded requests. */
+  readonly host: string
   /** Path and query of the upstream URL: where every request goes. */
   readonly path: string
   readonly pool: Pool
+  /** limits.maxResponseBytes: the most the gateway holds of one answer (a JSON body, one SSE event). */
+  readonly maxResponseBytes: number
   #closed = false
 
-  constructor (upstream: string, headersTimeout: number) {
+  constructor (upstream: string, headersTimeout: number, maxResponseBytes: number) {
     const url = new URL(upstream)
     this.origin = url.origin
+    this.host = url.host
     this.path = url.pathname + url.search
+    this.maxResponseBytes = maxResponseBytes
     this.pool = new Pool(url.origin, { headersTimeout, bodyTimeout: 0 })
   }
 
   /** POSTs a JSON body of the gateway's own making; `signal` aborts the request and its body. */
   async post (headers: Record<string, string>, body: string, signal: AbortSignal): Promise<UpstreamAnswer> {
-    const { statusCode, headers: responseHeaders, body: responseBody } = await this.pool.request({
-      path: this.path,
-      method: 'POST',
-      headers: { ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-      body,
-      signal
-    })
+    return await this.postBytes({ ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body, signal)
+  }
+
+  /** POSTs a body as it is, with the headers as they are (a forwarded request the gateway reads the answer of). */
+  async postBytes (headers: IncomingHttpHeaders, body: string | Buffer, signal: AbortSignal): Promise<UpstreamAnswer> {
+    const { statusCode, headers: responseHeaders, body: responseBody } = await this.pool.request({ path: this.path, method: 'POST', headers, body, signal })
     return { statusCode, headers: responseHeaders, body: responseBody }
   }
 

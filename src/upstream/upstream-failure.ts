@@ -4,8 +4,10 @@ import { GatewayError } from '../errors.js'
  * Upstream failures map to HTTP in this one place: the upstream refused or dropped the connection
  * → 502; it did not answer in time → 504 (docs/errors.md). Our own dependency (Redis) being down
  * is a 503 and never comes through here. A coded error passes unchanged (the bridge's
- * MCPGW_UPSTREAM_INVALID_RESPONSE, say). The error body echoes the client's JSON-RPC id and the
- * response carries the request's x-request-id, like every answer of the gateway.
+ * MCPGW_UPSTREAM_INVALID_RESPONSE, say). Anything else is a fault of the gateway's own: 500
+ * MCPGW_INTERNAL_ERROR, logged, and never counted as an upstream error. The error body echoes the
+ * client's JSON-RPC id and the response carries the request's x-request-id, like every answer of
+ * the gateway.
  */
 
 const timeoutCodes = new Set([
@@ -13,31 +15,50 @@ const timeoutCodes = new Set([
   'FST_REPLY_FROM_TIMEOUT', 'FST_REPLY_FROM_GATEWAY_TIMEOUT', 'FST_REPLY_FROM_HTTP_REQUEST_TIMEOUT'
 ])
 
+interface ErrorLink { readonly code?: unknown, readonly name?: unknown }
+
 /** The error and its causes, a few levels deep (undici and reply-from wrap what they caught). */
-function causeChain (error: unknown): Array<{ code?: unknown, name?: unknown }> {
-  const chain: Array<{ code?: unknown, name?: unknown }> = []
+function causeChain (error: unknown): ErrorLink[] {
+  const chain: ErrorLink[] = []
   let current: unknown = error
   for (let depth = 0; depth < 4 && typeof current === 'object' && current !== null; depth++) {
-    chain.push(current as { code?: unknown, name?: unknown })
+    chain.push(current as ErrorLink)
     current = (current as { cause?: unknown }).cause
   }
   return chain
 }
 
-function isTimeout (link: { code?: unknown, name?: unknown }): boolean {
+function isTimeout (link: ErrorLink): boolean {
   // `AbortSignal.timeout()` aborts with a DOMException named TimeoutError.
   return (typeof link.code === 'string' && timeoutCodes.has(link.code)) || link.name === 'TimeoutError'
 }
 
+/**
+ * A failure of the connection or of the exchange with the upstream: a system error code
+ * (ECONNREFUSED, ECONNRESET, EPIPE, ENOTFOUND, …), one of undici's (UND_ERR_*), or an abort.
+ */
+function isConnectionFailure (link: ErrorLink): boolean {
+  const code = typeof link.code === 'string' ? link.code : ''
+  return /^E[A-Z_]+$/.test(code) || code.startsWith('UND_ERR_') || link.name === 'AbortError'
+}
+
 export function upstreamFailure (error: unknown): GatewayError {
   if (error instanceof GatewayError) return error
-  if (causeChain(error).some(isTimeout)) return new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { cause: error })
-  return new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { cause: error })
+  const chain = causeChain(error)
+  if (chain.some(isTimeout)) return new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { cause: error })
+  if (chain.some(isConnectionFailure)) return new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { cause: error })
+  return new GatewayError('MCPGW_INTERNAL_ERROR', { cause: error })
+}
+
+/** Whether a failure is the upstream's (counted in `mcpgw_upstream_errors_total`) rather than ours. */
+export function isUpstreamFailure (failure: GatewayError): boolean {
+  return failure.code.startsWith('MCPGW_UPSTREAM_')
 }
 
 /** The `kind` label of `mcpgw_upstream_errors_total` for a failure. */
-export function upstreamFailureKind (failure: GatewayError): 'timeout' | 'invalid' | 'unreachable' {
+export function upstreamFailureKind (failure: GatewayError): 'timeout' | 'invalid' | 'too_large' | 'unreachable' {
   if (failure.code === 'MCPGW_UPSTREAM_TIMEOUT') return 'timeout'
   if (failure.code === 'MCPGW_UPSTREAM_INVALID_RESPONSE') return 'invalid'
+  if (failure.code === 'MCPGW_UPSTREAM_RESPONSE_TOO_LARGE') return 'too_large'
   return 'unreachable'
 }

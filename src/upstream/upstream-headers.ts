@@ -7,12 +7,31 @@ import { mediaType } from '../mcp/media-type.js'
 export const SESSION_HEADER = 'mcp-session-id'
 
 /**
+ * Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection, not the message: never passed on,
+ * in either direction. `expect: 100-continue` too (RFC 9110 §10.1.1): it asks the next hop for an
+ * interim answer, which the gateway has already given by reading the body (undici refuses it).
+ */
+const hopByHopHeaders = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect']
+
+/** Removes the hop-by-hop headers and every header the Connection header names. */
+function removeConnectionHeaders (headers: IncomingHttpHeaders): void {
+  const connection = headers.connection
+  const named = Array.isArray(connection) ? connection.join(',') : connection ?? ''
+  for (const name of named.split(',')) {
+    const trimmed = name.trim().toLowerCase()
+    if (trimmed !== '') delete headers[trimmed]
+  }
+  for (const name of hopByHopHeaders) delete headers[name]
+}
+
+/**
  * Headers on their way up. The client's session id is ours; the stateless upstream never sees it
  * (docs/architecture.md, "The request path"); on a modern request it means nothing and is
  * dropped the same way (2026-07-28: "ignore it"). The request id and, with tracing, the trace
  * context go along (docs/operating.md).
  */
 export function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp'>, headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  removeConnectionHeaders(headers)
   delete headers[SESSION_HEADER]
   headers['x-request-id'] = request.id
   const span = request.mcp.span
@@ -20,17 +39,21 @@ export function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mc
   return headers
 }
 
-/** Hop-by-hop headers (RFC 9110 §7.6.1) describe the upstream connection, not this one. */
-const hopByHopHeaders = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade']
-
 /**
  * Upstream headers on their way back. A session id set by the upstream itself would contradict ours:
  * drop it. SSE must never be buffered by a proxy in front of us (X-Accel-Buffering: no).
  */
 export function rewriteUpstreamHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  removeConnectionHeaders(headers)
   delete headers[SESSION_HEADER]
-  for (const name of hopByHopHeaders) delete headers[name]
   if (mediaType(headers['content-type']) === 'text/event-stream') headers['x-accel-buffering'] = 'no'
+  return headers
+}
+
+/** A forwarded request's headers, for a request the gateway makes itself rather than through reply-from. */
+export function forwardedRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp' | 'headers'>, upstreamHost: string): IncomingHttpHeaders {
+  const headers = upstreamRequestHeaders(request, { ...request.headers })
+  headers.host = upstreamHost
   return headers
 }
 
