@@ -196,6 +196,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       relay,
       sessionEnding,
       limits: config.limits,
+      sessionTimeouts: config.sessions,
       originPolicy,
       principalResolver,
       metrics,

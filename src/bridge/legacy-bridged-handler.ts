@@ -4,6 +4,7 @@ import { isRequest, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc
 import type { LegacyHandler } from '../proxy/legacy-handler.js'
 import type { RouteContext } from '../proxy/route-context.js'
 import { mintSession } from '../proxy/session-minting.js'
+import { guardSessionStream } from '../proxy/session-stream-guard.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { BridgeStateChange, LiveSession } from '../sessions/session-store.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
@@ -42,8 +43,18 @@ function clientGoneSignal (reply: FastifyReply): AbortSignal {
   return gone.signal
 }
 
-/** The session change a setting asks for, or the reason its params are invalid. */
-function settingChange (message: JsonRpcRequest): BridgeStateChange | string {
+/**
+ * What a session keeps of its subscriptions is bounded, so that a session costs a bounded amount of
+ * Redis whatever the client sends (docs/era-bridge.md): a number of subscriptions
+ * (limits.maxSubscriptionsPerSession), and their URIs together.
+ */
+export const MAX_SUBSCRIPTION_URI_BYTES = 7 * 1024
+
+/**
+ * The session change a setting asks for, or the reason its params are invalid. `subscribed`: what
+ * the session holds now (read with it, in the same round trip as the session check).
+ */
+function settingChange (message: JsonRpcRequest, subscribed: readonly string[], maxSubscriptions: number): BridgeStateChange | string {
   const params = (message.params ?? {}) as Record<string, unknown>
   if (message.method === 'logging/setLevel') {
     const level = params.level
@@ -51,16 +62,21 @@ function settingChange (message: JsonRpcRequest): BridgeStateChange | string {
   }
   const uri = params.uri
   if (typeof uri !== 'string') return 'uri must be a string'
-  return message.method === 'resources/subscribe' ? { subscribe: uri } : { unsubscribe: uri }
+  if (message.method === 'resources/unsubscribe') return { unsubscribe: uri }
+  if (subscribed.includes(uri)) return { subscribe: uri }
+  if (subscribed.length >= maxSubscriptions) return `this session already holds ${maxSubscriptions} subscriptions (limits.maxSubscriptionsPerSession)`
+  const bytes = subscribed.reduce((total, held) => total + Buffer.byteLength(held), Buffer.byteLength(uri))
+  if (bytes > MAX_SUBSCRIPTION_URI_BYTES) return `the session's subscribed URIs would take more than ${MAX_SUBSCRIPTION_URI_BYTES} bytes`
+  return { subscribe: uri }
 }
 
 export class LegacyBridgedHandler implements LegacyHandler {
   readonly #context: RouteContext
   readonly #relay: ReplicaRelay
 
-  constructor (context: RouteContext, relay: ReplicaRelay) {
+  constructor (context: RouteContext) {
     this.#context = context
-    this.#relay = relay
+    this.#relay = context.relay
   }
 
   /** initialize, answered from the upstream's `server/discover`; the session is minted with the client's identity. */
@@ -108,7 +124,19 @@ export class LegacyBridgedHandler implements LegacyHandler {
   /** The legacy GET stream of a live session: the upstream's `subscriptions/listen` stream. */
   async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession): Promise<FastifyReply> {
     request.mcp.outcome = 'bridged to subscriptions/listen'
-    await serveListenStream(session.id, new LegacyReply(reply), clientGoneSignal(reply), {
+    const { store, sessionTimeouts } = this.#context
+    // Ends with the session whatever ends it, and at its lifetime; slides its idle timeout while open.
+    const guard = guardSessionStream({ store, relay: this.#relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log })
+    try {
+      await this.#listen(request, reply, session, AbortSignal.any([clientGoneSignal(reply), guard.ended]))
+    } finally {
+      guard.release()
+    }
+    return reply
+  }
+
+  async #listen (request: FastifyRequest, reply: FastifyReply, session: LiveSession, ended: AbortSignal): Promise<void> {
+    await serveListenStream(session.id, new LegacyReply(reply), ended, {
       upstream: this.#context.upstream,
       headers: bridgedRequestHeaders(request),
       relay: this.#relay,
@@ -119,7 +147,6 @@ export class LegacyBridgedHandler implements LegacyHandler {
         return live === null ? null : { identity: identityOf(live), bridge: live.bridge ?? { resourceSubscriptions: [] } }
       }
     })
-    return reply
   }
 
   /** What the client POSTs that is not a request: answers to the bridge's input requests, cancellations. */
@@ -137,7 +164,7 @@ export class LegacyBridgedHandler implements LegacyHandler {
 
   /** logging/setLevel and resources/(un)subscribe: answered here, kept in the session for the upstream. */
   async #setting (request: FastifyRequest, reply: FastifyReply, message: JsonRpcRequest, session: LiveSession): Promise<FastifyReply> {
-    const change = settingChange(message)
+    const change = settingChange(message, session.bridge?.resourceSubscriptions ?? [], this.#context.limits.maxSubscriptionsPerSession)
     if (typeof change === 'string') return sendJsonRpc(reply, message.id, { error: { code: JsonRpcErrorCode.InvalidParams, message: `Invalid params: ${change}` } })
     if (!await this.#context.store.updateBridgeState(session.id, request.mcp.principal, change)) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     if (!('logLevel' in change)) await this.#relay.sessionChanged(session.id)

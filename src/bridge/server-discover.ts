@@ -24,7 +24,10 @@ export interface DiscoverResult {
 }
 
 /** Who the gateway says it is when it asks on its own behalf (the era probe). */
-export const GATEWAY_IDENTITY: ClientIdentity = { clientInfo: { name: 'mcp-session-gateway', version: '0' }, clientCapabilities: {} }
+const GATEWAY_IDENTITY: ClientIdentity = { clientInfo: { name: 'mcp-session-gateway', version: '0' }, clientCapabilities: {} }
+
+/** Answers that say nothing about the server's era: ask again later. */
+const UNDECIDED_STATUSES = new Set([401, 403, 407, 408, 425, 429])
 
 /** The JSON-RPC response with `id` among the messages of an answer. */
 async function responseTo (messages: AsyncGenerator<JsonRpcMessage>, id: string): Promise<JsonRpcMessage | undefined> {
@@ -48,6 +51,32 @@ export async function discoverServer (client: UpstreamClient, identity: ClientId
   const result = message.result as DiscoverResult
   const versions = Array.isArray(result.supportedVersions) ? result.supportedVersions : []
   return versions.includes(MODERN_VERSION) ? result : undefined
+}
+
+/**
+ * The era probe of an `auto` route: `modern` when the upstream answers `server/discover` as a
+ * 2026-07-28 server, `legacy` when it refuses it in a way that is final (a JSON-RPC error, a 4xx:
+ * a legacy server does not know the method or wants a session). Rejects when the answer decides
+ * nothing: unreachable, a timeout, a 5xx, an auth or rate-limit refusal, a body that is not JSON-RPC.
+ */
+export async function probeUpstreamEra (client: UpstreamClient, headers: Record<string, string>, timeout: number): Promise<'legacy' | 'modern'> {
+  const request = toModernRequest({ jsonrpc: '2.0', id: DISCOVER_ID, method: 'server/discover', params: {} }, GATEWAY_IDENTITY)
+  const answer = await client.post({ ...headers, ...request.headers }, request.body, AbortSignal.timeout(timeout))
+  const status = answer.statusCode
+  if (status >= 500 || UNDECIDED_STATUSES.has(status) || status < 200 || (status >= 300 && status < 400)) {
+    answer.body.destroy()
+    throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: `server/discover answered HTTP ${status}` })
+  }
+  let response: JsonRpcMessage | undefined
+  for await (const message of upstreamMessages(answer, client.maxResponseBytes)) {
+    if (!('method' in message)) {
+      response = message
+      break
+    }
+  }
+  if (response === undefined && status < 400) throw new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE', { detail: 'server/discover got no JSON-RPC answer' })
+  const result = response !== undefined && 'result' in response ? response.result as DiscoverResult : undefined
+  return Array.isArray(result?.supportedVersions) && result.supportedVersions.includes(MODERN_VERSION) ? 'modern' : 'legacy'
 }
 
 /**

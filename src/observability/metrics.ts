@@ -1,4 +1,4 @@
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 
 /*
  * Prometheus metrics (docs/operating.md). Label values are bounded on purpose: a JSON-RPC method comes from
@@ -27,6 +27,7 @@ export interface GatewayMetrics {
   readonly upstreamDuration: Histogram<'route'>
   readonly upstreamErrors: Counter<'route' | 'kind'>
   readonly redisDuration: Histogram<'operation' | 'outcome'>
+  readonly upstreamEra: Gauge<'route' | 'era'>
 }
 
 export function createGatewayMetrics (): GatewayMetrics {
@@ -41,6 +42,7 @@ export function createGatewayMetrics (): GatewayMetrics {
     refusals: new Counter({ name: 'mcpgw_refusals_total', help: 'Requests the gateway refused itself (4xx), by status and cause (MCPGW_* code)', labelNames: ['status', 'cause'], registers: [registry] }),
     upstreamDuration: new Histogram({ name: 'mcpgw_upstream_duration_seconds', help: 'Time until the upstream answered with response headers', labelNames: ['route'], buckets: latencyBuckets, registers: [registry] }),
     upstreamErrors: new Counter({ name: 'mcpgw_upstream_errors_total', help: 'Upstream failures, by kind: unreachable (502), timeout (504) or invalid (502, an answer the era bridge cannot bridge)', labelNames: ['route', 'kind'], registers: [registry] }),
+    upstreamEra: new Gauge({ name: 'mcpgw_upstream_era', help: 'The era each route\'s upstream speaks, as decided (1) on this replica: legacy, modern, or undecided (auto, not probed yet or only transient failures)', labelNames: ['route', 'era'], registers: [registry] }),
     redisDuration: new Histogram({ name: 'mcpgw_redis_duration_seconds', help: 'Session store round trips, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: latencyBuckets, registers: [registry] })
   }
 }

@@ -2,13 +2,15 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayError } from '../errors.js'
 import { inspectInitializeResponse } from '../mcp/initialize-response.js'
 import type { JsonRpcRequest } from '../mcp/json-rpc.js'
-import { forwardRequest } from '../upstream/forward-request.js'
+import { forwardRequest, recordUpstreamTiming } from '../upstream/forward-request.js'
 import type { UpstreamAnswer } from '../upstream/upstream-client.js'
 import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
 import { forwardedRequestHeaders, rewriteUpstreamHeaders } from '../upstream/upstream-headers.js'
+import type { LiveSession } from '../sessions/session-store.js'
 import type { LegacyHandler } from './legacy-handler.js'
 import type { RouteContext } from './route-context.js'
 import { mintSession } from './session-minting.js'
+import { guardSessionStream } from './session-stream-guard.js'
 
 /*
  * Legacy requests to a legacy (stateless) upstream: forwarded as they are, body unchanged, the
@@ -48,7 +50,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
     try {
       const started = performance.now()
       answer = await upstream.postBytes(forwardedRequestHeaders(request, upstream.host), request.body as Buffer, deciding.signal)
-      observeUpstream.upstreamResponded((performance.now() - started) / 1000)
+      recordUpstreamTiming(request, observeUpstream, started)
       reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }))
       // Not awaited: the rest of the body streams after the decision, outside its deadline.
       if (!isSuccess(answer.statusCode)) return reply.send(answer.body)
@@ -86,7 +88,19 @@ export class LegacyForwardedHandler implements LegacyHandler {
     return forwardRequest(this.#context.upstream, this.#context.observeUpstream, request, reply)
   }
 
-  async getStream (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  /** The upstream's GET stream, for as long as the session lives (session-stream-guard.ts). */
+  async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession): Promise<FastifyReply> {
+    const { store, relay, sessionTimeouts } = this.#context
+    const guard = guardSessionStream({ store, relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log })
+    const onEnded = (): void => {
+      request.mcp.outcome = 'stream ended with its session'
+      reply.raw.destroy()
+    }
+    guard.ended.addEventListener('abort', onEnded, { once: true })
+    reply.raw.once('close', () => {
+      guard.ended.removeEventListener('abort', onEnded)
+      guard.release()
+    })
     return forwardRequest(this.#context.upstream, this.#context.observeUpstream, request, reply)
   }
 }

@@ -1,7 +1,7 @@
 import replyFrom from '@fastify/reply-from'
 import type { FastifyInstance } from 'fastify'
 import { LegacyBridgedHandler } from '../bridge/legacy-bridged-handler.js'
-import { discoverServer, GATEWAY_IDENTITY } from '../bridge/server-discover.js'
+import { probeUpstreamEra } from '../bridge/server-discover.js'
 import type { GatewayConfig, RouteConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import { parseClientPost } from '../mcp/json-rpc.js'
@@ -34,6 +34,7 @@ export interface McpRouteOptions {
   readonly relay: ReplicaRelay
   readonly sessionEnding: SessionEnding
   readonly limits: GatewayConfig['limits']
+  readonly sessionTimeouts: { readonly idleTimeout: number, readonly maxLifetime: number }
   readonly originPolicy: OriginPolicy
   /** null: sessions are not bound to an identity. */
   readonly principalResolver: PrincipalResolver | null
@@ -53,6 +54,9 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     store,
     upstream,
     sessionsCreated: metrics.sessionsCreated.labels({ route: route.path }),
+    relay: options.relay,
+    sessionTimeouts: options.sessionTimeouts,
+    limits: options.limits,
     // Forwarded and bridged requests count in the same upstream metrics.
     observeUpstream: {
       upstreamResponded: (seconds) => { upstreamDuration.observe(seconds) },
@@ -62,16 +66,21 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
       }
     }
   }
-  const probe = new UpstreamEraProbe(
-    route.upstreamEra,
-    async () => await discoverServer(upstream, GATEWAY_IDENTITY, {}, route.timeout) !== undefined,
-    (error) => { fastify.log.debug({ route: route.path, err: error }, 'upstream era probe failed: treated as legacy, asked again next time') }
-  )
-  const decide = new RequestDecision(context, probe, options.limits)
+  const eraGauge = metrics.upstreamEra
+  const probe = new UpstreamEraProbe(route.upstreamEra, async (headers) => await probeUpstreamEra(upstream, headers, route.timeout), {
+    onProbeFailed: (error, retryInMs) => {
+      fastify.log.warn({ route: route.path, reason: (error as Error).message, retryInMs }, 'upstream era probe decided nothing: served as legacy until it does')
+    },
+    onDecided: (era) => {
+      for (const known of ['legacy', 'modern', 'undecided'] as const) eraGauge.set({ route: route.path, era: known }, known === era ? 1 : 0)
+    }
+  })
+  if (probe.knownEra() === undefined) eraGauge.set({ route: route.path, era: 'undecided' }, 1)
+  const decide = new RequestDecision(context, probe)
   const modern = new ModernPassThroughHandler(context)
   const legacy: Record<LegacyPath, LegacyHandler> = {
     forwarded: new LegacyForwardedHandler(context),
-    bridged: new LegacyBridgedHandler(context, options.relay)
+    bridged: new LegacyBridgedHandler(context)
   }
 
   await fastify.register(replyFrom, { base: upstream.origin, undici: upstream.pool, disableRequestLogging: true })

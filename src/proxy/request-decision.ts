@@ -1,5 +1,4 @@
 import type { FastifyRequest } from 'fastify'
-import type { GatewayConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import type { ClientPost, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { classifyPost } from '../mcp/modern-request.js'
@@ -30,6 +29,12 @@ export interface StreamDecision {
   readonly session: LiveSession
 }
 
+/** The client's credentials go along on the era probe: an upstream that requires auth can answer it. */
+function probeHeaders (request: FastifyRequest): Record<string, string> {
+  const authorization = request.headers.authorization
+  return typeof authorization === 'string' ? { authorization } : {}
+}
+
 function pathFor (era: KnownEra): LegacyPath {
   return era === 'modern' ? 'bridged' : 'forwarded'
 }
@@ -37,12 +42,9 @@ function pathFor (era: KnownEra): LegacyPath {
 export class RequestDecision {
   readonly #context: RouteContext
   readonly #probe: UpstreamEraProbe
-  readonly #limits: GatewayConfig['limits']
-
-  constructor (context: RouteContext, probe: UpstreamEraProbe, limits: GatewayConfig['limits']) {
+  constructor (context: RouteContext, probe: UpstreamEraProbe) {
     this.#context = context
     this.#probe = probe
-    this.#limits = limits
   }
 
   async post (request: FastifyRequest, post: ClientPost): Promise<PostDecision> {
@@ -63,15 +65,15 @@ export class RequestDecision {
         await this.#liveSession(request, false)
         throw new GatewayError('MCPGW_ALREADY_INITIALIZED')
       }
-      checkClientStateSize(post.initialize, this.#limits.maxClientStateBytes)
-      await enforceInitializeRate(this.#context.store, this.#limits.initializePerMinute, request)
-      return { kind: 'initialize', path: pathFor(await this.#probe.era()), initialize: post.initialize }
+      checkClientStateSize(post.initialize, this.#context.limits.maxClientStateBytes)
+      await enforceInitializeRate(this.#context.store, this.#context.limits.initializePerMinute, request)
+      return { kind: 'initialize', path: pathFor(await this.#probe.era(probeHeaders(request))), initialize: post.initialize }
     }
     const known = this.#probe.knownEra()
     // A bridged request needs the client's identity: read in the same round trip as the check.
     const session = await this.#liveSession(request, known !== 'legacy')
     checkBatchAllowed(post, session)
-    return { kind: 'session', path: pathFor(known ?? await this.#probe.era()), session }
+    return { kind: 'session', path: pathFor(known ?? await this.#probe.era(probeHeaders(request))), session }
   }
 
   /**
@@ -84,7 +86,7 @@ export class RequestDecision {
     const served = this.#context.route.getStream === 'forward'
     const session = await this.#liveSession(request, served && known !== 'legacy')
     if (!served) throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
-    return { path: pathFor(known ?? await this.#probe.era()), session }
+    return { path: pathFor(known ?? await this.#probe.era(probeHeaders(request))), session }
   }
 
   async #liveSession (request: FastifyRequest, withClient: boolean): Promise<LiveSession> {

@@ -1,5 +1,6 @@
 import type { Counter } from 'prom-client'
-import type { RouteConfig } from '../config/validate-config.js'
+import type { GatewayConfig, RouteConfig } from '../config/validate-config.js'
+import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { SessionStore } from '../sessions/session-store.js'
 import type { UpstreamObserver } from '../upstream/forward-request.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
@@ -13,4 +14,8 @@ export interface RouteContext {
   readonly observeUpstream: UpstreamObserver
   /** `mcpgw_sessions_created_total` for this route. */
   readonly sessionsCreated: Counter.Internal
+  /** Hears session ends from every replica (for the streams this replica holds). */
+  readonly relay: ReplicaRelay
+  readonly sessionTimeouts: { readonly idleTimeout: number, readonly maxLifetime: number }
+  readonly limits: GatewayConfig['limits']
 }

@@ -22,6 +22,13 @@ export interface ForwardedAnswer {
   readonly stream: Readable
 }
 
+/** The time until the upstream's answer: in the metrics and on the request's trace span. */
+export function recordUpstreamTiming (request: FastifyRequest, observe: UpstreamObserver, started: number): void {
+  const seconds = (performance.now() - started) / 1000
+  observe.upstreamResponded(seconds)
+  request.mcp.span?.setAttribute('mcp.upstream.duration_ms', Math.round(seconds * 100_000) / 100)
+}
+
 /**
  * Forwards the client's request, body unchanged, through the route's upstream pool (reply-from on
  * the pool of upstream-client.ts). The answer streams back as it comes (SSE event by event), unless
@@ -36,9 +43,7 @@ export function forwardRequest (client: UpstreamClient, observe: UpstreamObserve
     rewriteRequestHeaders: upstreamRequestHeaders,
     rewriteHeaders: rewriteUpstreamHeaders,
     onResponse: (_request, _reply, answer) => {
-      const seconds = (performance.now() - started) / 1000
-      observe.upstreamResponded(seconds)
-      request.mcp.span?.setAttribute('mcp.upstream.duration_ms', Math.round(seconds * 100_000) / 100)
+      recordUpstreamTiming(request, observe, started)
       if (onAnswer === undefined) reply.send(answer.stream)
       else onAnswer(answer as unknown as ForwardedAnswer)
     },

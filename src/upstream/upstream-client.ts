@@ -15,6 +15,8 @@ export interface UpstreamAnswer {
   readonly body: Dispatcher.ResponseData['body']
 }
 
+function ignoreBodyError (): void {}
+
 export class UpstreamClient {
   /** The upstream URL's origin, for reply-from's `base`. */
   readonly origin: string
@@ -44,6 +46,9 @@ export class UpstreamClient {
   /** POSTs a body as it is, with the headers as they are (a forwarded request the gateway reads the answer of). */
   async postBytes (headers: IncomingHttpHeaders, body: string | Buffer, signal: AbortSignal): Promise<UpstreamAnswer> {
     const { statusCode, headers: responseHeaders, body: responseBody } = await this.pool.request({ path: this.path, method: 'POST', headers, body, signal })
+    // A body destroyed or aborted while nobody reads it emits 'error'; unheard, that would end the
+    // process. Readers still get the error through their own listeners or iterators.
+    responseBody.on('error', ignoreBodyError)
     return { statusCode, headers: responseHeaders, body: responseBody }
   }
 
