@@ -1,3 +1,4 @@
+import cors from '@fastify/cors'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
@@ -13,6 +14,7 @@ import { createTracing } from './observability/tracing.js'
 import { mcpRoute } from './proxy/mcp-route.js'
 import { newRequestContext } from './proxy/request-context.js'
 import { sendGatewayError } from './proxy/send-gateway-error.js'
+import { corsOptions } from './security/cors.js'
 import { resolveOriginPolicy } from './security/origin-guard.js'
 import { createPrincipalResolver } from './security/principal.js'
 import { createSessionStore } from './sessions/create-session-store.js'
@@ -188,6 +190,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   }
 
   const originPolicy = resolveOriginPolicy(config.security, config.listen.host)
+  if (originPolicy.originsConfigured) await app.register(cors, corsOptions(originPolicy, config.security.corsCredentials))
   const principalResolver = createPrincipalResolver(config.sessions.binding)
   for (const route of config.routes) {
     await app.register(mcpRoute, {
@@ -198,6 +201,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       limits: config.limits,
       sessionTimeouts: config.sessions,
       originPolicy,
+      corsEnabled: originPolicy.originsConfigured,
       principalResolver,
       metrics,
       tracing

@@ -22,6 +22,8 @@ t.test('strings that spell a number or a boolean are read as one, wherever one i
     ['limits.maxClientStateBytes default', minimal, (c) => c.limits.maxClientStateBytes, 8192],
     ['limits.maxSubscriptionsPerSession default', minimal, (c) => c.limits.maxSubscriptionsPerSession, 256],
     ['sessions.maxPerPrincipalPolicy default', minimal, (c) => c.sessions.maxPerPrincipalPolicy, 'refuse'],
+    ['security.allowedOrigins in every form', { ...minimal, security: { allowedOrigins: ['https://app.example.com:8443', 'web.example.com', 'chrome-extension://*'] } }, (c) => c.security.allowedOrigins?.length, 3],
+    ['security.corsCredentials default off', minimal, (c) => c.security.corsCredentials, false],
     ['redis.url with a database number', { ...minimal, redis: { url: 'redis://127.0.0.1:6379/3' } }, (c) => c.redis?.topology.kind, 'standalone'],
     ['tracing.sampleRatio 0.5', tracing('0.5'), (c) => c.tracing?.sampleRatio, 0.5],
     ['tracing.sampleRatio .25', tracing('.25'), (c) => c.tracing?.sampleRatio, 0.25],
@@ -60,6 +62,8 @@ t.test('strings that do not spell the expected value are refused with the exact 
     ['metrics on a health path', { ...minimal, metrics: { path: '/healthz' } }, 'metrics.path: /healthz is served by the gateway itself; choose another path'],
     ['metrics under the admin API', { ...minimal, metrics: { path: '/admin/metrics' } }, 'metrics.path: /admin/metrics is served by the gateway itself; choose another path'],
     ['redis database that is not a number', { ...minimal, redis: { url: 'redis://127.0.0.1:6379/sessions' } }, 'redis.url: the path names the database and must be /<number> (e.g. /0), got "/sessions"'],
+    ['an origin with a path', { ...minimal, security: { allowedOrigins: ['https://app.example.com/app'] } }, 'security.allowedOrigins[0]: must be an origin (scheme://host[:port], no path), a hostname or scheme://* (e.g. https://app.example.com:8443, app.example.com, [::1] or chrome-extension://*), got "https://app.example.com/app"'],
+    ['a host with a scheme', { ...minimal, security: { allowedHosts: ['https://app.example.com'] } }, 'security.allowedHosts[0]: must be a hostname without scheme or port (e.g. app.example.com or [::1]), got "https://app.example.com"'],
     ['max-per-principal policy unknown', { ...minimal, sessions: { maxPerPrincipalPolicy: 'evict' } }, 'sessions.maxPerPrincipalPolicy: must be one of refuse, evictOldest, got string "evict"']
   ]
   for (const [name, raw, message] of cases) t.throws(() => validateConfig(raw), { name: 'ConfigError', code: 'MCPGW_CONFIG_INVALID', message }, name)
@@ -70,7 +74,7 @@ t.test('an explicit 0 or false survives, and sections written empty get every de
   t.equal(config.listen.port, 0)
   t.equal(config.metrics.enabled, false)
   t.equal(config.metrics.port, 0)
-  t.same(config.security, { allowedOrigins: null, allowedHosts: null })
+  t.same(config.security, { allowedOrigins: null, corsCredentials: false, allowedHosts: null })
   t.same(config.log, { level: 'info' })
   t.equal(validateConfig({ ...minimal, listen: { host: '0.0.0.0' } }).metrics.host, '0.0.0.0', 'metrics.host follows listen.host')
   t.equal(validateConfig({ ...minimal, tracing: { otlpEndpoint: '' } }).tracing, null, 'an empty endpoint means no tracing')

@@ -29,7 +29,7 @@ t.test('a minimal config gets every named default', async (t) => {
     redis: null,
     sessions: { idleTimeout: DEFAULT_IDLE_TIMEOUT_MS, maxLifetime: DEFAULT_MAX_LIFETIME_MS, binding: { kind: 'none' }, maxPerPrincipal: DEFAULT_MAX_PER_PRINCIPAL, maxPerPrincipalPolicy: DEFAULT_MAX_PER_PRINCIPAL_POLICY },
     limits: { maxBodyBytes: DEFAULT_MAX_BODY_BYTES, initializePerMinute: 0, maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES, maxClientStateBytes: DEFAULT_MAX_CLIENT_STATE_BYTES, maxSubscriptionsPerSession: DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION },
-    security: { allowedOrigins: null, allowedHosts: null },
+    security: { allowedOrigins: null, corsCredentials: false, allowedHosts: null },
     admin: null,
     shutdownGrace: DEFAULT_SHUTDOWN_GRACE_MS,
     metrics: { enabled: true, path: '/metrics', port: null, host: DEFAULT_LISTEN_HOST },
@@ -143,7 +143,7 @@ t.test('security lists and getStream', async (t) => {
     security: { allowedOrigins: ['app.example.com', '[::1]', 'chrome-extension://*'], allowedHosts: ['gw.example.com'] },
     routes: [{ path: '/mcp', upstream: 'http://u/mcp', getStream: 'forward' }]
   })
-  t.same(config.security, { allowedOrigins: ['app.example.com', '[::1]', 'chrome-extension://*'], allowedHosts: ['gw.example.com'] })
+  t.same(config.security, { allowedOrigins: ['app.example.com', '[::1]', 'chrome-extension://*'], corsCredentials: false, allowedHosts: ['gw.example.com'] })
   t.equal(config.routes[0]?.getStream, 'forward')
 })
 
@@ -195,7 +195,7 @@ t.test('every invalid config names the exact path', async (t) => {
     ['inputTimeout shape', { routes: [{ ...route, inputTimeout: 'soon' }] }, /^routes\[0\]\.inputTimeout: must be a duration/],
     ['getStream value', { routes: [{ ...route, getStream: 'yes' }] }, /^routes\[0\]\.getStream: must be one of reject, forward/],
     ['allowedOrigins type', { ...minimal, security: { allowedOrigins: 'localhost' } }, /^security\.allowedOrigins: must be a list of strings/],
-    ['allowedOrigins with scheme', { ...minimal, security: { allowedOrigins: ['https://app.example.com'] } }, /^security\.allowedOrigins\[0\]: must be a hostname without scheme or port/],
+    ['allowedOrigins with a path', { ...minimal, security: { allowedOrigins: ['https://app.example.com/app'] } }, /^security\.allowedOrigins\[0\]: must be an origin \(scheme:\/\/host\[:port\], no path\)/],
     ['allowedHosts with port', { ...minimal, security: { allowedHosts: ['gw.example.com:8080'] } }, /^security\.allowedHosts\[0\]: must be a hostname without scheme or port/],
     ['allowedHosts wildcard scheme', { ...minimal, security: { allowedHosts: ['chrome-extension://*'] } }, /^security\.allowedHosts\[0\]/],
     ['unknown security key', { ...minimal, security: { allowOrigins: [] } }, /^security\.allowOrigins: unknown key/],

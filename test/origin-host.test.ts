@@ -1,6 +1,6 @@
 import t from 'tap'
 import { request as httpRequest } from 'node:http'
-import { isLoopbackAddress, resolveOriginPolicy } from '../src/security/origin-guard.js'
+import { isLoopbackAddress, isOriginAllowed, resolveOriginPolicy } from '../src/security/origin-guard.js'
 import { withGateway, withUpstream } from './helpers/fixtures.js'
 import { initializeRequest } from './helpers/mcp-http.js'
 
@@ -31,10 +31,23 @@ async function postWith (port: number, headers: Record<string, string>): Promise
 t.test('loopback detection and policy resolution', async (t) => {
   for (const host of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]']) t.ok(isLoopbackAddress(host), host)
   for (const host of ['0.0.0.0', '10.0.0.1', '::', 'gateway.internal']) t.notOk(isLoopbackAddress(host), host)
-  const none = { allowedOrigins: null, allowedHosts: null }
-  t.same(resolveOriginPolicy(none, '127.0.0.1'), { allowedOrigins: ['localhost', '127.0.0.1', '[::1]'], allowedHosts: ['localhost', '127.0.0.1', '[::1]'] })
-  t.same(resolveOriginPolicy(none, '0.0.0.0'), none, 'no restriction on other addresses until configured')
-  t.same(resolveOriginPolicy({ allowedOrigins: ['app.example.com'], allowedHosts: null }, '127.0.0.1'), { allowedOrigins: ['app.example.com'], allowedHosts: null }, 'configuration replaces the loopback default')
+  const none = { allowedOrigins: null, allowedHosts: null, corsCredentials: false }
+  const localhost = ['localhost', '127.0.0.1', '[::1]']
+  t.same(resolveOriginPolicy(none, '127.0.0.1'), { allowedOrigins: localhost.map((hostname) => ({ kind: 'hostname', hostname })), allowedHosts: localhost, originsConfigured: false })
+  t.same(resolveOriginPolicy(none, '0.0.0.0'), { allowedOrigins: null, allowedHosts: null, originsConfigured: false }, 'no restriction on other addresses until configured')
+  t.same(resolveOriginPolicy({ ...none, allowedOrigins: ['app.example.com'] }, '127.0.0.1'), { allowedOrigins: [{ kind: 'hostname', hostname: 'app.example.com' }], allowedHosts: null, originsConfigured: true }, 'configuration replaces the loopback default')
+})
+
+t.test('origins in the three forms people write them', async (t) => {
+  const policy = resolveOriginPolicy({ allowedOrigins: ['https://app.example.com:8443', 'web.example.com', 'chrome-extension://*'], allowedHosts: null, corsCredentials: false }, '0.0.0.0')
+  const rules = policy.allowedOrigins ?? []
+  t.ok(isOriginAllowed('https://app.example.com:8443', rules), 'a full origin matches exactly')
+  t.notOk(isOriginAllowed('https://app.example.com', rules), 'another port is another origin')
+  t.notOk(isOriginAllowed('http://app.example.com:8443', rules), 'another scheme is another origin')
+  t.ok(isOriginAllowed('http://web.example.com:3000', rules), 'a bare hostname is port- and scheme-agnostic')
+  t.ok(isOriginAllowed('chrome-extension://abcdef', rules), 'a whole scheme')
+  t.notOk(isOriginAllowed('null', rules), 'the opaque null origin')
+  t.notOk(isOriginAllowed('not a url', rules), 'garbage')
 })
 
 t.test('on loopback with no lists: only localhost origins and hosts', async (t) => {

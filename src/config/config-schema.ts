@@ -49,6 +49,8 @@ export const DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION = 256
 export const DEFAULT_INITIALIZE_TIMEOUT_MS = 30_000
 /** A JWT without `exp` never expires: refused unless the operator says otherwise. */
 export const DEFAULT_JWT_REQUIRE_EXP = true
+/** CORS answers carry no credentials unless the operator says so. */
+export const DEFAULT_CORS_CREDENTIALS = false
 export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000
 export const DEFAULT_JWT_CLAIM = 'sub'
 export const DEFAULT_METRICS_ENABLED = true
@@ -195,12 +197,26 @@ function section<S extends z.ZodRawShape> (shape: S) {
   return schema.nullish().transform((value) => value ?? schema.parse({}))
 }
 
-function hostnames (allowSchemeWildcard: boolean) {
-  const example = `e.g. app.example.com, [::1]${allowSchemeWildcard ? ' or chrome-extension://*' : ''}`
+function hostnames () {
+  const example = 'e.g. app.example.com or [::1]'
   const entry = text().superRefine((value, context) => {
-    const isSchemeWildcard = allowSchemeWildcard && SCHEME_WILDCARD_PATTERN.test(value)
-    if (!isSchemeWildcard && !HOSTNAME_PATTERN.test(value)) {
+    if (!HOSTNAME_PATTERN.test(value)) {
       context.addIssue({ code: 'custom', message: `must be a hostname without scheme or port (${example}), got ${JSON.stringify(value)}`, input: value })
+    }
+  })
+  return z.array(entry, { error: (issue) => `must be a list of strings, got ${describeValue(issue.input)}` })
+    .nullish()
+    .transform((value) => value ?? null)
+}
+
+/** `security.allowedOrigins`: full origins, bare hostnames (port-agnostic) or `scheme://*`. */
+function origins () {
+  const example = 'e.g. https://app.example.com:8443, app.example.com, [::1] or chrome-extension://*'
+  const entry = text().superRefine((value, context) => {
+    if (SCHEME_WILDCARD_PATTERN.test(value) || HOSTNAME_PATTERN.test(value)) return
+    const origin = URL.canParse(value) ? new URL(value).origin : 'null'
+    if (origin === 'null' || origin !== value.replace(/\/$/, '').toLowerCase()) {
+      context.addIssue({ code: 'custom', message: `must be an origin (scheme://host[:port], no path), a hostname or scheme://* (${example}), got ${JSON.stringify(value)}`, input: value })
     }
   })
   return z.array(entry, { error: (issue) => `must be a list of strings, got ${describeValue(issue.input)}` })
@@ -428,8 +444,9 @@ const tracingSection = tracingSchema.nullish().transform((tracing, context) => {
 }).describe('OpenTelemetry traces over OTLP/HTTP; off unless an endpoint is set.')
 
 const securitySchema = section({
-  allowedOrigins: hostnames(true).describe('Hostnames allowed in `Origin` (port-agnostic; `[::1]` for IPv6; `chrome-extension://*` for a whole scheme). Absent: on a loopback listen address only localhost, otherwise nothing is restricted.'),
-  allowedHosts: hostnames(false).describe('Hostnames allowed in `Host` (port-agnostic). Absent: as for `allowedOrigins`.')
+  allowedOrigins: origins().describe('Origins allowed in `Origin`: a full origin (`https://app.example.com:8443`: scheme, host and port must match exactly), a bare hostname (`app.example.com`, any scheme and port; `[::1]` for IPv6) or a whole scheme (`chrome-extension://*`). Configuring it also turns on CORS for these origins. Absent: on a loopback listen address only localhost, otherwise nothing is restricted.'),
+  corsCredentials: flag().prefault(DEFAULT_CORS_CREDENTIALS).describe('CORS: answer allowed origins with `Access-Control-Allow-Credentials: true` (cookies, HTTP auth). Off unless set.'),
+  allowedHosts: hostnames().describe('Hostnames allowed in `Host` (port-agnostic). Absent: as for `allowedOrigins`.')
 }).describe('DNS-rebinding defence: a request whose `Origin` (when present) or `Host` is not allowed gets 403.')
 
 const routePath = text().superRefine((value, context) => {

@@ -36,6 +36,8 @@ export interface McpRouteOptions {
   readonly limits: GatewayConfig['limits']
   readonly sessionTimeouts: { readonly idleTimeout: number, readonly maxLifetime: number }
   readonly originPolicy: OriginPolicy
+  /** CORS answers OPTIONS (preflight) for this route; without it, OPTIONS is a 405 here. */
+  readonly corsEnabled: boolean
   /** null: sessions are not bound to an identity. */
   readonly principalResolver: PrincipalResolver | null
   readonly metrics: GatewayMetrics
@@ -139,7 +141,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   })
 
   fastify.route({
-    method: ['PUT', 'PATCH', 'HEAD', 'OPTIONS'],
+    method: options.corsEnabled ? ['PUT', 'PATCH', 'HEAD'] : ['PUT', 'PATCH', 'HEAD', 'OPTIONS'],
     url: route.path,
     handler: async function handleOtherMethod () {
       throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'GET, POST, DELETE' } })

@@ -1,25 +1,43 @@
-import { localhostAllowedHostnames, localhostAllowedOrigins, validateHostHeader, validateOriginHeader } from '@modelcontextprotocol/server'
+import { localhostAllowedHostnames, localhostAllowedOrigins, validateHostHeader } from '@modelcontextprotocol/server'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { SecurityConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 
 /*
- * DNS-rebinding defence (streamable-http "Security": servers MUST validate Origin; a present,
- * invalid Origin gets 403). The checks themselves are the official SDK's (`validateOriginHeader`,
- * `validateHostHeader`: port-agnostic hostname allowlists, deny on anything unparseable, including
- * the opaque `null` origin); this module decides which lists apply.
+ * DNS-rebinding defence (MCP 2025-11-25, Basic › Transports › Streamable HTTP › Security: servers
+ * MUST validate Origin; a present, invalid Origin gets 403). Host is checked with the official
+ * SDK's `validateHostHeader` (a port-agnostic hostname allowlist). Origins are matched here, in the
+ * three forms operators write them (docs/security.md): a full origin (scheme, host and port match
+ * exactly), a bare hostname (any scheme and port) or `scheme://*`. Anything unparseable is refused,
+ * the opaque `null` origin included. The same rules decide which origins get CORS answers.
  */
+
+type OriginRule =
+  | { readonly kind: 'origin', readonly origin: string }
+  | { readonly kind: 'hostname', readonly hostname: string }
+  | { readonly kind: 'scheme', readonly protocol: string }
 
 export interface OriginPolicy {
   /** null: any Origin passes. */
-  readonly allowedOrigins: string[] | null
+  readonly allowedOrigins: readonly OriginRule[] | null
   /** null: any Host passes. */
   readonly allowedHosts: string[] | null
+  /** Whether the operator configured the origins (CORS is on only then). */
+  readonly originsConfigured: boolean
 }
 
 export function isLoopbackAddress (host: string): boolean {
   const bare = host.replace(/^\[|\]$/g, '').toLowerCase()
   return bare === 'localhost' || bare === '::1' || /^127(\.\d{1,3}){3}$/.test(bare)
+}
+
+const SCHEME_WILDCARD = /^([a-z][a-z0-9+.-]*:)\/\/\*$/
+
+function originRule (entry: string): OriginRule {
+  const scheme = SCHEME_WILDCARD.exec(entry)
+  if (scheme !== null) return { kind: 'scheme', protocol: scheme[1] as string }
+  if (entry.includes('://')) return { kind: 'origin', origin: new URL(entry).origin }
+  return { kind: 'hostname', hostname: entry.toLowerCase() }
 }
 
 /**
@@ -29,12 +47,25 @@ export function isLoopbackAddress (host: string): boolean {
  */
 export function resolveOriginPolicy (security: SecurityConfig, listenHost: string): OriginPolicy {
   if (security.allowedOrigins === null && security.allowedHosts === null && isLoopbackAddress(listenHost)) {
-    return { allowedOrigins: localhostAllowedOrigins(), allowedHosts: localhostAllowedHostnames() }
+    return { allowedOrigins: localhostAllowedOrigins().map(originRule), allowedHosts: localhostAllowedHostnames(), originsConfigured: false }
   }
   return {
-    allowedOrigins: security.allowedOrigins === null ? null : [...security.allowedOrigins],
-    allowedHosts: security.allowedHosts === null ? null : [...security.allowedHosts]
+    allowedOrigins: security.allowedOrigins === null ? null : security.allowedOrigins.map(originRule),
+    allowedHosts: security.allowedHosts === null ? null : [...security.allowedHosts],
+    originsConfigured: security.allowedOrigins !== null
   }
+}
+
+/** Whether an `Origin` header value is allowed by the rules (a request without one is not asked). */
+export function isOriginAllowed (origin: string, rules: readonly OriginRule[]): boolean {
+  if (!URL.canParse(origin)) return false
+  const url = new URL(origin)
+  if (url.origin === 'null' && !rules.some((rule) => rule.kind === 'scheme' && rule.protocol === url.protocol)) return false
+  return rules.some((rule) => {
+    if (rule.kind === 'origin') return rule.origin === url.origin
+    if (rule.kind === 'scheme') return rule.protocol === url.protocol
+    return rule.hostname === url.hostname
+  })
 }
 
 /** Throws 403 when the request's Origin or Host is not allowed. A request without Origin passes that check. */
@@ -43,8 +74,8 @@ export function enforceOriginPolicy (headers: IncomingHttpHeaders, policy: Origi
     const result = validateHostHeader(headers.host, policy.allowedHosts)
     if (!result.ok) throw new GatewayError('MCPGW_HOST_NOT_ALLOWED', { detail: result.message })
   }
-  if (policy.allowedOrigins !== null) {
-    const result = validateOriginHeader(headers.origin, policy.allowedOrigins)
-    if (!result.ok) throw new GatewayError('MCPGW_ORIGIN_NOT_ALLOWED', { detail: result.message })
+  const origin = headers.origin
+  if (policy.allowedOrigins !== null && origin !== undefined && !isOriginAllowed(origin, policy.allowedOrigins)) {
+    throw new GatewayError('MCPGW_ORIGIN_NOT_ALLOWED', { detail: `Origin ${JSON.stringify(origin.slice(0, 200))} is not allowed` })
   }
 }
