@@ -239,6 +239,7 @@ export class GatewayError extends Error {
   readonly idPolicy: IdPolicy
   readonly data: unknown
   readonly headers: Readonly<Record<string, string>>
+  readonly #options: GatewayErrorOptions
 
   constructor (code: GatewayErrorCode, options: GatewayErrorOptions = {}) {
     const definition: ErrorDefinition = errorDefinitions[code]
@@ -250,6 +251,12 @@ export class GatewayError extends Error {
     this.idPolicy = definition.id ?? 'echo'
     this.data = options.data
     this.headers = options.headers ?? {}
+    this.#options = options
+  }
+
+  /** The same error answered with other response headers (a challenge that names the resource, say). */
+  withHeaders (headers: Readonly<Record<string, string>>): GatewayError {
+    return new GatewayError(this.code, { ...this.#options, headers: { ...this.headers, ...headers } })
   }
 }
 

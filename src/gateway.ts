@@ -11,7 +11,9 @@ import { loggerOptions, resolveLogLevel } from './logging/logger-options.js'
 import { instrumentSessionStore } from './observability/instrumented-session-store.js'
 import { createGatewayMetrics, rpcMethodLabel, type GatewayMetrics } from './observability/metrics.js'
 import { createTracing } from './observability/tracing.js'
+import { protectedResourceMetadata } from './oauth/protected-resource-metadata.js'
 import { mcpRoute } from './proxy/mcp-route.js'
+import { UpstreamClient } from './upstream/upstream-client.js'
 import { newRequestContext } from './proxy/request-context.js'
 import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { corsOptions } from './security/cors.js'
@@ -192,9 +194,17 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   const originPolicy = resolveOriginPolicy(config.security, config.listen.host)
   if (originPolicy.originsConfigured) await app.register(cors, corsOptions(originPolicy, config.security.corsCredentials))
   const principalResolver = createPrincipalResolver(config.sessions.binding)
-  for (const route of config.routes) {
+  const upstreams = config.routes.map((route) => new UpstreamClient(route.upstream, route.timeout, config.limits.maxResponseBytes))
+  app.addHook('onClose', async function closeUpstreamPools () {
+    await Promise.all(upstreams.map(async (upstream) => { await upstream.close() }))
+  })
+  for (const [index, route] of config.routes.entries()) {
+    const upstream = upstreams[index] as UpstreamClient
+    await app.register(protectedResourceMetadata, { route, upstream, binding: config.sessions.binding, publicUrl: config.listen.publicUrl })
     await app.register(mcpRoute, {
       route,
+      upstream,
+      publicUrl: config.listen.publicUrl,
       store,
       relay,
       sessionEnding,

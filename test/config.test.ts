@@ -128,7 +128,7 @@ listen:
   trustProxy: [10.0.0.0/8]
 routes: [{ path: /mcp, upstream: "http://u/mcp" }]
 `, {})
-  t.same(config.sessions.binding, { kind: 'jwt', jwksUrl: 'https://issuer.example/.well-known/jwks.json', publicKey: undefined, secret: undefined, issuer: 'https://issuer.example', audience: 'mcp-gateway', claim: 'sub', requireExp: true })
+  t.same(config.sessions.binding, { kind: 'jwt', jwksUrl: 'https://issuer.example/.well-known/jwks.json', publicKey: undefined, secret: undefined, issuer: 'https://issuer.example', audience: 'mcp-gateway', claim: 'sub', authorizationServers: ['https://issuer.example'], scopesSupported: undefined, requireExp: true })
   t.equal(config.sessions.maxPerPrincipal, 5)
   t.equal(config.limits.initializePerMinute, 30)
   t.equal(config.admin, null, 'an unset admin token means no admin API')

@@ -126,8 +126,8 @@ for (const keySource of ['jwksUrl', 'publicKey'] as const) {
     t.equal((await post(url, toolsList, sessionId, { authorization: `Bearer ${await issuer.sign({ sub: 'bob' })}` })).status, 404, 'another subject: 404')
 
     const refusals: Array<[string, Record<string, string>, RegExp]> = [
-      ['no token', {}, /^Bearer realm="mcp-session-gateway"$/],
-      ['not a bearer token', { authorization: 'Basic YWxpY2U6cHc=' }, /^Bearer realm/],
+      ['no token', {}, /^Bearer resource_metadata="http:\/\/127\.0\.0\.1:\d+\/\.well-known\/oauth-protected-resource\/mcp", realm="mcp-session-gateway"$/],
+      ['not a bearer token', { authorization: 'Basic YWxpY2U6cHc=' }, /^Bearer resource_metadata="[^"]+", realm/],
       ['garbage', { authorization: 'Bearer not.a.jwt' }, /error="invalid_token"/],
       ['expired', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { expiresIn: '-1m' })}` }, /expired/],
       ['wrong issuer', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { issuer: 'https://evil.test' })}` }, /iss claim/],

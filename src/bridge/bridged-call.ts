@@ -5,6 +5,7 @@ import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { UpstreamObserver } from '../upstream/forward-request.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
 import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
+import { rewriteUpstreamHeaders } from '../upstream/upstream-headers.js'
 import { readUpstreamBody, upstreamMessages } from '../upstream/upstream-messages.js'
 import type { LegacyReply } from './legacy-reply.js'
 import { toModernRequest, withoutModernMeta, type ClientIdentity } from './modern-envelope.js'
@@ -36,6 +37,8 @@ export interface BridgedCallOptions {
   readonly inputTimeout: number
   readonly maxInputRounds: number
   readonly relay: ReplicaRelay
+  /** The route's OAuth metadata URL: an upstream's challenge is rewritten to name it. */
+  readonly resourceMetadataUrl: string
   /** Told how long each upstream leg took to answer, and of each upstream failure (for the metrics). */
   readonly observe: UpstreamObserver
 }
@@ -141,7 +144,8 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
   const answer = await options.upstream.post({ ...options.headers, ...request.headers }, request.body, cancelled)
   options.observe.upstreamResponded((performance.now() - started) / 1000)
   if ((answer.statusCode < 200 || answer.statusCode > 299) && !reply.started) {
-    reply.upstreamError(answer.statusCode, answer.headers['content-type'], await readUpstreamBody(answer.body, options.upstream.maxResponseBytes))
+    const headers = rewriteUpstreamHeaders({ ...answer.headers }, options.resourceMetadataUrl)
+    reply.upstreamError(answer.statusCode, headers, await readUpstreamBody(answer.body, options.upstream.maxResponseBytes))
     return { done: true }
   }
 

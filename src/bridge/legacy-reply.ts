@@ -50,9 +50,12 @@ export class LegacyReply {
   }
 
   /** An upstream HTTP error before anything was streamed: passed back as it came. */
-  upstreamError (statusCode: number, contentType: string | string[] | undefined, body: string): void {
+  upstreamError (statusCode: number, headers: { readonly 'content-type'?: string | string[] | undefined, readonly 'www-authenticate'?: string | string[] | undefined }, body: string): void {
     this.#reply.code(statusCode)
-    if (contentType !== undefined) this.#reply.header('content-type', contentType)
+    for (const name of ['content-type', 'www-authenticate'] as const) {
+      const value = headers[name]
+      if (value !== undefined) this.#reply.header(name, value)
+    }
     this.#reply.send(body)
   }
 

@@ -236,7 +236,13 @@ const listenSchema = section({
   port: integer(0, 65535).prefault(DEFAULT_LISTEN_PORT).describe('Port to listen on; `0` picks a free one.'),
   trustProxy: z.union([flag(), list(text())], { error: (issue) => `must be true or false, or a list of proxy addresses/CIDRs, got ${describeValue(issue.input)}` })
     .prefault(DEFAULT_TRUST_PROXY)
-    .describe('Fastify `trustProxy`: `true`, or the proxies\' addresses/CIDRs whose `X-Forwarded-For` is believed. Set it behind a load balancer so that rate limits see the client address.')
+    .describe('Fastify `trustProxy`: `true`, or the proxies\' addresses/CIDRs whose `X-Forwarded-For` is believed. Set it behind a load balancer so that rate limits see the client address.'),
+  publicUrl: url(HTTP_PROTOCOLS).superRefine((value, context) => {
+    if (URL.canParse(value) && new URL(value).origin !== value.replace(/\/$/, '')) {
+      context.addIssue({ code: 'custom', message: `must be an origin (scheme://host[:port], no path), got ${JSON.stringify(value)}`, input: undefined })
+    }
+  }).nullish().transform((value) => value === null || value === undefined ? undefined : new URL(value).origin)
+    .describe('The origin clients use to reach the gateway (e.g. `https://mcp.example.com`): it names the protected resource in OAuth metadata. Absent: taken from each request (`Host`; `X-Forwarded-Proto`/`X-Forwarded-Host` only behind `trustProxy`).')
 }).describe('Where the gateway listens.')
 
 const logSchema = section({
@@ -334,6 +340,8 @@ const jwtSchema = mapping({
   issuer: optionalText().describe('Required `iss` claim.'),
   audience: optionalText().describe('Required `aud` claim.'),
   claim: text().prefault(DEFAULT_JWT_CLAIM).describe('The claim that names the principal: a stable identity, so a refreshed token keeps its sessions.'),
+  authorizationServers: list(url(HTTP_PROTOCOLS)).nullish().describe('Authorization servers named in the protected resource metadata (RFC 9728) the gateway serves for its routes. Absent: `[issuer]`.'),
+  scopesSupported: list(text()).nullish().describe('`scopes_supported` of that metadata, when set.'),
   requireExp: flag().prefault(DEFAULT_JWT_REQUIRE_EXP).describe('Refuse tokens without an `exp` claim (a token that never expires stays usable forever once leaked).')
 })
 
@@ -377,6 +385,8 @@ const bindingSection = bindingSchema.nullish().transform((binding, context) => {
     issuer: keys.issuer ?? undefined,
     audience: keys.audience ?? undefined,
     claim: keys.claim,
+    authorizationServers: keys.authorizationServers ?? (keys.issuer === undefined || keys.issuer === null ? [] : [keys.issuer]),
+    scopesSupported: keys.scopesSupported ?? undefined,
     requireExp: keys.requireExp
   }
 }).describe('Bind sessions to the caller\'s identity: a request from anyone else gets 404, as if the id did not exist. Without it sessions are not bound.')

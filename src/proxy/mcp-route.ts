@@ -12,7 +12,8 @@ import type { PrincipalResolver } from '../security/principal.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { SessionEnding } from '../sessions/session-ending.js'
 import type { SessionStore } from '../sessions/session-store.js'
-import { UpstreamClient } from '../upstream/upstream-client.js'
+import type { UpstreamClient } from '../upstream/upstream-client.js'
+import { bearerChallenge, publicOrigin, resourceMetadataUrl } from '../oauth/resource-metadata-url.js'
 import { UpstreamEraProbe } from '../upstream/upstream-era.js'
 import { isUpstreamFailure, upstreamFailureKind } from '../upstream/upstream-failure.js'
 import { deleteSession } from './delete-handler.js'
@@ -30,6 +31,10 @@ import type { RouteContext } from './route-context.js'
 
 export interface McpRouteOptions {
   readonly route: RouteConfig
+  /** The route's upstream client (one pool); owned and closed by the gateway. */
+  readonly upstream: UpstreamClient
+  /** listen.publicUrl: the origin clients use (OAuth metadata names it). */
+  readonly publicUrl: string | undefined
   readonly store: SessionStore
   readonly relay: ReplicaRelay
   readonly sessionEnding: SessionEnding
@@ -46,8 +51,7 @@ export interface McpRouteOptions {
 
 export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptions): Promise<void> {
   const { route, store, metrics, tracing } = options
-  const upstream = new UpstreamClient(route.upstream, route.timeout, options.limits.maxResponseBytes)
-  fastify.addHook('onClose', async function closeUpstreamPool () { await upstream.close() })
+  const upstream = options.upstream
 
   // Label children resolved once per route: the request path then never hashes label objects.
   const upstreamDuration = metrics.upstreamDuration.labels({ route: route.path })
@@ -59,6 +63,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     relay: options.relay,
     sessionTimeouts: options.sessionTimeouts,
     limits: options.limits,
+    resourceMetadataUrl: (request) => resourceMetadataUrl(publicOrigin(request, options.publicUrl), route.path),
     // Forwarded and bridged requests count in the same upstream metrics.
     observeUpstream: {
       upstreamResponded: (seconds) => { upstreamDuration.observe(seconds) },
@@ -116,7 +121,13 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   if (resolvePrincipal !== null) {
     // Before the body is read: with a JWT binding an unauthenticated request costs no parsing.
     fastify.addHook('onRequest', async function identifyCaller (request) {
-      request.mcp.principal = await resolvePrincipal(request.headers)
+      try {
+        request.mcp.principal = await resolvePrincipal(request.headers)
+      } catch (error) {
+        // A 401 tells OAuth clients where to find the authorization server (RFC 9728 §5.1).
+        if (!(error instanceof GatewayError) || error.code !== 'MCPGW_UNAUTHORIZED') throw error
+        throw error.withHeaders({ 'www-authenticate': bearerChallenge(error.headers['www-authenticate'] ?? 'Bearer', context.resourceMetadataUrl(request)) })
+      }
     })
   }
 

@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify'
 import type { Counter } from 'prom-client'
 import type { GatewayConfig, RouteConfig } from '../config/validate-config.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
@@ -18,4 +19,6 @@ export interface RouteContext {
   readonly relay: ReplicaRelay
   readonly sessionTimeouts: { readonly idleTimeout: number, readonly maxLifetime: number }
   readonly limits: GatewayConfig['limits']
+  /** Where this route's OAuth metadata is, for this request (upstream challenges are rewritten to it). */
+  resourceMetadataUrl (request: FastifyRequest): string
 }

@@ -1,8 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { Readable } from 'node:stream'
 import type { GatewayError } from '../errors.js'
 import { sendGatewayError } from '../proxy/send-gateway-error.js'
-import type { UpstreamAnswer, UpstreamClient } from './upstream-client.js'
+import type { UpstreamClient } from './upstream-client.js'
 import { upstreamFailure } from './upstream-failure.js'
 import { rewriteUpstreamHeaders, upstreamRequestHeaders } from './upstream-headers.js'
 
@@ -15,13 +14,6 @@ export interface UpstreamObserver {
   upstreamFailed (failure: GatewayError): void
 }
 
-/** An answer as reply-from hands it over: `stream` is the body. */
-export interface ForwardedAnswer {
-  readonly statusCode: number
-  readonly headers: UpstreamAnswer['headers']
-  readonly stream: Readable
-}
-
 /** The time until the upstream's answer: in the metrics and on the request's trace span. */
 export function recordUpstreamTiming (request: FastifyRequest, observe: UpstreamObserver, started: number): void {
   const seconds = (performance.now() - started) / 1000
@@ -31,21 +23,20 @@ export function recordUpstreamTiming (request: FastifyRequest, observe: Upstream
 
 /**
  * Forwards the client's request, body unchanged, through the route's upstream pool (reply-from on
- * the pool of upstream-client.ts). The answer streams back as it comes (SSE event by event), unless
- * `onAnswer` takes it over (initialize reads it first). A failure is answered by the one mapping
- * of upstream failures (upstream-failure.ts).
+ * the pool of upstream-client.ts). The answer streams back as it comes (SSE event by event), its
+ * OAuth challenge naming the gateway's metadata. A failure is answered by the one mapping of
+ * upstream failures (upstream-failure.ts).
  */
-export function forwardRequest (client: UpstreamClient, observe: UpstreamObserver, request: FastifyRequest, reply: FastifyReply, onAnswer?: (answer: ForwardedAnswer) => void): FastifyReply {
+export function forwardRequest (client: UpstreamClient, observe: UpstreamObserver, resourceMetadataUrl: string, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const body = request.body as Buffer | undefined
   const started = performance.now()
   return reply.from(client.path, {
     ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/json' }),
     rewriteRequestHeaders: upstreamRequestHeaders,
-    rewriteHeaders: rewriteUpstreamHeaders,
+    rewriteHeaders: (headers) => rewriteUpstreamHeaders(headers, resourceMetadataUrl),
     onResponse: (_request, _reply, answer) => {
       recordUpstreamTiming(request, observe, started)
-      if (onAnswer === undefined) reply.send(answer.stream)
-      else onAnswer(answer as unknown as ForwardedAnswer)
+      reply.send(answer.stream)
     },
     onError: (_reply, { error }) => {
       const failure = upstreamFailure(error)

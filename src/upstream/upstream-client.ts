@@ -52,6 +52,13 @@ export class UpstreamClient {
     return { statusCode, headers: responseHeaders, body: responseBody }
   }
 
+  /** GETs another path of the upstream's origin (its OAuth metadata). */
+  async get (path: string, signal: AbortSignal): Promise<UpstreamAnswer> {
+    const { statusCode, headers, body } = await this.pool.request({ path, method: 'GET', headers: { accept: 'application/json' }, signal })
+    body.on('error', ignoreBodyError)
+    return { statusCode, headers, body }
+  }
+
   /** Closes every connection, streams in flight included (the gateway's shutdown grace came first). */
   async close (): Promise<void> {
     if (this.#closed) return

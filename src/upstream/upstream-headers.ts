@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import { mediaType } from '../mcp/media-type.js'
+import { withResourceMetadata } from '../oauth/resource-metadata-url.js'
 
 /* Which headers cross the gateway, in each direction, for forwarded and for bridged requests. */
 
@@ -43,9 +44,12 @@ export function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mc
  * Upstream headers on their way back. A session id set by the upstream itself would contradict ours:
  * drop it. SSE must never be buffered by a proxy in front of us (X-Accel-Buffering: no).
  */
-export function rewriteUpstreamHeaders (headers: IncomingHttpHeaders): IncomingHttpHeaders {
+export function rewriteUpstreamHeaders (headers: IncomingHttpHeaders, resourceMetadataUrl?: string): IncomingHttpHeaders {
   removeConnectionHeaders(headers)
   delete headers[SESSION_HEADER]
+  // An upstream's OAuth challenge names its internal URL; clients must find the gateway's (RFC 9728).
+  const challenge = headers['www-authenticate']
+  if (resourceMetadataUrl !== undefined && typeof challenge === 'string') headers['www-authenticate'] = withResourceMetadata(challenge, resourceMetadataUrl)
   if (mediaType(headers['content-type']) === 'text/event-stream') headers['x-accel-buffering'] = 'no'
   return headers
 }
