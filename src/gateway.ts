@@ -6,6 +6,7 @@ import { pino } from 'pino'
 import { adminApi } from './admin/admin-api.js'
 import type { GatewayConfig } from './config/validate-config.js'
 import { GatewayError } from './errors.js'
+import { closeConnectionsWhenDraining } from './lifecycle/graceful-shutdown.js'
 import { loggerOptions, resolveLogLevel } from './logging/logger-options.js'
 import { instrumentSessionStore } from './observability/instrumented-session-store.js'
 import { createGatewayMetrics, rpcMethodLabel, type GatewayMetrics } from './observability/metrics.js'
@@ -137,6 +138,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     requestCounter(context.route ?? 'unmatched', status, rpcMethodLabel(context.rpcMethod)).inc()
     if (status >= 400 && status < 500 && context.errorCode !== undefined) metrics.refusals.inc({ status: String(status), cause: context.errorCode })
   })
+  closeConnectionsWhenDraining(app)
   app.addHook('onClose', async function closeResources () {
     await app.metricsServer?.close()
     await tracing.close()
