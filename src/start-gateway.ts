@@ -25,6 +25,7 @@ export async function startGateway (config: GatewayConfig, options: BuildGateway
     const grace = setTimeout(() => {
       app.log.warn({ shutdownGraceMs: config.shutdownGrace }, 'shutdown grace elapsed: closing the connections still open')
       app.server.closeAllConnections()
+      app.metricsServer?.server.closeAllConnections()
     }, config.shutdownGrace)
     grace.unref()
     app.close().then(() => {
