@@ -7,9 +7,11 @@ import { pino } from 'pino'
 import { adminApi } from './admin/admin-api.js'
 import type { GatewayConfig } from './config/validate-config.js'
 import { GatewayError } from './errors.js'
+import { closeConnectionsWhenDraining } from './lifecycle/graceful-shutdown.js'
 import { loggerOptions, resolveLogLevel } from './logging/logger-options.js'
 import { instrumentSessionStore } from './observability/instrumented-session-store.js'
-import { createGatewayMetrics, rpcMethodLabel, type GatewayMetrics } from './observability/metrics.js'
+import { createGatewayMetrics, type GatewayMetrics } from './observability/metrics.js'
+import { createRequestRecorder } from './observability/request-outcome.js'
 import { createTracing } from './observability/tracing.js'
 import { protectedResourceMetadata } from './oauth/protected-resource-metadata.js'
 import { mcpRoute } from './proxy/mcp-route.js'
@@ -22,7 +24,6 @@ import { createPrincipalResolver } from './security/principal.js'
 import { createSessionStore } from './sessions/create-session-store.js'
 import { ReplicaRelay } from './sessions/replica-relay.js'
 import { SessionEnding } from './sessions/session-ending.js'
-import { shortSessionId } from './sessions/session-id.js'
 import type { SessionStore } from './sessions/session-store.js'
 
 export interface BuildGatewayOptions {
@@ -110,37 +111,14 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     request.mcp.route = request.routeOptions.url
     reply.header('x-request-id', request.id)
   })
-  // Label children cached by their (bounded) label values: no label hashing per request.
-  const requestCounters = new Map<string, ReturnType<GatewayMetrics['requests']['labels']>>()
-  const requestCounter = (route: string, status: number, rpcMethod: string): ReturnType<GatewayMetrics['requests']['labels']> => {
-    const key = `${route} ${status} ${rpcMethod}`
-    let counter = requestCounters.get(key)
-    if (counter === undefined) {
-      counter = metrics.requests.labels({ route, status: String(status), rpc_method: rpcMethod })
-      requestCounters.set(key, counter)
-    }
-    return counter
-  }
-  app.addHook('onResponse', async function recordRequest (request, reply) {
-    const context = request.mcp
-    const status = reply.statusCode
-    if (logRequests) {
-      request.log.info({
-        route: context.route,
-        httpMethod: request.method,
-        rpcMethod: context.rpcMethod,
-        era: context.era,
-        status,
-        durationMs: Math.round(reply.elapsedTime * 100) / 100,
-        session: context.sessionId === undefined ? undefined : shortSessionId(context.sessionId),
-        principal: context.principal?.slice(0, 8),
-        outcome: context.outcome,
-        error: context.errorCode
-      }, 'request completed')
-    }
-    requestCounter(context.route ?? 'unmatched', status, rpcMethodLabel(context.rpcMethod)).inc()
-    if (status >= 400 && status < 500 && context.errorCode !== undefined) metrics.refusals.inc({ status: String(status), cause: context.errorCode })
+  const requestRecorder = createRequestRecorder(metrics, logRequests)
+  app.addHook('onRequest', async function watchForClientAbort (request, reply) {
+    requestRecorder.watchForAbort(request, reply)
   })
+  app.addHook('onResponse', async function recordRequest (request, reply) {
+    requestRecorder.finished(request, reply)
+  })
+  closeConnectionsWhenDraining(app)
   app.addHook('onClose', async function closeResources () {
     await app.metricsServer?.close()
     await tracing.close()

@@ -6,7 +6,9 @@ import { buildGateway, type BuildGatewayOptions } from './gateway.js'
  * Builds the gateway, listens (after the session store is ready or has had its connect timeout),
  * and shuts down on SIGTERM or SIGINT (docs/operating.md, "Shutdown"): stop accepting connections, let requests in
  * flight (SSE streams included) finish for up to `shutdownGrace`, then close what is still open,
- * close Redis and exit 0. A second signal exits at once.
+ * close Redis and exit 0. Keep-alive connections are closed as they go idle
+ * (lifecycle/graceful-shutdown.ts), so the process exits once its last request is done, not after the
+ * grace. A second signal exits at once.
  */
 export async function startGateway (config: GatewayConfig, options: BuildGatewayOptions = {}): Promise<FastifyInstance> {
   const app = await buildGateway(config, options)
@@ -23,6 +25,7 @@ export async function startGateway (config: GatewayConfig, options: BuildGateway
     const grace = setTimeout(() => {
       app.log.warn({ shutdownGraceMs: config.shutdownGrace }, 'shutdown grace elapsed: closing the connections still open')
       app.server.closeAllConnections()
+      app.metricsServer?.server.closeAllConnections()
     }, config.shutdownGrace)
     grace.unref()
     app.close().then(() => {

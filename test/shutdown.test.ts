@@ -111,3 +111,22 @@ t.test('a second signal exits at once', async (t) => {
   t.ok(Date.now() - started < 3000, 'without waiting for the stream or the grace')
   await call.finished
 })
+
+t.test('shutdownGrace bounds the wait on the metrics port too: a half-sent request there is cut, exit 0', async (t) => {
+  const metricsPort = await freePort()
+  const gateway = await startGatewayProcess({ shutdownGrace: '500ms', metrics: { port: metricsPort, host: '127.0.0.1' }, routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:9/mcp' }] }, await freePort())
+  t.teardown(() => gateway.close())
+  // Headers never finished: the metrics server waits for the rest of the request, no idle close applies.
+  const socket = connect(metricsPort, '127.0.0.1')
+  t.teardown(() => { socket.destroy() })
+  socket.on('error', () => {})
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+  socket.write('GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n')
+  const started = Date.now()
+  // Bounded: before the grace applied to the metrics port, the process never exited.
+  let bound: NodeJS.Timeout | undefined
+  const exit = await Promise.race([gateway.stop(), new Promise<string>((resolve) => { bound = setTimeout(resolve, 10_000, 'still running') })])
+  clearTimeout(bound)
+  t.equal(exit, 0, 'exit 0')
+  t.ok(Date.now() - started < 5000, `stopped after the grace (${Date.now() - started} ms)`)
+})
