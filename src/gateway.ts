@@ -157,6 +157,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   } else if (config.metrics.enabled && config.metrics.port !== null) {
     // Metrics on their own port: scrapable from inside the cluster without exposing them with MCP.
     const metricsServer = Fastify({ loggerInstance: logger.child({ server: 'metrics' }), logController: new LogController({ disableRequestLogging: true }) })
+    closeConnectionsWhenDraining(metricsServer)
     await metricsEndpoint(metricsServer, metrics, config.metrics.path)
     const port = config.metrics.port
     app.metricsServer = metricsServer

@@ -99,17 +99,9 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   })
 
   if (tracing.enabled) {
+    // Ended, finished or aborted, with the request's one log line (observability/request-outcome.ts).
     fastify.addHook('onRequest', async function startTraceSpan (request) {
       request.mcp.span = tracing.startRequestSpan(request.method, route.path, request.headers)
-    })
-    fastify.addHook('onResponse', async function endTraceSpan (request, reply) {
-      const span = request.mcp.span
-      if (span === undefined) return
-      if (request.mcp.rpcMethod !== undefined) span.setAttribute('mcp.method', request.mcp.rpcMethod)
-      span.setAttribute('mcp.era', request.mcp.era)
-      if (request.mcp.outcome !== undefined) span.setAttribute('mcp.session.outcome', request.mcp.outcome)
-      if (request.mcp.errorCode !== undefined) span.setAttribute('mcp.gateway.error', request.mcp.errorCode)
-      span.end(reply.statusCode)
     })
   }
 
