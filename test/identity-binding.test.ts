@@ -3,6 +3,8 @@ import type { Test } from 'tap'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
+import { sessionIdCreatedAt } from '../src/sessions/session-id.js'
+import { eventually } from './helpers/eventually.js'
 import { redisSection, storeKinds, withGateway, withRedis, withUpstream, type Teardown } from './helpers/fixtures.js'
 import type { TestGateway } from './helpers/gateway.js'
 import { initializeRequest, post, request } from './helpers/mcp-http.js'
@@ -65,6 +67,44 @@ t.test('maxPerPrincipal over HTTP: 429, nothing minted, an ended session frees i
   t.equal((await request(url, { method: 'DELETE', headers: { 'mcp-session-id': one, ...key } })).status, 204)
   t.equal((await post(url, initializeRequest(5), undefined, key)).status, 200, 'a terminated session freed its place')
 })
+
+for (const kind of storeKinds) {
+  t.test(`${kind} store: maxPerPrincipalPolicy evictOldest ends the oldest session, counts it and tells every replica`, async (t) => {
+    const upstream = await withUpstream(t, { responseMode: 'json' })
+    const keyPrefix = `evict-${kind}:`
+    const gateway = await withGateway(t, {
+      config: { ...redisSection(kind, redis, keyPrefix), sessions: { binding: { header: 'x-api-key' }, maxPerPrincipal: 2, maxPerPrincipalPolicy: 'evictOldest' }, routes: [{ path: '/mcp', upstream: upstream.url }] }
+    })
+    const told: string[] = []
+    // What every replica hears: the relay's channel for all replicas (through Redis for a shared store).
+    if (kind === 'redis') {
+      const subscriber = redis.client()
+      await subscriber.subscribe(`${keyPrefix}bridge:all`)
+      subscriber.on('message', (_channel: string, message: string) => { told.push(message) })
+    } else {
+      await gateway.app.sessionStore.subscribe('all', (message) => { told.push(message) })
+    }
+    const url = `${gateway.origin}/mcp`
+    const key = { 'x-api-key': 'team-a' }
+    const open = async (id: number): Promise<string> => {
+      const answer = await post(url, initializeRequest(id), undefined, key)
+      t.equal(answer.status, 200, `initialize ${id}: 200`)
+      return answer.headers.get('mcp-session-id') as string
+    }
+    const oldest = await open(1)
+    // Creation times are store-clock milliseconds: the next session must be younger.
+    await eventually(() => Date.now() > sessionIdCreatedAt(oldest) + 1, { timeout: 1_000, description: 'a later millisecond' })
+    const second = await open(2)
+    const third = await open(3)
+    t.equal((await post(url, toolsList, oldest, key)).status, 404, 'the oldest session\'s client gets 404')
+    t.equal((await post(url, toolsList, second, key)).status, 200)
+    t.equal((await post(url, toolsList, third, key)).status, 200)
+    await eventually(() => told.some((message) => message.includes(oldest)), { timeout: 5_000, description: 'the eviction to be told to every replica' })
+    t.same(JSON.parse(told.find((message) => message.includes(oldest)) as string), { kind: 'session changed', session: oldest })
+    const metrics = (await request(`${gateway.origin}/metrics`, { method: 'GET' })).text
+    t.match(metrics, /mcpgw_sessions_terminated_total\{reason="evicted"\} 1\b/, 'counted as evicted')
+  })
+}
 
 interface Issuer {
   readonly jwksUrl: string
