@@ -172,7 +172,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
 
   const originPolicy = resolveOriginPolicy(config.security, config.listen.host)
   if (originPolicy.originsConfigured) await app.register(cors, corsOptions(originPolicy, config.security.corsCredentials))
-  const principalResolver = createPrincipalResolver(config.sessions.binding)
+  const principalResolver = createPrincipalResolver(config.sessions.binding, app.log)
   const upstreams = config.routes.map((route) => new UpstreamClient(route.upstream, route.timeout, config.limits.maxResponseBytes))
   app.addHook('onClose', async function closeUpstreamPools () {
     await Promise.all(upstreams.map(async (upstream) => { await upstream.close() }))

@@ -2,7 +2,13 @@ import t from 'tap'
 import type { Test } from 'tap'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
 import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
+import { pino } from 'pino'
+import { validateConfig, type SessionBinding } from '../src/config/validate-config.js'
+import { createPrincipalResolver } from '../src/security/principal.js'
+import { sessionIdCreatedAt } from '../src/sessions/session-id.js'
+import { eventually } from './helpers/eventually.js'
 import { redisSection, storeKinds, withGateway, withRedis, withUpstream, type Teardown } from './helpers/fixtures.js'
 import type { TestGateway } from './helpers/gateway.js'
 import { initializeRequest, post, request } from './helpers/mcp-http.js'
@@ -66,10 +72,49 @@ t.test('maxPerPrincipal over HTTP: 429, nothing minted, an ended session frees i
   t.equal((await post(url, initializeRequest(5), undefined, key)).status, 200, 'a terminated session freed its place')
 })
 
+for (const kind of storeKinds) {
+  t.test(`${kind} store: maxPerPrincipalPolicy evictOldest ends the oldest session, counts it and tells every replica`, async (t) => {
+    const upstream = await withUpstream(t, { responseMode: 'json' })
+    const keyPrefix = `evict-${kind}:`
+    const gateway = await withGateway(t, {
+      config: { ...redisSection(kind, redis, keyPrefix), sessions: { binding: { header: 'x-api-key' }, maxPerPrincipal: 2, maxPerPrincipalPolicy: 'evictOldest' }, routes: [{ path: '/mcp', upstream: upstream.url }] }
+    })
+    const told: string[] = []
+    // What every replica hears: the relay's channel for all replicas (through Redis for a shared store).
+    if (kind === 'redis') {
+      const subscriber = redis.client()
+      await subscriber.subscribe(`${keyPrefix}bridge:all`)
+      subscriber.on('message', (_channel: string, message: string) => { told.push(message) })
+    } else {
+      await gateway.app.sessionStore.subscribe('all', (message) => { told.push(message) })
+    }
+    const url = `${gateway.origin}/mcp`
+    const key = { 'x-api-key': 'team-a' }
+    const open = async (id: number): Promise<string> => {
+      const answer = await post(url, initializeRequest(id), undefined, key)
+      t.equal(answer.status, 200, `initialize ${id}: 200`)
+      return answer.headers.get('mcp-session-id') as string
+    }
+    const oldest = await open(1)
+    // Creation times are store-clock milliseconds: the next session must be younger.
+    await eventually(() => Date.now() > sessionIdCreatedAt(oldest) + 1, { timeout: 1_000, description: 'a later millisecond' })
+    const second = await open(2)
+    const third = await open(3)
+    t.equal((await post(url, toolsList, oldest, key)).status, 404, 'the oldest session\'s client gets 404')
+    t.equal((await post(url, toolsList, second, key)).status, 200)
+    t.equal((await post(url, toolsList, third, key)).status, 200)
+    await eventually(() => told.some((message) => message.includes(oldest)), { timeout: 5_000, description: 'the eviction to be told to every replica' })
+    t.same(JSON.parse(told.find((message) => message.includes(oldest)) as string), { kind: 'session changed', session: oldest })
+    const metrics = (await request(`${gateway.origin}/metrics`, { method: 'GET' })).text
+    t.match(metrics, /mcpgw_sessions_terminated_total\{reason="evicted"\} 1\b/, 'counted as evicted')
+  })
+}
+
 interface Issuer {
   readonly jwksUrl: string
   readonly publicKeyPem: string
-  sign (claims: Record<string, unknown>, options?: { expiresIn?: string, issuer?: string, audience?: string, key?: CryptoKey }): Promise<string>
+  /** `expiresIn: null`: a token without `exp`. */
+  sign (claims: Record<string, unknown>, options?: { expiresIn?: string | null, issuer?: string, audience?: string, key?: CryptoKey }): Promise<string>
   readonly otherKey: CryptoKey
 }
 
@@ -88,13 +133,15 @@ async function withIssuer (t: Teardown): Promise<Issuer> {
     jwksUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}/.well-known/jwks.json`,
     publicKeyPem: await exportSPKI(publicKey),
     otherKey: other.privateKey,
-    sign: async (claims, options = {}) => await new SignJWT(claims)
-      .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
-      .setIssuedAt()
-      .setIssuer(options.issuer ?? ISSUER)
-      .setAudience(options.audience ?? AUDIENCE)
-      .setExpirationTime(options.expiresIn ?? '5m')
-      .sign(options.key ?? privateKey)
+    sign: async (claims, options = {}) => {
+      const token = new SignJWT(claims)
+        .setProtectedHeader({ alg: 'RS256', kid: 'test-key' })
+        .setIssuedAt()
+        .setIssuer(options.issuer ?? ISSUER)
+        .setAudience(options.audience ?? AUDIENCE)
+      if (options.expiresIn !== null) token.setExpirationTime(options.expiresIn ?? '5m')
+      return await token.sign(options.key ?? privateKey)
+    }
   }
 }
 
@@ -133,7 +180,9 @@ for (const keySource of ['jwksUrl', 'publicKey'] as const) {
       ['wrong issuer', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { issuer: 'https://evil.test' })}` }, /iss claim/],
       ['wrong audience', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { audience: 'someone-else' })}` }, /aud claim/],
       ['wrong signature', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { key: issuer.otherKey })}` }, /invalid_token/],
-      ['no sub claim', { authorization: `Bearer ${await issuer.sign({ name: 'alice' })}` }, /no sub claim/]
+      ['no sub claim', { authorization: `Bearer ${await issuer.sign({ name: 'alice' })}` }, /no sub claim/],
+      ['an empty sub claim', { authorization: `Bearer ${await issuer.sign({ sub: '' })}` }, /sub claim is empty/],
+      ['no exp claim (requireExp by default)', { authorization: `Bearer ${await issuer.sign({ sub: 'alice' }, { expiresIn: null })}` }, /no exp claim/]
     ]
     for (const [name, headers, challenge] of refusals) {
       for (const target of [{ body: toolsList, sessionId }, { body: initializeRequest(9), sessionId: undefined }]) {
@@ -156,4 +205,33 @@ t.test('JWT binding: a JWKS that cannot be fetched is a 503, not a 401', async (
   const answer = await post(`${gateway.origin}/mcp`, initializeRequest(1), undefined, { authorization: `Bearer ${await issuer.sign({ sub: 'alice' })}` })
   t.equal(answer.status, 503)
   t.match(JSON.parse(answer.text), { error: { message: /jwksUrl/ } })
+})
+
+t.test('JWT binding: requireExp false accepts a token without exp', async (t) => {
+  const issuer = await withIssuer(t)
+  const upstream = await withUpstream(t, { responseMode: 'json' })
+  const gateway = await withGateway(t, {
+    config: { sessions: { binding: { jwt: { publicKey: issuer.publicKeyPem, issuer: ISSUER, audience: AUDIENCE, requireExp: false } } }, routes: [{ path: '/mcp', upstream: upstream.url }] }
+  })
+  const token = await issuer.sign({ sub: 'alice' }, { expiresIn: null })
+  t.equal((await post(`${gateway.origin}/mcp`, initializeRequest(1), undefined, { authorization: `Bearer ${token}` })).status, 200)
+  const expired = await issuer.sign({ sub: 'alice' }, { expiresIn: '-1m' })
+  t.equal((await post(`${gateway.origin}/mcp`, initializeRequest(2), undefined, { authorization: `Bearer ${expired}` })).status, 401, 'an exp that is there is still checked')
+})
+
+t.test('JWT binding without issuer or audience: one warning when the resolver is made', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const log = pino({ level: 'info' }, new Writable({ write (chunk: Buffer, _encoding, callback) { lines.push(JSON.parse(chunk.toString('utf8')) as Record<string, unknown>); callback() } }))
+  const binding = (jwt: Record<string, unknown>): SessionBinding => validateConfig({ sessions: { binding: { jwt: { secret: 'x'.repeat(32), ...jwt } } }, routes: [{ path: '/mcp', upstream: 'http://u/mcp' }] }).sessions.binding
+  // pino writes to a stream destination synchronously: the lines are there when the call returns.
+  const warnings = (jwt: Record<string, unknown>): Array<Record<string, unknown>> => {
+    lines.length = 0
+    createPrincipalResolver(binding(jwt), log)
+    return lines.filter((line) => line.level === 40)
+  }
+  t.match(warnings({}), [{ unchecked: ['sessions.binding.jwt.issuer', 'sessions.binding.jwt.audience'], msg: /issuer or audience/ }])
+  t.match(warnings({ issuer: ISSUER }), [{ unchecked: ['sessions.binding.jwt.audience'] }])
+  t.equal(warnings({ issuer: ISSUER }).length, 1, 'once per resolver, not per request')
+  t.same(warnings({ issuer: ISSUER, audience: AUDIENCE }), [], 'none with both')
+  t.doesNotThrow(() => createPrincipalResolver(binding({})), 'the logger is optional')
 })

@@ -125,6 +125,51 @@ function contract (name: string, makeStore: TimedStoreFactory): void {
       t.pass('expired sessions freed theirs')
     })
 
+    t.test('maxPerPrincipalPolicy evictOldest: the oldest session makes room, and is reported', async (t) => {
+      const { store, time } = await openTimed({ idleTimeout: 60_000, maxLifetime: 3_600_000, maxPerPrincipal: 2, maxPerPrincipalPolicy: 'evictOldest' })
+      const ended: string[] = []
+      store.onExpired((reason, id) => { ended.push(`${reason}:${id}`) })
+      const [first, second, third, fourth] = [mintSessionId(), mintSessionId(), mintSessionId(), mintSessionId()]
+      const created = await store.create(first, { ...data, principal: 'p-evict' })
+      time.advance(5)
+      // Creation times are milliseconds of the store's clock: the next session must be younger.
+      await eventually(() => Date.now() > created.createdAt + 1 || time.interval === 0, { ...WAIT, description: 'a later millisecond' })
+      await store.create(second, { ...data, principal: 'p-evict' })
+      t.not(await store.touch(first, 'p-evict'), null, 'touching the oldest does not make it younger')
+      await store.create(third, { ...data, principal: 'p-evict' })
+      t.equal(await store.touch(first, 'p-evict'), null, 'the oldest session ended')
+      t.not(await store.touch(second, 'p-evict'), null)
+      t.not(await store.touch(third, 'p-evict'), null, 'the new one was created')
+      t.same(ended, [`evicted:${first}`], 'the eviction is reported like an expiry, as evicted')
+      await store.create(fourth, { ...data, principal: 'p-other' })
+      t.equal((await store.list({ limit: 10, principal: 'p-evict' })).sessions.length, 2, 'the principal holds its limit')
+      t.same(ended, [`evicted:${first}`], 'other principals evict nothing')
+    })
+
+    t.test('admin: get and terminateAny take an id literally, never as a pattern', async (t) => {
+      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000, maxPerPrincipal: 1 })
+      const id = mintSessionId()
+      await store.create(id, { ...data, principal: 'p-glob' })
+      for (const pattern of ['*', `${id.slice(0, -1)}?`, `${id.slice(0, 8)}*`, `[${id.slice(0, 1)}]${id.slice(1)}`]) {
+        t.equal(await store.get(pattern), null, `get(${JSON.stringify(pattern)}) finds nothing`)
+        t.equal(await store.terminateAny(pattern), false, `terminateAny(${JSON.stringify(pattern)}) ends nothing`)
+      }
+      t.not(await store.touch(id, 'p-glob'), null, 'the session is untouched')
+      await t.rejects(store.create(mintSessionId(), { ...data, principal: 'p-glob' }), { code: 'MCPGW_TOO_MANY_SESSIONS' }, 'and still counted')
+      t.equal(await store.terminateAny(id), true)
+      await store.create(mintSessionId(), { ...data, principal: 'p-glob' })
+      t.pass('its end freed its place: no index entry left behind')
+    })
+
+    t.test('admin: list refuses a cursor it did not hand out', async (t) => {
+      const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+      for (const cursor of ['-1:0', 'abc', '0', '0:', '0:1:2', '0:99999999999999999999', `0:${'9'.repeat(21)}`]) {
+        for (const principal of [undefined, 'p-cursor']) {
+          await t.rejects(store.list({ cursor, limit: 10, principal }), { code: 'MCPGW_INVALID_REQUEST', statusCode: 400 }, `cursor ${JSON.stringify(cursor)}${principal === undefined ? '' : ' by principal'}`)
+        }
+      }
+    })
+
     t.test('admin: list pages through sessions, by route or by principal', async (t) => {
       const store = await open({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
       const mine = new Set<string>()
@@ -323,6 +368,22 @@ t.test('redis: messages reach the subscribers of every store on the same Redis a
   await eventually(() => elsewhereHeardMarker, { ...WAIT, description: 'the other prefix to hear its own marker' })
   t.same(heard.sort(), ['again:hello', 'hello'], 'both listeners of one SUBSCRIBE; not another key prefix')
   unsubscribe()
+})
+
+t.test('redis: a key prefix with glob characters lists and finds its own sessions only', async (t) => {
+  const globbed = new RedisSessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000, redis: redisConfig({ url: (redis as TestRedis).url, keyPrefix: 'g?[*]:' }) })
+  const plain = new RedisSessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000, redis: redisConfig({ url: (redis as TestRedis).url, keyPrefix: 'gx*:' }) })
+  t.teardown(async () => { await Promise.all([globbed.close(), plain.close()]) })
+  await Promise.all([globbed.ready(), plain.ready()])
+  const other = mintSessionId()
+  await plain.create(other, { ...data, principal: 'p-prefix' })
+  t.same((await globbed.list({ limit: 1000 })).sessions, [], 'another prefix\'s sessions are not listed')
+  t.equal(await globbed.get(other), null, 'nor found')
+  t.equal(await globbed.terminateAny(other), false, 'nor ended')
+  const mine = mintSessionId()
+  await globbed.create(mine, { ...data, principal: 'p-prefix' })
+  t.same((await globbed.list({ limit: 1000 })).sessions.map((session) => session.id), [mine])
+  t.match(await globbed.get(mine), { id: mine })
 })
 
 t.test('redis: a bound session and its principal index share one Cluster slot', async (t) => {

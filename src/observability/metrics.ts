@@ -37,7 +37,7 @@ export function createGatewayMetrics (): GatewayMetrics {
   return {
     registry,
     sessionsCreated: new Counter({ name: 'mcpgw_sessions_created_total', help: 'Sessions minted (initialize answered with a result)', labelNames: ['route'], registers: [registry] }),
-    sessionsTerminated: new Counter({ name: 'mcpgw_sessions_terminated_total', help: 'Sessions ended, by reason: delete (client DELETE), idle, lifetime, admin', labelNames: ['reason'], registers: [registry] }),
+    sessionsTerminated: new Counter({ name: 'mcpgw_sessions_terminated_total', help: 'Sessions ended, by reason: delete (client DELETE), idle, lifetime, admin, evicted', labelNames: ['reason'], registers: [registry] }),
     requests: new Counter({ name: 'mcpgw_requests_total', help: 'Requests answered, by route, HTTP status and JSON-RPC method', labelNames: ['route', 'status', 'rpc_method'], registers: [registry] }),
     refusals: new Counter({ name: 'mcpgw_refusals_total', help: 'Requests the gateway refused itself (4xx), by status and cause (MCPGW_* code)', labelNames: ['status', 'cause'], registers: [registry] }),
     upstreamDuration: new Histogram({ name: 'mcpgw_upstream_duration_seconds', help: 'Time until the upstream answered with response headers', labelNames: ['route'], buckets: latencyBuckets, registers: [registry] }),

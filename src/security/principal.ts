@@ -1,5 +1,6 @@
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto'
 import type { IncomingHttpHeaders } from 'node:http'
+import type { FastifyBaseLogger } from 'fastify'
 import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose'
 import type { SessionBinding } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
@@ -36,6 +37,7 @@ function bearerToken (headers: IncomingHttpHeaders): string | undefined {
 /** Why a token failed, in words safe to send back (never the token itself). */
 function verificationFailure (error: unknown): string {
   if (error instanceof joseErrors.JWTExpired) return 'the token has expired'
+  if (error instanceof joseErrors.JWTClaimValidationFailed && error.reason === 'missing') return `the token has no ${error.claim} claim`
   if (error instanceof joseErrors.JWTClaimValidationFailed) return `the token's ${error.claim} claim is not accepted`
   if (error instanceof joseErrors.JWSSignatureVerificationFailed) return 'the token signature is invalid'
   if (error instanceof joseErrors.JOSEAlgNotAllowed) return 'the token algorithm is not accepted'
@@ -43,8 +45,11 @@ function verificationFailure (error: unknown): string {
   return 'the token is not a valid JWT'
 }
 
-/** null when sessions are not bound: the route then skips identity entirely. */
-export function createPrincipalResolver (binding: SessionBinding): PrincipalResolver | null {
+/**
+ * null when sessions are not bound: the route then skips identity entirely. `log` hears, once, at
+ * start-up, of a JWT binding that checks neither issuer nor audience.
+ */
+export function createPrincipalResolver (binding: SessionBinding, log?: FastifyBaseLogger): PrincipalResolver | null {
   switch (binding.kind) {
     case 'none':
       return null
@@ -71,8 +76,17 @@ export function createPrincipalResolver (binding: SessionBinding): PrincipalReso
       }
       const options = {
         algorithms,
+        // A token that never expires stays usable forever once leaked (docs/security.md).
+        ...(binding.requireExp ? { requiredClaims: ['exp'] } : {}),
         ...(binding.issuer === undefined ? {} : { issuer: binding.issuer }),
         ...(binding.audience === undefined ? {} : { audience: binding.audience })
+      }
+      const unchecked = (['issuer', 'audience'] as const).filter((claim) => binding[claim] === undefined)
+      if (unchecked.length > 0) {
+        // A token the same key signed for another service is then accepted here too (RFC 8725,
+        // JWT Best Current Practices, 3.8 "Validate Issuer and Subject", 3.9 "Use and Validate Audience").
+        log?.warn({ unchecked: unchecked.map((claim) => `sessions.binding.jwt.${claim}`) },
+          'JWT binding without issuer or audience: tokens issued for other audiences are accepted; set both')
       }
       return async (headers) => {
         const token = bearerToken(headers)
@@ -89,6 +103,8 @@ export function createPrincipalResolver (binding: SessionBinding): PrincipalReso
         }
         const identity = payload[binding.claim]
         if (typeof identity !== 'string' && typeof identity !== 'number') throw unauthorized(`the token has no ${binding.claim} claim`, true)
+        // An empty identity would be one principal shared by every token that has one.
+        if (identity === '') throw unauthorized(`the token's ${binding.claim} claim is empty`, true)
         return hashPrincipal('jwt', String(identity))
       }
     }

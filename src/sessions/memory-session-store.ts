@@ -1,7 +1,8 @@
 import { GatewayError } from '../errors.js'
 import { ChannelListeners } from './channel-listeners.js'
-import type {
-  BridgeStateChange, ExpiryReason, ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
+import {
+  parseListCursor, type BridgeStateChange, type ExpiryReason, type ListSessionsOptions, type LiveSession, type RateLimitResult, type SessionData, type SessionPage,
+  type SessionRecord, type SessionStore, type SessionTimeouts, type StoreEndListener
 } from './session-store.js'
 
 interface MemoryEntry {
@@ -12,6 +13,8 @@ interface MemoryEntry {
   readonly deadline: number
   /** Current end: min(last touch + idleTimeout, deadline). */
   expiresAt: number
+  /** Creation order, for listing cursors (`0:<sequence>`) that survive deletions. */
+  readonly sequence: number
   logLevel?: string
   readonly resourceSubscriptions: Set<string>
 }
@@ -29,8 +32,9 @@ export class MemorySessionStore implements SessionStore {
   readonly #sessions = new Map<string, MemoryEntry>()
   readonly #rateWindows = new Map<string, { count: number, resetsAt: number }>()
   readonly #sweepTimer: NodeJS.Timeout
-  readonly #expiryListeners: Array<(reason: ExpiryReason, id: string) => void> = []
+  readonly #expiryListeners: StoreEndListener[] = []
   readonly #channels = new ChannelListeners()
+  #sequence = 0
 
   constructor (timeouts: SessionTimeouts, now: () => number = Date.now) {
     this.#timeouts = timeouts
@@ -41,15 +45,24 @@ export class MemorySessionStore implements SessionStore {
 
   async create (id: string, data: SessionData): Promise<SessionRecord> {
     const maxPerPrincipal = this.#timeouts.maxPerPrincipal ?? 0
+    const evicted: string[] = []
     if (data.principal !== undefined && maxPerPrincipal > 0) {
-      const held = [...this.#sessions.keys()].filter((key) => this.#liveEntry(key)?.record.principal === data.principal).length
-      if (held >= maxPerPrincipal) throw new GatewayError('MCPGW_TOO_MANY_SESSIONS', { detail: `at most ${maxPerPrincipal}` })
+      // Oldest first: the map keeps creation order.
+      const held = [...this.#sessions.keys()].filter((key) => this.#liveEntry(key)?.record.principal === data.principal)
+      if (held.length >= maxPerPrincipal && this.#timeouts.maxPerPrincipalPolicy !== 'evictOldest') {
+        throw new GatewayError('MCPGW_TOO_MANY_SESSIONS', { detail: `at most ${maxPerPrincipal}` })
+      }
+      evicted.push(...held.slice(0, Math.max(0, held.length - maxPerPrincipal + 1)))
     }
+    for (const old of evicted) this.#sessions.delete(old)
     const createdAt = this.#now()
     const record: SessionRecord = { ...data, id, createdAt }
     const live: LiveSession = { id, route: data.route, protocolVersion: data.protocolVersion, createdAt }
     const deadline = createdAt + this.#timeouts.maxLifetime
-    this.#sessions.set(id, { record, live, deadline, expiresAt: Math.min(createdAt + this.#timeouts.idleTimeout, deadline), resourceSubscriptions: new Set() })
+    this.#sessions.set(id, { record, live, deadline, expiresAt: Math.min(createdAt + this.#timeouts.idleTimeout, deadline), sequence: ++this.#sequence, resourceSubscriptions: new Set() })
+    for (const old of evicted) {
+      for (const listener of this.#expiryListeners) listener('evicted', old)
+    }
     return record
   }
 
@@ -111,18 +124,25 @@ export class MemorySessionStore implements SessionStore {
   }
 
   async list (options: ListSessionsOptions): Promise<SessionPage> {
-    const ids = [...this.#sessions.keys()].sort()
-    const start = options.cursor === undefined ? 0 : ids.findIndex((id) => id > (options.cursor as string))
+    const after = options.cursor === undefined ? 0n : parseListCursor(options.cursor).position
     const sessions: SessionRecord[] = []
-    let index = start < 0 ? ids.length : start
-    for (; index < ids.length && sessions.length < options.limit; index++) {
-      const record = this.#liveEntry(ids[index] as string)?.record
+    let last: number | undefined
+    let more = false
+    // In creation order, from the entry after the cursor's: a session live for the whole listing is seen exactly once.
+    for (const [id, entry] of this.#sessions) {
+      if (BigInt(entry.sequence) <= after) continue
+      if (sessions.length === options.limit) {
+        more = true
+        break
+      }
+      last = entry.sequence
+      const record = this.#liveEntry(id)?.record
       if (record === undefined) continue
       if (options.route !== undefined && record.route !== options.route) continue
       if (options.principal !== undefined && record.principal !== options.principal) continue
       sessions.push(record)
     }
-    return { sessions, nextCursor: index < ids.length ? ids[index - 1] : undefined }
+    return { sessions, nextCursor: more && last !== undefined ? `0:${last}` : undefined }
   }
 
   async consumeRateLimit (key: string, limit: number, windowMs: number): Promise<RateLimitResult> {
@@ -136,7 +156,7 @@ export class MemorySessionStore implements SessionStore {
     return { allowed: window.count <= limit, resetInMs: window.resetsAt - now }
   }
 
-  onExpired (listener: (reason: ExpiryReason, id: string) => void): void {
+  onExpired (listener: StoreEndListener): void {
     this.#expiryListeners.push(listener)
   }
 

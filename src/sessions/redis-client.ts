@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
+import { parseListCursor } from './session-store.js'
 
 /*
  * One ioredis client for the configured topology (docs/scaling.md): standalone (`redis://`, `rediss://` for
@@ -78,6 +79,13 @@ export function createRedisClient (config: RedisConfig): RedisClient {
 }
 
 const SCAN_BATCH = 500
+/**
+ * `text` as a literal in a Redis glob pattern (KEYS, SCAN MATCH): `*`, `?`, `[`, `]` and `\` escaped,
+ * so that an id or a key prefix never matches more than itself.
+ */
+export function escapeGlob (text: string): string {
+  return text.replace(/[*?[\]\\]/g, '\\$&')
+}
 
 /** Keys matching `pattern`, with the cursor to resume from (undefined: the scan is complete). */
 export type ScanPage = string[] & { cursor?: string | undefined }
@@ -88,9 +96,9 @@ export type ScanPage = string[] & { cursor?: string | undefined }
  */
 export async function scanKeys (client: RedisClient, pattern: string, want: number, cursor?: string): Promise<ScanPage> {
   const nodes: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
-  const [indexText = '0', startCursor = '0'] = (cursor ?? '0:0').split(':')
-  let nodeIndex = Number(indexText)
-  let scanCursor = startCursor
+  const start = cursor === undefined ? { node: 0, position: 0n } : parseListCursor(cursor)
+  let nodeIndex = start.node
+  let scanCursor = String(start.position)
   const keys: ScanPage = []
   while (nodeIndex < nodes.length && keys.length < want) {
     const [next, batch] = await (nodes[nodeIndex] as Redis).scan(scanCursor, 'MATCH', pattern, 'COUNT', SCAN_BATCH)
@@ -104,6 +112,33 @@ export async function scanKeys (client: RedisClient, pattern: string, want: numb
   }
   keys.cursor = nodeIndex < nodes.length ? `${nodeIndex}:${scanCursor}` : undefined
   return keys
+}
+
+/** Error reply prefixes Redis uses as codes (READONLY, OOM, LOADING, MOVED, ...): upper-case words. */
+const REPLY_CODE = /^([A-Z][A-Z_]{1,31})\b/
+const MAX_SUMMARY_LENGTH = 200
+
+/**
+ * What may be kept (and logged) of a Redis failure: its message and code, nothing else. An ioredis
+ * reply error carries the command and its arguments (`command.args`: session keys, principal
+ * hashes), and some messages quote them; the summary drops the command, blanks any argument the
+ * message repeats, and keeps the first line only.
+ */
+export function redisFailureSummary (error: unknown): Error & { code?: string } {
+  if (!(error instanceof Error)) return new Error('Redis failure')
+  const args = (error as { command?: { args?: unknown } }).command?.args
+  let message = (error.message.split('\n')[0] ?? '').slice(0, MAX_SUMMARY_LENGTH)
+  if (Array.isArray(args)) {
+    for (const arg of args) {
+      const text = typeof arg === 'string' ? arg : Buffer.isBuffer(arg) ? arg.toString('utf8') : ''
+      if (text.length >= 4) message = message.split(text).join('[redacted]')
+    }
+  }
+  const ownCode = (error as { code?: unknown }).code
+  const code = typeof ownCode === 'string' ? ownCode : REPLY_CODE.exec(message)?.[1]
+  const summary = new Error(message)
+  summary.name = error.name
+  return code === undefined ? summary : Object.assign(summary, { code })
 }
 
 const REVIVE_FIRST_DELAY_MS = 200

@@ -2,12 +2,13 @@ import { Cluster, type ChainableCommander } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import { parseJsonText } from '../mcp/json-rpc.js'
-import { createRedisClient, reviveWhenEnded, scanKeys, type RedisClient } from './redis-client.js'
+import { createRedisClient, escapeGlob, redisFailureSummary, reviveWhenEnded, scanKeys, type RedisClient } from './redis-client.js'
 import { ChannelListeners } from './channel-listeners.js'
 import { listenForExpiries, type ExpiryListener } from './redis-expiry-listener.js'
 import { SESSION_ID_SOURCE } from './session-id.js'
-import type {
-  BridgeState, BridgeStateChange, ExpiryReason, ListSessionsOptions, LiveSession, RateLimitResult, SessionData, SessionPage, SessionRecord, SessionStore, SessionTimeouts
+import {
+  parseListCursor, type BridgeState, type BridgeStateChange, type ListSessionsOptions, type LiveSession, type RateLimitResult, type SessionData, type SessionPage,
+  type SessionRecord, type SessionStore, type SessionTimeouts, type StoreEndListener
 } from './session-store.js'
 
 /*
@@ -33,15 +34,54 @@ local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 `
 
-/** ARGV: idle, lifetime, route, version, client info, capabilities, principal, maxPerPrincipal, id. */
+/**
+ * What a script returns of a session it removes while `waitForReplicas` is set, so that the gateway
+ * can put it back when the replicas do not acknowledge the removal: { absolute expiry (ms), field,
+ * value, ... }. Needs `now`.
+ */
+const SNAPSHOT = `
+local function snapshot(key)
+  local all = redis.call('HGETALL', key)
+  table.insert(all, 1, string.format('%.0f', now + redis.call('PTTL', key)))
+  return all
+end
+`
+
+/**
+ * ARGV: idle, lifetime, route, version, client info, capabilities, principal, maxPerPrincipal, id,
+ * policy ('refuse' or 'evictOldest'), snapshot ('1' or ''). Returns { 'OK', created, then per
+ * evicted session: its id and (with snapshot) its snapshot, else '' }.
+ * Eviction ends the principal's oldest sessions (by creation, Redis clock) until the new one fits;
+ * their keys are not among KEYS but share the index's hash tag, so they live in the same slot.
+ */
 const CREATE_SESSION_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'COLLISION'} end
 ${NOW}
+${SNAPSHOT}
 local bound = ARGV[7] ~= ''
+local evicted = {}
 if bound then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
   local limit = tonumber(ARGV[8])
-  if limit > 0 and redis.call('ZCARD', KEYS[2]) >= limit then return {'LIMIT'} end
+  if limit > 0 and redis.call('ZCARD', KEYS[2]) >= limit then
+    if ARGV[10] ~= 'evictOldest' then return {'LIMIT'} end
+    local sessions = string.sub(KEYS[1], 1, #KEYS[1] - #ARGV[9])
+    local held = {}
+    for _, id in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+      local created = redis.call('HGET', sessions .. id, 'c')
+      if created then table.insert(held, { tonumber(created), id }) else redis.call('ZREM', KEYS[2], id) end
+    end
+    table.sort(held, function (a, b) return a[1] < b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+    local index = 1
+    while #held - index + 1 >= limit do
+      local id = held[index][2]
+      table.insert(evicted, id)
+      table.insert(evicted, ARGV[11] == '1' and snapshot(sessions .. id) or '')
+      redis.call('DEL', sessions .. id)
+      redis.call('ZREM', KEYS[2], id)
+      index = index + 1
+    end
+  end
 end
 local lifetime = tonumber(ARGV[2])
 local ttl = math.min(tonumber(ARGV[1]), lifetime)
@@ -52,7 +92,9 @@ if bound then
   redis.call('ZADD', KEYS[2], string.format('%.0f', now + ttl), ARGV[9])
   if redis.call('PTTL', KEYS[2]) < lifetime then redis.call('PEXPIRE', KEYS[2], lifetime) end
 end
-return {'OK', string.format('%.0f', now)}
+local result = {'OK', string.format('%.0f', now)}
+for _, value in ipairs(evicted) do table.insert(result, value) end
+return result
 `
 
 /**
@@ -97,14 +139,42 @@ else redis.call('HDEL', KEYS[1], 's:' .. ARGV[3]) end
 return 1
 `
 
-/** ARGV: route ('' for any), principal, id. Ends the session only if route and principal match. */
+/**
+ * ARGV: route ('' for any), principal, id, snapshot ('1' or ''). Ends the session only if route and
+ * principal match. Returns 0 when nothing was ended, else 1 or (with snapshot) its snapshot.
+ */
 const TERMINATE_SESSION_SCRIPT = `
 local fields = redis.call('HMGET', KEYS[1], 'r', 'p')
 if not fields[1] then return 0 end
 if ARGV[1] ~= '' and fields[1] ~= ARGV[1] then return 0 end
 if (fields[2] or '') ~= ARGV[2] then return 0 end
+${NOW}
+${SNAPSHOT}
+local ended = ARGV[4] == '1' and snapshot(KEYS[1]) or 1
 redis.call('DEL', KEYS[1])
 if ARGV[2] ~= '' then redis.call('ZREM', KEYS[2], ARGV[3]) end
+return ended
+`
+
+/**
+ * Puts back a session whose removal the replicas did not acknowledge (see SNAPSHOT), with its own
+ * expiry, unless it has expired meanwhile. ARGV: principal, id, then the snapshot.
+ */
+const RESTORE_SESSION_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+${NOW}
+local expiresAt = tonumber(ARGV[3])
+if expiresAt <= now then return 0 end
+local deadline = expiresAt
+for index = 4, #ARGV - 1, 2 do
+  redis.call('HSET', KEYS[1], ARGV[index], ARGV[index + 1])
+  if ARGV[index] == 'd' then deadline = tonumber(ARGV[index + 1]) end
+end
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
+if ARGV[1] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[2])
+  if redis.call('PTTL', KEYS[2]) < deadline - now then redis.call('PEXPIRE', KEYS[2], deadline - now) end
+end
 return 1
 `
 
@@ -116,15 +186,30 @@ return { count, redis.call('PTTL', KEYS[1]) }
 `
 
 interface SessionScripts {
-  createSession (session: string, index: string, ...args: Array<string | number>): Promise<[string, string?]>
+  createSession (session: string, index: string, ...args: Array<string | number>): Promise<Array<string | string[]>>
   touchSession (session: string, index: string, idleTimeout: number, principal: string, id: string, withClient: string): Promise<string[] | null>
   updateBridgeState (session: string, principal: string, operation: 'l' | '+' | '-', value: string): Promise<number>
-  terminateSession (session: string, index: string, route: string, principal: string, id: string): Promise<number>
+  terminateSession (session: string, index: string, route: string, principal: string, id: string, snapshot: '1' | ''): Promise<Ended>
+  restoreSession (session: string, index: string, principal: string, id: string, ...snapshot: string[]): Promise<number>
   consumeRateLimit (key: string, windowMs: number): Promise<[number, number]>
 }
 
+/** What a removing script answers per session: 0 nothing removed, 1 removed, or its snapshot (see SNAPSHOT). */
+type Ended = 0 | 1 | string[]
+
 type RedisWithScripts = RedisClient & SessionScripts
-type PipelineWithScripts = ChainableCommander & { createSession: (...args: Parameters<SessionScripts['createSession']>) => PipelineWithScripts }
+type PipelineWithScripts = ChainableCommander & {
+  createSession: (...args: Parameters<SessionScripts['createSession']>) => PipelineWithScripts
+  terminateSession: (...args: Parameters<SessionScripts['terminateSession']>) => PipelineWithScripts
+}
+
+/** A session to end: its keys, and who must own it. */
+interface EndTarget {
+  readonly key: string
+  readonly index: string
+  readonly principal: string
+  readonly id: string
+}
 
 export interface RedisSessionStoreOptions extends SessionTimeouts {
   readonly redis: RedisConfig
@@ -148,6 +233,8 @@ export class RedisSessionStore implements SessionStore {
   readonly #channels = new ChannelListeners()
   /** One SUBSCRIBE per channel, whoever listens to it. */
   readonly #subscriptions = new Map<string, Promise<void>>()
+  /** Told of evictions (expiries come from the expiry listener). */
+  readonly #endListeners: StoreEndListener[] = []
 
   constructor (options: RedisSessionStoreOptions) {
     this.#options = options
@@ -160,6 +247,7 @@ export class RedisSessionStore implements SessionStore {
     redis.defineCommand('createSession', { numberOfKeys: 2, lua: CREATE_SESSION_SCRIPT })
     redis.defineCommand('touchSession', { numberOfKeys: 2, lua: TOUCH_SESSION_SCRIPT })
     redis.defineCommand('terminateSession', { numberOfKeys: 2, lua: TERMINATE_SESSION_SCRIPT })
+    redis.defineCommand('restoreSession', { numberOfKeys: 2, lua: RESTORE_SESSION_SCRIPT })
     redis.defineCommand('consumeRateLimit', { numberOfKeys: 1, lua: RATE_LIMIT_SCRIPT })
     redis.defineCommand('updateBridgeState', { numberOfKeys: 1, lua: UPDATE_BRIDGE_STATE_SCRIPT })
     this.#redis = redis as RedisWithScripts
@@ -191,33 +279,39 @@ export class RedisSessionStore implements SessionStore {
   /**
    * Creates the session. With `waitForReplicas`, the script and a WAIT go in one pipeline (one
    * round trip, to the key's master also on a Cluster): the id reaches the client only once that
-   * many replicas have the session, so a failover right after initialize does not lose it.
+   * many replicas have the session, so a failover right after initialize does not lose it. An
+   * eviction made room in the same script, so the same WAIT covers it; unacknowledged, the whole
+   * creation is undone: the new session removed, the evicted ones put back.
    */
   async create (id: string, data: SessionData): Promise<SessionRecord> {
     const key = this.#sessionKey(id, data.principal)
-    const args = [key, this.#indexKey(id, data.principal), this.#options.idleTimeout, this.#options.maxLifetime, data.route, data.protocolVersion,
-      JSON.stringify(data.clientInfo ?? null), JSON.stringify(data.clientCapabilities ?? null), data.principal ?? '',
-      this.#options.maxPerPrincipal ?? 0, id] as const
+    const index = this.#indexKey(id, data.principal)
     const { waitForReplicas, waitTimeout } = this.#config
-    let outcome: [string, string?]
+    const args = [key, index, this.#options.idleTimeout, this.#options.maxLifetime, data.route, data.protocolVersion,
+      JSON.stringify(data.clientInfo ?? null), JSON.stringify(data.clientCapabilities ?? null), data.principal ?? '',
+      this.#options.maxPerPrincipal ?? 0, id, this.#options.maxPerPrincipalPolicy ?? 'refuse', waitForReplicas > 0 ? '1' : ''] as const
+    let outcome: Array<string | string[]>
     if (waitForReplicas === 0) {
       outcome = await this.#call(() => this.#redis.createSession(...args))
     } else {
       const pipeline = (this.#redis.pipeline() as PipelineWithScripts).createSession(...args).wait(waitForReplicas, waitTimeout)
       const results = await this.#call(async () => await pipeline.exec())
       const [created, acknowledged] = results ?? []
-      if (created?.[0] != null || acknowledged?.[0] != null) {
-        throw new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: created?.[0] ?? acknowledged?.[0] })
-      }
-      outcome = created?.[1] as [string, string?]
+      const failure = created?.[0] ?? acknowledged?.[0]
+      if (failure != null) throw new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: redisFailureSummary(failure) })
+      outcome = created?.[1] as Array<string | string[]>
       if (outcome[0] === 'OK' && (acknowledged?.[1] as number) < waitForReplicas) {
-        // Not durable: never hand out an id a failover could forget.
-        await this.terminate(id, { route: data.route, principal: data.principal }).catch(() => false)
+        // Not durable: never hand out an id a failover could forget, nor end others for it.
+        await this.#call(() => this.#redis.terminateSession(key, index, data.route, data.principal ?? '', id, '')).catch(() => 0)
+        await this.#restore(evictedOf(outcome).map(({ id: evicted, snapshot }) => ({ target: this.#target(evicted, data.principal), snapshot })))
         throw new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { detail: `${String(acknowledged?.[1])} of ${waitForReplicas} replicas acknowledged the new session within ${waitTimeout} ms` })
       }
     }
     if (outcome[0] === 'LIMIT') throw new GatewayError('MCPGW_TOO_MANY_SESSIONS', { detail: `at most ${String(this.#options.maxPerPrincipal)}` })
     if (outcome[0] !== 'OK') throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'session id collision' })
+    for (const { id: evicted } of evictedOf(outcome)) {
+      for (const listener of this.#endListeners) listener('evicted', evicted)
+    }
     return { ...data, id, createdAt: Number(outcome[1]) }
   }
 
@@ -282,16 +376,71 @@ export class RedisSessionStore implements SessionStore {
   }
 
   async terminate (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean> {
-    const deleted = await this.#call(() => this.#redis.terminateSession(
-      this.#sessionKey(id, owner.principal), this.#indexKey(id, owner.principal), owner.route, owner.principal ?? '', id))
-    return deleted === 1
+    return (await this.#end([this.#target(id, owner.principal)], owner.route)).length === 1
+  }
+
+  #target (id: string, principal: string | undefined): EndTarget {
+    return { key: this.#sessionKey(id, principal), index: this.#indexKey(id, principal), principal: principal ?? '', id }
+  }
+
+  /**
+   * Ends the sessions that are still there (and `route`'s, unless ''); resolves with their ids, each
+   * also told to `onEnded` as it ends. With `waitForReplicas`, all of them and a WAIT go in one
+   * pipeline (one slot: one session, or one principal's): an end counts only once that many
+   * replicas have it, else every one of them is put back and MCPGW_TERMINATION_UNACKNOWLEDGED thrown,
+   * so that a failover cannot bring back a session its client was told had ended.
+   */
+  async #end (targets: readonly EndTarget[], route: string, onEnded?: (id: string) => void): Promise<string[]> {
+    const ended: string[] = []
+    const { waitForReplicas, waitTimeout } = this.#config
+    if (waitForReplicas === 0) {
+      for (const target of targets) {
+        if (await this.#call(() => this.#redis.terminateSession(target.key, target.index, route, target.principal, target.id, '')) === 0) continue
+        ended.push(target.id)
+        onEnded?.(target.id)
+      }
+      return ended
+    }
+    if (targets.length === 0) return ended
+    const pipeline = this.#redis.pipeline() as PipelineWithScripts
+    for (const target of targets) pipeline.terminateSession(target.key, target.index, route, target.principal, target.id, '1')
+    pipeline.wait(waitForReplicas, waitTimeout)
+    const results = await this.#call(async () => await pipeline.exec()) ?? []
+    const removed = targets.flatMap((target, index) => {
+      const [error, snapshot] = results[index] ?? []
+      return error == null && Array.isArray(snapshot) ? [{ target, snapshot: snapshot as string[] }] : []
+    })
+    const failure = results.find(([error]) => error != null)?.[0]
+    const acknowledged = results[targets.length]?.[1] as number | undefined
+    if (failure != null || (removed.length > 0 && (acknowledged ?? 0) < waitForReplicas)) {
+      await this.#restore(removed)
+      if (failure != null) throw new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: redisFailureSummary(failure) })
+      throw new GatewayError('MCPGW_TERMINATION_UNACKNOWLEDGED', { detail: `${String(acknowledged)} of ${waitForReplicas} replicas acknowledged within ${waitTimeout} ms` })
+    }
+    for (const { target } of removed) {
+      ended.push(target.id)
+      onEnded?.(target.id)
+    }
+    return ended
+  }
+
+  /**
+   * Puts back sessions whose end was not acknowledged. Best effort: a master that cannot take it
+   * has lost the session anyway, and the caller is already answering 503.
+   */
+  async #restore (removed: ReadonlyArray<{ readonly target: EndTarget, readonly snapshot: readonly string[] }>): Promise<void> {
+    for (const { target, snapshot } of removed) {
+      if (snapshot.length === 0) continue
+      await this.#call(() => this.#redis.restoreSession(target.key, target.index, target.principal, target.id, ...snapshot)).catch(() => 0)
+    }
   }
 
   /** Admin: the key of a session whoever owns it. Bound keys carry the principal: found by a SCAN. */
   async #findKey (id: string): Promise<string | undefined> {
     const unbound = this.#sessionKey(id, undefined)
     if (await this.#call(() => this.#redis.exists(unbound)) === 1) return unbound
-    const found = await this.#call(async () => await scanKeys(this.#redis, `${this.#config.keyPrefix}session:{*}:${id}`, 1))
+    // The id is matched literally: a glob character in it must not match other sessions.
+    const found = await this.#call(async () => await scanKeys(this.#redis, `${escapeGlob(this.#config.keyPrefix)}session:{*}:${escapeGlob(id)}`, 1))
     return found[0]
   }
 
@@ -310,18 +459,12 @@ export class RedisSessionStore implements SessionStore {
     const key = await this.#findKey(id)
     if (key === undefined) return false
     const principal = BOUND_SESSION_KEY.exec(key)?.[1]
-    return await this.#call(async () => await this.#redis.terminateSession(key, this.#indexKey(id, principal), '', principal ?? '', id)) === 1
+    return (await this.#end([{ key, index: this.#indexKey(id, principal), principal: principal ?? '', id }], '')).length === 1
   }
 
   async terminatePrincipal (principal: string, onEnded?: (id: string) => void): Promise<number> {
     const ids = await this.#call(() => this.#redis.zrange(this.#indexKey('', principal), '0', '-1'))
-    let ended = 0
-    for (const id of ids) {
-      if (!await this.terminate(id, { route: '', principal })) continue
-      ended++
-      onEnded?.(id)
-    }
-    return ended
+    return (await this.#end(ids.map((id) => this.#target(id, principal)), '', onEnded)).length
   }
 
   async list (options: ListSessionsOptions): Promise<SessionPage> {
@@ -330,12 +473,13 @@ export class RedisSessionStore implements SessionStore {
     let nextCursor: string | undefined
     if (options.principal !== undefined) {
       const principal = options.principal
-      const offset = Number(options.cursor ?? 0)
-      const ids = await this.#call(() => this.#redis.zrange(this.#indexKey('', principal), String(offset), String(offset + options.limit - 1)))
-      nextCursor = ids.length === options.limit ? String(offset + options.limit) : undefined
+      // The same cursor shape as a SCAN's (see LIST_CURSOR_PATTERN): node 0, an offset in the index.
+      const offset = options.cursor === undefined ? 0n : parseListCursor(options.cursor).position
+      const ids = await this.#call(() => this.#redis.zrange(this.#indexKey('', principal), String(offset), String(offset + BigInt(options.limit - 1))))
+      nextCursor = ids.length === options.limit ? `0:${offset + BigInt(options.limit)}` : undefined
       keys = ids.map((id) => ({ key: this.#sessionKey(id, principal), id }))
     } else {
-      const scanned = await this.#call(async () => await scanKeys(this.#redis, `${this.#config.keyPrefix}session:*`, options.limit, options.cursor))
+      const scanned = await this.#call(async () => await scanKeys(this.#redis, `${escapeGlob(this.#config.keyPrefix)}session:*`, options.limit, options.cursor))
       nextCursor = scanned.cursor
       keys = scanned.flatMap((key) => {
         const id = SESSION_ID_SUFFIX.exec(key)?.[1]
@@ -355,7 +499,8 @@ export class RedisSessionStore implements SessionStore {
     return { allowed: count <= limit, resetInMs: Math.max(0, resetInMs) }
   }
 
-  onExpired (listener: (reason: ExpiryReason, id: string) => void): void {
+  onExpired (listener: StoreEndListener): void {
+    this.#endListeners.push(listener)
     this.#expiryListener = this.ready().then(async () => await listenForExpiries({
       client: this.#redis,
       keyPrefix: this.#config.keyPrefix,
@@ -364,7 +509,7 @@ export class RedisSessionStore implements SessionStore {
       onExpired: listener,
       onUnavailable: (detail) => this.#options.onExpiryEventsUnavailable?.(detail)
     })).catch((error: unknown) => {
-      this.#options.onExpiryEventsUnavailable?.(`cannot subscribe to expiry events: ${(error as Error).message}`)
+      this.#options.onExpiryEventsUnavailable?.(`cannot subscribe to expiry events: ${redisFailureSummary(error).message}`)
       return undefined
     })
   }
@@ -392,17 +537,31 @@ export class RedisSessionStore implements SessionStore {
     return await this.#closing
   }
 
-  /** Every Redis failure (down, timeout, refused) becomes one coded 503 error. */
+  /**
+   * Every Redis failure (down, timeout, refused, READONLY, OOM ...) becomes one coded 503 error.
+   * Its cause keeps only the message and code: ioredis attaches the command and its arguments
+   * (session keys, principal hashes), which must never reach a log (docs/operating.md, "Logs").
+   */
   async #call<T> (command: () => Promise<T>): Promise<T> {
     try {
       return await command()
     } catch (error) {
-      throw new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: error })
+      throw error instanceof GatewayError ? error : new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: redisFailureSummary(error) })
     }
   }
 }
 
 /** Stored client JSON; null when absent or unreadable (it was written by us, so that is never expected). */
+/** The sessions `create` evicted: id and snapshot pairs after { 'OK', created }. */
+function evictedOf (outcome: ReadonlyArray<string | string[]>): Array<{ id: string, snapshot: string[] }> {
+  const evicted: Array<{ id: string, snapshot: string[] }> = []
+  for (let index = 2; index + 1 < outcome.length; index += 2) {
+    const snapshot = outcome[index + 1]
+    evicted.push({ id: outcome[index] as string, snapshot: Array.isArray(snapshot) ? snapshot : [] })
+  }
+  return evicted
+}
+
 function parseStoredJson (text: string | undefined): unknown {
   return text === undefined ? null : parseJsonText(text) ?? null
 }

@@ -1,17 +1,22 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Counter } from 'prom-client'
 import type { ReplicaRelay } from './replica-relay.js'
-import type { ExpiryReason, SessionStore } from './session-store.js'
+import type { SessionStore, StoreEndReason } from './session-store.js'
 
 /*
  * Every way a session ends goes through here (docs/architecture.md, "How a session ends"): the
- * client's DELETE, the admin API (one session, or all of a principal's), and expiry (idle or
- * lifetime, noticed by the store). Each end is counted once and always told to every replica, so
- * that a stream any replica holds for the session ends with it, whatever the route's era and
- * whether or not this replica has probed it.
+ * client's DELETE, the admin API (one session, or all of a principal's), expiry (idle or lifetime,
+ * noticed by the store) and eviction (`sessions.maxPerPrincipalPolicy: evictOldest`, done by the
+ * store while it creates a newer session of the same principal). Each end is counted once and
+ * always told to every replica, so that a stream any replica holds for the session ends with it,
+ * whatever the route's era and whether or not this replica has probed it.
+ *
+ * With `redis.waitForReplicas`, the store only reports an end the replicas acknowledged; otherwise
+ * it throws MCPGW_TERMINATION_UNACKNOWLEDGED (503, the session is still live) and nothing is
+ * counted or told (docs/scaling.md).
  */
 
-export type SessionEndReason = 'delete' | 'admin' | ExpiryReason
+export type SessionEndReason = 'delete' | 'admin' | StoreEndReason
 
 export interface SessionEndingOptions {
   readonly store: SessionStore
@@ -32,7 +37,7 @@ export class SessionEnding {
     this.#relay = options.relay
     this.#terminated = options.terminated
     this.#log = options.log
-    // Expiry happens in the store; exactly one replica hears of each one.
+    // Expiry and eviction happen in the store; exactly one replica hears of each one.
     this.#store.onExpired((reason, id) => { this.#ended(id, reason).catch(() => undefined) })
   }
 
@@ -53,8 +58,12 @@ export class SessionEnding {
   /** Admin: every session of a principal; resolves with how many ended. */
   async byAdminForPrincipal (principal: string): Promise<number> {
     const ended: string[] = []
-    await this.#store.terminatePrincipal(principal, (id) => { ended.push(id) })
-    for (const id of ended) await this.#ended(id, 'admin')
+    try {
+      await this.#store.terminatePrincipal(principal, (id) => { ended.push(id) })
+    } finally {
+      // Those that did end before a failure are told all the same.
+      for (const id of ended) await this.#ended(id, 'admin')
+    }
     return ended.length
   }
 

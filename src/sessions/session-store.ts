@@ -12,6 +12,8 @@
  * reveals that the id is live.
  */
 
+import { GatewayError } from '../errors.js'
+
 /** What the gateway remembers of a session: negotiated version, client, route, creation. */
 export interface SessionData {
   /** Route path the session was created on; a session is only valid on its own route. */
@@ -67,13 +69,41 @@ export interface SessionTimeouts {
   readonly maxLifetime: number
   /** Live sessions one principal may hold; 0: no limit. Only applies to bound sessions. */
   readonly maxPerPrincipal?: number
+  /**
+   * Past `maxPerPrincipal`: refuse the new session (the default), or end the principal's oldest
+   * sessions to make room (each reported to `onExpired` listeners with reason 'evicted').
+   */
+  readonly maxPerPrincipalPolicy?: 'refuse' | 'evictOldest'
 }
 
 export interface SessionPage {
   readonly sessions: readonly SessionRecord[]
-  /** Pass back to get the next page; undefined when there is none. */
+  /** Pass back to get the next page; undefined when there is none. Always matches LIST_CURSOR_PATTERN. */
   readonly nextCursor: string | undefined
 }
+
+/**
+ * Every store's listing cursor: `<node>:<position>`, digits only (a Redis SCAN cursor per Cluster
+ * master, an offset, a sequence number). A cursor not of this shape is refused with 400.
+ */
+export const LIST_CURSOR_PATTERN = '^([0-9]{1,5}):([0-9]{1,20})$'
+
+const LARGEST_SCAN_CURSOR = 2n ** 64n - 1n
+const listCursor = new RegExp(LIST_CURSOR_PATTERN)
+
+/**
+ * A listing cursor `<node index>:<position>` (LIST_CURSOR_PATTERN): anything else, or a position
+ * past what SCAN accepts (an unsigned 64-bit number), is the caller's mistake, answered 400.
+ */
+export function parseListCursor (cursor: string): { readonly node: number, readonly position: bigint } {
+  const match = listCursor.exec(cursor)
+  const position = match === null ? undefined : BigInt(match[2] as string)
+  if (match === null || position === undefined || position > LARGEST_SCAN_CURSOR) {
+    throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'cursor must be a nextCursor from a previous page' })
+  }
+  return { node: Number(match[1]), position }
+}
+
 
 export interface ListSessionsOptions {
   readonly cursor?: string | undefined
@@ -88,13 +118,23 @@ export interface RateLimitResult {
   readonly resetInMs: number
 }
 
-/** Why a session ended without anyone ending it. */
+/** Why a session expired: its idle timeout or its max lifetime. */
 export type ExpiryReason = 'idle' | 'lifetime'
+
+/**
+ * Why the store ended a session without anyone asking it to: it expired, or it was evicted to make
+ * room for a newer session of the same principal (`maxPerPrincipalPolicy: evictOldest`).
+ */
+export type StoreEndReason = ExpiryReason | 'evicted'
+
+export type StoreEndListener = (reason: StoreEndReason, id: string) => void
 
 export interface SessionStore {
   /**
-   * Stores a new session under `id`. Resolves once the session is durable in the store. Throws
-   * MCPGW_TOO_MANY_SESSIONS when the principal already holds `maxPerPrincipal` live sessions.
+   * Stores a new session under `id`. Resolves once the session is durable in the store. When the
+   * principal already holds `maxPerPrincipal` live sessions: throws MCPGW_TOO_MANY_SESSIONS, or with
+   * `maxPerPrincipalPolicy: evictOldest` ends its oldest ones in the same atomic step (reported to
+   * the `onExpired` listeners of this store only, as 'evicted').
    */
   create (id: string, data: SessionData): Promise<SessionRecord>
   /**
@@ -105,6 +145,9 @@ export interface SessionStore {
   /**
    * Ends the session, atomically checking that it belongs to `route` (a DELETE on one route must not
    * end a session of another) and to `principal`. Resolves false when there was nothing to end.
+   * Every end (this, terminateAny, terminatePrincipal, an eviction) waits for `redis.waitForReplicas`
+   * like creation does; an end the replicas did not acknowledge is undone and throws
+   * MCPGW_TERMINATION_UNACKNOWLEDGED (docs/scaling.md).
    */
   terminate (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean>
   /** Admin: reads a live session, whoever owns it, without sliding it; null when it does not exist. */
@@ -121,10 +164,11 @@ export interface SessionStore {
   /** Counts one event for `key` in a fixed window shared by every gateway instance. */
   consumeRateLimit (key: string, limit: number, windowMs: number): Promise<RateLimitResult>
   /**
-   * Calls `listener` once per session that expired (idle timeout or max lifetime), across all
-   * gateway instances sharing the store: each expiry is reported by exactly one instance.
+   * Calls `listener` once per session the store ended by itself, across all gateway instances
+   * sharing the store: each expiry (idle timeout or max lifetime) is reported by exactly one
+   * instance, each eviction by the instance whose `create` evicted it.
    */
-  onExpired (listener: (reason: ExpiryReason, id: string) => void): void
+  onExpired (listener: StoreEndListener): void
   /**
    * Era bridge: changes the bridge state of a live session owned by `principal`, without sliding it.
    * Resolves false when the session is not live (or not this principal's).
