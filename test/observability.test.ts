@@ -9,6 +9,7 @@ import { FakeClock } from './helpers/fake-clock.js'
 import { startTestRedis } from './helpers/redis-server.js'
 import { freePort } from './helpers/redis-server.js'
 import { withGateway, withUpstream, type Teardown } from './helpers/fixtures.js'
+import { withOtlpReceiver } from './helpers/otlp-receiver.js'
 import { initializeRequest, openSession, post, request } from './helpers/mcp-http.js'
 
 /* Metrics, request ids, tracing (docs/operating.md). */
@@ -142,31 +143,6 @@ t.test('request ids: in, out, to the upstream, in the log line', async (t) => {
   t.not(hostile.headers.get('x-request-id'), generated.headers.get('x-request-id'), 'unique')
 })
 
-interface ReceivedSpan { traceId: string, spanId: string, parentSpanId: string, name: string, attributes: Record<string, unknown> }
-
-/** An OTLP/HTTP (JSON) traces receiver on port 0. */
-async function withOtlpReceiver (t: Teardown): Promise<{ url: string, spans: ReceivedSpan[] }> {
-  const spans: ReceivedSpan[] = []
-  const server = createServer((incoming, response) => {
-    const chunks: Buffer[] = []
-    incoming.on('data', (chunk: Buffer) => chunks.push(chunk))
-    incoming.on('end', () => {
-      const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { resourceSpans: Array<{ scopeSpans: Array<{ spans: Array<{ traceId: string, spanId: string, parentSpanId?: string, name: string, attributes: Array<{ key: string, value: Record<string, unknown> }> }> }> }> }
-      for (const resource of body.resourceSpans) {
-        for (const scope of resource.scopeSpans) {
-          for (const span of scope.spans) {
-            spans.push({ traceId: span.traceId, spanId: span.spanId, parentSpanId: span.parentSpanId ?? '', name: span.name, attributes: Object.fromEntries(span.attributes.map((attribute) => [attribute.key, Object.values(attribute.value)[0]])) })
-          }
-        }
-      }
-      response.writeHead(200, { 'content-type': 'application/json' })
-      response.end('{}')
-    })
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/traces`, spans }
-}
 
 t.test('tracing: a span per request, continuing the caller\'s traceparent and passing it upstream', async (t) => {
   const receiver = await withOtlpReceiver(t)

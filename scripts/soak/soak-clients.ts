@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fetch, type Agent } from 'undici'
 import { SseParser } from '../../src/mcp/sse-parser.js'
+import { seededRandom } from '../../test/helpers/session-workload.js'
 import type { SoakLedger, StreamRoute } from './soak-ledger.js'
 
 /*
@@ -51,18 +52,6 @@ export interface ClientContext {
   readonly dispatcher: Agent
   /** The replicas' `sessions.idleTimeout`: a session left alone longer may have expired. */
   readonly idleTimeoutMs: number
-}
-
-/** Mulberry32, as in test/helpers/session-workload.ts: one stream of numbers per seed. */
-export function seededRandom (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6D2B79F5) >>> 0
-    let value = state
-    value = Math.imul(value ^ (value >>> 15), value | 1)
-    value ^= value + Math.imul(value ^ (value >>> 7), value | 61)
-    return ((value ^ (value >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 interface Answer {
