@@ -1,4 +1,6 @@
 import t from 'tap'
+import { MAX_SUBSCRIPTION_URI_BYTES } from '../src/bridge/legacy-bridged-handler.js'
+import { DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION } from '../src/config/validate-config.js'
 import { withGateway, withRedis } from './helpers/fixtures.js'
 import { initializeRequest, LATEST_LEGACY_VERSION, post } from './helpers/mcp-http.js'
 import { modernAnswers, withScriptedUpstream } from './helpers/scripted-upstream.js'
@@ -7,13 +9,13 @@ import { modernAnswers, withScriptedUpstream } from './helpers/scripted-upstream
  * What a session keeps of its client is bounded, so that one session costs a bounded amount of Redis
  * whatever the client sends (docs/era-bridge.md; docs/configuration.md, limits.maxClientStateBytes
  * and limits.maxSubscriptionsPerSession): an initialize whose clientInfo and capabilities serialize
- * to more than 8 KiB is refused (400, -32602) and mints nothing; a bridged session holds at most 256
- * subscriptions and 7 KiB of subscribed URIs; the largest such session stays within 16 KiB of Redis.
+ * to more than 8 KiB is refused (400, -32602) and mints nothing; a bridged session holds at most
+ * limits.maxSubscriptionsPerSession subscriptions and MAX_SUBSCRIPTION_URI_BYTES of subscribed URIs;
+ * the largest such session stays within 16 KiB of Redis.
  */
 
 const MAX_CLIENT_STATE_BYTES = 8 * 1024
-const MAX_SUBSCRIPTIONS = 256
-const MAX_SUBSCRIPTION_URI_BYTES = 7 * 1024
+const MAX_SUBSCRIPTIONS = DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION
 const MAX_SESSION_MEMORY_BYTES = 16 * 1024
 const clientInfo = { name: 'gateway-test', version: '1.0.0' }
 
@@ -49,7 +51,7 @@ t.test('an initialize with more than 8 KiB of client state: 400, -32602, no sess
   t.type(largest.headers.get('mcp-session-id'), 'string')
 })
 
-t.test('the 257th subscription is refused; the largest session stays within 16 KiB of Redis', async (t) => {
+t.test('one subscription over the limit is refused; the largest session stays within 16 KiB of Redis', async (t) => {
   const redis = await withRedis(t)
   const upstream = await withScriptedUpstream(t, modernAnswers)
   const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'state-largest:' }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'modern' }] } })
@@ -58,7 +60,7 @@ t.test('the 257th subscription is refused; the largest session stays within 16 K
   t.equal(initialized.status, 200, 'the biggest accepted client state')
   const sessionId = initialized.headers.get('mcp-session-id') as string
 
-  // Every subscription as long as the URI budget allows for 256 of them: both bounds reached at once.
+  // Every subscription as long as the URI budget allows for all of them: both bounds reached at once.
   const uriBytes = Math.floor(MAX_SUBSCRIPTION_URI_BYTES / MAX_SUBSCRIPTIONS)
   let accepted = 0
   let refusal: unknown
@@ -68,8 +70,8 @@ t.test('the 257th subscription is refused; the largest session stays within 16 K
     if (message.error !== undefined) refusal = message
     else accepted++
   }
-  t.equal(accepted, MAX_SUBSCRIPTIONS, '256 subscriptions accepted')
-  t.match(refusal, { jsonrpc: '2.0', id: 100 + MAX_SUBSCRIPTIONS, error: { code: -32602, message: /maxSubscriptionsPerSession/ } }, 'the 257th is -32602')
+  t.equal(accepted, MAX_SUBSCRIPTIONS, 'the limit\'s number of subscriptions accepted')
+  t.match(refusal, { jsonrpc: '2.0', id: 100 + MAX_SUBSCRIPTIONS, error: { code: -32602, message: /maxSubscriptionsPerSession/ } }, 'one more is -32602')
   const again = await post(url, { jsonrpc: '2.0', id: 99, method: 'resources/subscribe', params: { uri: uriOf(0, uriBytes) } }, sessionId, legacyHeaders)
   t.match(JSON.parse(again.text), { id: 99, result: {} }, 'subscribing again to a held URI is no new subscription')
 
@@ -85,12 +87,13 @@ t.test('a subscription past the URI byte budget is refused', async (t) => {
   const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'modern' }] } })
   const url = `${gateway.origin}/mcp`
   const sessionId = (await post(url, initializeRequest())).headers.get('mcp-session-id') as string
-  for (let index = 0; index < 7; index++) {
+  const kibibytes = MAX_SUBSCRIPTION_URI_BYTES / 1024
+  for (let index = 0; index < kibibytes; index++) {
     const answer = await post(url, { jsonrpc: '2.0', id: index, method: 'resources/subscribe', params: { uri: uriOf(index, 1024) } }, sessionId, legacyHeaders)
     t.match(JSON.parse(answer.text), { id: index, result: {} }, `${index + 1} KiB of URIs`)
   }
-  const over = await post(url, { jsonrpc: '2.0', id: 7, method: 'resources/subscribe', params: { uri: 'demo://one-more' } }, sessionId, legacyHeaders)
-  t.match(JSON.parse(over.text), { id: 7, error: { code: -32602, message: /bytes/ } }, 'one byte more is -32602')
+  const over = await post(url, { jsonrpc: '2.0', id: kibibytes, method: 'resources/subscribe', params: { uri: 'demo://one-more' } }, sessionId, legacyHeaders)
+  t.match(JSON.parse(over.text), { id: kibibytes, error: { code: -32602, message: /bytes/ } }, 'one byte more is -32602')
   const unsubscribed = await post(url, { jsonrpc: '2.0', id: 8, method: 'resources/unsubscribe', params: { uri: uriOf(0, 1024) } }, sessionId, legacyHeaders)
   t.match(JSON.parse(unsubscribed.text), { id: 8, result: {} })
   const fits = await post(url, { jsonrpc: '2.0', id: 9, method: 'resources/subscribe', params: { uri: 'demo://one-more' } }, sessionId, legacyHeaders)

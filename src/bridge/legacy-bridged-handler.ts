@@ -48,7 +48,7 @@ function clientGoneSignal (reply: FastifyReply): AbortSignal {
  * Redis whatever the client sends (docs/era-bridge.md): a number of subscriptions
  * (limits.maxSubscriptionsPerSession), and their URIs together.
  */
-export const MAX_SUBSCRIPTION_URI_BYTES = 7 * 1024
+export const MAX_SUBSCRIPTION_URI_BYTES = 3 * 1024
 
 /**
  * The session change a setting asks for, or the reason its params are invalid. `subscribed`: what

@@ -43,8 +43,12 @@ export const DEFAULT_MAX_PER_PRINCIPAL_POLICY: MaxPerPrincipalPolicy = 'refuse'
 export const DEFAULT_MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 /** `clientInfo` and `capabilities` of an initialize, serialized: what a session keeps of its client. */
 export const DEFAULT_MAX_CLIENT_STATE_BYTES = 8 * 1024
-/** Era bridge: resource subscriptions one session may hold. */
-export const DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION = 256
+/**
+ * Era bridge: resource subscriptions one session may hold. Each is a field of the session's Redis
+ * hash (about 50 bytes of overhead beside its URI): with the client state, a session stays within
+ * 16 KiB of Redis (docs/security.md, "Limits").
+ */
+export const DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION = 64
 /** How long an initialize may wait for the upstream's whole answer. */
 export const DEFAULT_INITIALIZE_TIMEOUT_MS = 30_000
 /** A JWT without `exp` never expires: refused unless the operator says otherwise. */
