@@ -14,6 +14,7 @@ import { createGatewayMetrics, type GatewayMetrics } from './observability/metri
 import { createRequestRecorder } from './observability/request-outcome.js'
 import { createTracing } from './observability/tracing.js'
 import { protectedResourceMetadata } from './oauth/protected-resource-metadata.js'
+import { RESOURCE_METADATA_PREFIX } from './oauth/resource-metadata-url.js'
 import { mcpRoute } from './proxy/mcp-route.js'
 import { UpstreamClient } from './upstream/upstream-client.js'
 import { newRequestContext } from './proxy/request-context.js'
@@ -171,7 +172,10 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   }
 
   const originPolicy = resolveOriginPolicy(config.security, config.listen.host)
-  if (originPolicy.originsConfigured) await app.register(cors, corsOptions(originPolicy, config.security.corsCredentials))
+  if (originPolicy.originsConfigured) {
+    const corsPaths = new Set(config.routes.flatMap((route) => [route.path, `${RESOURCE_METADATA_PREFIX}${route.path}`]))
+    await app.register(cors, corsOptions(originPolicy, config.security.corsCredentials, corsPaths))
+  }
   const principalResolver = createPrincipalResolver(config.sessions.binding, app.log)
   const upstreams = config.routes.map((route) => new UpstreamClient(route.upstream, route.timeout, config.limits.maxResponseBytes))
   app.addHook('onClose', async function closeUpstreamPools () {

@@ -21,12 +21,12 @@ t.test('initialize over the limit gets 429 with Retry-After, on every replica', 
   t.match(JSON.parse(refused.text), { id: 7, error: { message: /initializePerMinute/ } })
 })
 
-t.test('with a binding the limit is per principal', async (t) => {
+t.test('with a binding a principal is limited whatever address it comes from', async (t) => {
   const redis = await withRedis(t)
   const upstream = await withUpstream(t, { responseMode: 'json' })
-  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'rate-principal:' }, sessions: { binding: { header: 'x-api-key' } }, limits: { initializePerMinute: 2 }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  const gateway = await withGateway(t, { config: { listen: { host: '127.0.0.1', port: 0, trustProxy: true }, redis: { url: redis.url, keyPrefix: 'rate-principal:' }, sessions: { binding: { header: 'x-api-key' } }, limits: { initializePerMinute: 2 }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
   const url = `${gateway.origin}/mcp`
-  const as = async (key: string): Promise<number> => (await post(url, initializeRequest(1), undefined, { 'x-api-key': key })).status
-  t.same([await as('a'), await as('a'), await as('a')], [200, 200, 429])
-  t.same([await as('b'), await as('b')], [200, 200], 'another principal from the same address has its own count')
+  const as = async (key: string, address: string): Promise<number> => (await post(url, initializeRequest(1), undefined, { 'x-api-key': key, 'x-forwarded-for': address })).status
+  t.same([await as('a', '10.0.0.1'), await as('a', '10.0.0.2'), await as('a', '10.0.0.3')], [200, 200, 429], 'per principal')
+  t.same([await as('b', '10.0.0.4'), await as('b', '10.0.0.5')], [200, 200], 'another principal has its own count')
 })

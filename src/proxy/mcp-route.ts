@@ -21,6 +21,7 @@ import type { LegacyHandler } from './legacy-handler.js'
 import { LegacyForwardedHandler } from './legacy-forwarded-handler.js'
 import { ModernPassThroughHandler } from './modern-pass-through-handler.js'
 import { RequestDecision, type LegacyPath } from './request-decision.js'
+import { createEraProbe, createRouteContext } from './route-context.js'
 import type { RouteContext } from './route-context.js'
 
 /*
@@ -53,36 +54,8 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   const { route, store, metrics, tracing } = options
   const upstream = options.upstream
 
-  // Label children resolved once per route: the request path then never hashes label objects.
-  const upstreamDuration = metrics.upstreamDuration.labels({ route: route.path })
-  const context: RouteContext = {
-    route,
-    store,
-    upstream,
-    sessionsCreated: metrics.sessionsCreated.labels({ route: route.path }),
-    relay: options.relay,
-    sessionTimeouts: options.sessionTimeouts,
-    limits: options.limits,
-    resourceMetadataUrl: (request) => resourceMetadataUrl(publicOrigin(request, options.publicUrl), route.path),
-    // Forwarded and bridged requests count in the same upstream metrics.
-    observeUpstream: {
-      upstreamResponded: (seconds) => { upstreamDuration.observe(seconds) },
-      upstreamFailed: (failure) => {
-        if (isUpstreamFailure(failure)) metrics.upstreamErrors.inc({ route: route.path, kind: upstreamFailureKind(failure) })
-        else fastify.log.error({ route: route.path, err: failure.cause ?? failure, code: failure.code }, 'gateway fault while talking to the upstream')
-      }
-    }
-  }
-  const eraGauge = metrics.upstreamEra
-  const probe = new UpstreamEraProbe(route.upstreamEra, async (headers) => await probeUpstreamEra(upstream, headers, route.timeout), {
-    onProbeFailed: (error, retryInMs) => {
-      fastify.log.warn({ route: route.path, reason: (error as Error).message, retryInMs }, 'upstream era probe decided nothing: served as legacy until it does')
-    },
-    onDecided: (era) => {
-      for (const known of ['legacy', 'modern', 'undecided'] as const) eraGauge.set({ route: route.path, era: known }, known === era ? 1 : 0)
-    }
-  })
-  if (probe.knownEra() === undefined) eraGauge.set({ route: route.path, era: 'undecided' }, 1)
+  const context = createRouteContext(options, fastify.log)
+  const probe = createEraProbe(context, options.metrics, fastify.log)
   const decide = new RequestDecision(context, probe)
   const modern = new ModernPassThroughHandler(context)
   const legacy: Record<LegacyPath, LegacyHandler> = {

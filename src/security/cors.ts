@@ -10,14 +10,20 @@ import { isOriginAllowed, type OriginPolicy } from './origin-guard.js'
 
 /** Request headers an MCP client sends (MCP 2025-11-25 and 2026-07-28 transports, plus auth). */
 const ALLOWED_REQUEST_HEADERS = ['content-type', 'authorization', 'mcp-session-id', 'mcp-protocol-version', 'last-event-id', 'mcp-method', 'mcp-name']
+/** 2026-07-28 mirrors tool parameters a tool declares in `Mcp-Param-<Name>` headers: allowed as asked. */
+const PARAMETER_HEADER_PREFIX = 'mcp-param-'
 /** Response headers a browser client must be able to read. */
-const EXPOSED_RESPONSE_HEADERS = ['Mcp-Session-Id', 'Mcp-Protocol-Version', 'WWW-Authenticate']
+const EXPOSED_RESPONSE_HEADERS = ['Mcp-Session-Id', 'Mcp-Protocol-Version', 'WWW-Authenticate', 'Retry-After']
 /** How long a browser may cache a preflight answer. */
 const PREFLIGHT_MAX_AGE_SECONDS = 600
 
-export function corsOptions (policy: OriginPolicy, credentials: boolean): FastifyCorsOptions {
+/**
+ * CORS options per request: on for the MCP endpoints and their OAuth metadata only (not /metrics,
+ * the health endpoints or the admin API), for the allowed origins only.
+ */
+export function corsOptions (policy: OriginPolicy, credentials: boolean, paths: ReadonlySet<string>): FastifyCorsOptions {
   const rules = policy.allowedOrigins ?? []
-  return {
+  const options: FastifyCorsOptions = {
     origin: (origin, callback) => { callback(null, origin !== undefined && isOriginAllowed(origin, rules)) },
     methods: ['GET', 'POST', 'DELETE'],
     allowedHeaders: ALLOWED_REQUEST_HEADERS,
@@ -25,5 +31,19 @@ export function corsOptions (policy: OriginPolicy, credentials: boolean): Fastif
     credentials,
     maxAge: PREFLIGHT_MAX_AGE_SECONDS,
     optionsSuccessStatus: 204
+  }
+  const off: FastifyCorsOptions = { origin: false }
+  return {
+    delegator: (request, callback) => {
+      if (!paths.has(request.url.split('?')[0] ?? '')) {
+        callback(null, off)
+        return
+      }
+      const asked = request.headers['access-control-request-headers']
+      const parameters = typeof asked === 'string'
+        ? asked.split(',').map((name) => name.trim().toLowerCase()).filter((name) => name.startsWith(PARAMETER_HEADER_PREFIX) && /^[a-z0-9-]+$/.test(name))
+        : []
+      callback(null, parameters.length === 0 ? options : { ...options, allowedHeaders: [...ALLOWED_REQUEST_HEADERS, ...parameters] })
+    }
   }
 }

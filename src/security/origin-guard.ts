@@ -60,6 +60,8 @@ export function resolveOriginPolicy (security: SecurityConfig, listenHost: strin
 export function isOriginAllowed (origin: string, rules: readonly OriginRule[]): boolean {
   if (!URL.canParse(origin)) return false
   const url = new URL(origin)
+  // Browsers send a serialized origin: anything with a path, a query or odd spelling is not one.
+  if (url.origin !== 'null' && url.origin !== origin) return false
   if (url.origin === 'null' && !rules.some((rule) => rule.kind === 'scheme' && rule.protocol === url.protocol)) return false
   return rules.some((rule) => {
     if (rule.kind === 'origin') return rule.origin === url.origin
