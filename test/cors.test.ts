@@ -1,0 +1,41 @@
+import t from 'tap'
+import { withGateway, withUpstream } from './helpers/fixtures.js'
+
+/* CORS answers as browsers ask them (docs/security.md, "Browsers"), checked header by header. */
+
+const APP = 'http://app.example.com:5173'
+
+async function preflight (url: string, origin: string, headers = 'content-type, mcp-session-id'): Promise<Response> {
+  return await fetch(url, { method: 'OPTIONS', headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': headers } })
+}
+
+t.test('an allowed origin\'s preflight: 204 with the MCP methods and headers', async (t) => {
+  const upstream = await withUpstream(t)
+  const gateway = await withGateway(t, { config: { security: { allowedOrigins: [APP], allowedHosts: ['127.0.0.1'] }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  const answer = await preflight(`${gateway.origin}/mcp`, APP)
+  t.equal(answer.status, 204)
+  t.equal(answer.headers.get('access-control-allow-origin'), APP)
+  t.equal(answer.headers.get('access-control-allow-methods'), 'GET, POST, DELETE')
+  t.equal(answer.headers.get('access-control-allow-headers'), 'content-type, authorization, mcp-session-id, mcp-protocol-version, last-event-id, mcp-method, mcp-name')
+  t.equal(answer.headers.get('access-control-expose-headers'), 'Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenticate, Retry-After')
+  t.equal(answer.headers.get('access-control-allow-credentials'), null, 'no credentials unless configured')
+})
+
+t.test('Mcp-Param-* headers are allowed when asked for', async (t) => {
+  const upstream = await withUpstream(t)
+  const gateway = await withGateway(t, { config: { security: { allowedOrigins: [APP], allowedHosts: ['127.0.0.1'] }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  const answer = await preflight(`${gateway.origin}/mcp`, APP, 'content-type, mcp-param-region, x-other')
+  t.match(answer.headers.get('access-control-allow-headers'), /, mcp-param-region$/)
+  t.notMatch(answer.headers.get('access-control-allow-headers'), /x-other/)
+})
+
+t.test('other origins and other paths get no CORS headers', async (t) => {
+  const upstream = await withUpstream(t)
+  const gateway = await withGateway(t, { config: { security: { allowedOrigins: [APP], allowedHosts: ['127.0.0.1'], corsCredentials: true }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  t.equal((await preflight(`${gateway.origin}/mcp`, 'http://evil.example.com')).headers.get('access-control-allow-origin'), null, 'another origin')
+  t.equal((await preflight(`${gateway.origin}/mcp`, `${APP}/path`)).headers.get('access-control-allow-origin'), null, 'an origin with a path')
+  const metrics = await fetch(`${gateway.origin}/metrics`, { headers: { origin: APP } })
+  t.equal(metrics.headers.get('access-control-allow-origin'), null, '/metrics answers no origin')
+  const allowed = await preflight(`${gateway.origin}/mcp`, APP)
+  t.equal(allowed.headers.get('access-control-allow-credentials'), 'true', 'credentials when configured')
+})
