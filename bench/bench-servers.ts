@@ -6,7 +6,8 @@ import { validateConfig } from '../src/config/validate-config.js'
 import { buildGateway } from '../src/gateway.js'
 
 /*
- * The processes `npm run bench` measures, one role per process so that each has its own event loop:
+ * The processes `npm run bench` measures, one role per process so that each has its own event loop,
+ * its own CPU time (read from /proc by the benchmark) and, on a large machine, its own cores:
  *   upstream  a minimal stateless MCP endpoint (answers at once; the benchmark measures the proxies)
  *   bare      @fastify/http-proxy in front of it, no session logic: the baseline
  *   gateway   mcp-session-gateway in front of it, sessions in Redis
@@ -52,6 +53,8 @@ async function startGateway (): Promise<number> {
     listen: { host: '127.0.0.1', port: 0 },
     log: { level: 'warn' },
     redis: { url: redisUrl, keyPrefix: 'bench:' },
+    // The sessions a run creates (BENCH_SESSIONS) must all still be live when the last one is measured.
+    sessions: { idleTimeout: '24h', maxLifetime: '24h' },
     routes: [{ path: '/mcp', upstream: upstreamUrl }]
   })
   const app = await buildGateway(config)
