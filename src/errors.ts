@@ -117,6 +117,11 @@ export const errorDefinitions = {
     message: 'Session not found',
     id: 'null'
   },
+  MCPGW_RESOURCE_METADATA_NOT_FOUND: {
+    statusCode: 404,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'Not Found: this route\'s upstream publishes no OAuth protected resource metadata'
+  },
   MCPGW_ROUTE_NOT_FOUND: {
     statusCode: 404,
     jsonRpcCode: JsonRpcErrorCode.ServerError,

@@ -14,7 +14,7 @@ import { createGatewayMetrics, type GatewayMetrics } from './observability/metri
 import { createRequestRecorder } from './observability/request-outcome.js'
 import { createTracing } from './observability/tracing.js'
 import { protectedResourceMetadata } from './oauth/protected-resource-metadata.js'
-import { RESOURCE_METADATA_PREFIX } from './oauth/resource-metadata-url.js'
+import { resourceMetadataPath } from './oauth/resource-metadata-url.js'
 import { mcpRoute } from './proxy/mcp-route.js'
 import { UpstreamClient } from './upstream/upstream-client.js'
 import { newRequestContext } from './proxy/request-context.js'
@@ -173,7 +173,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
 
   const originPolicy = resolveOriginPolicy(config.security, config.listen.host)
   if (originPolicy.originsConfigured) {
-    const corsPaths = new Set(config.routes.flatMap((route) => [route.path, `${RESOURCE_METADATA_PREFIX}${route.path}`]))
+    const corsPaths = new Set(config.routes.flatMap((route) => [route.path, resourceMetadataPath(route.path)]))
     await app.register(cors, corsOptions(originPolicy, config.security.corsCredentials, corsPaths))
   }
   const principalResolver = createPrincipalResolver(config.sessions.binding, app.log)
@@ -181,9 +181,14 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   app.addHook('onClose', async function closeUpstreamPools () {
     await Promise.all(upstreams.map(async (upstream) => { await upstream.close() }))
   })
+  const metadataPaths = new Set<string>()
   for (const [index, route] of config.routes.entries()) {
     const upstream = upstreams[index] as UpstreamClient
-    await app.register(protectedResourceMetadata, { route, upstream, binding: config.sessions.binding, publicUrl: config.listen.publicUrl })
+    // Routes `/mcp` and `/mcp/` share one metadata path: the first serves it.
+    if (!metadataPaths.has(resourceMetadataPath(route.path))) {
+      metadataPaths.add(resourceMetadataPath(route.path))
+      await app.register(protectedResourceMetadata, { route, upstream, binding: config.sessions.binding, publicUrl: config.listen.publicUrl, originPolicy })
+    }
     await app.register(mcpRoute, {
       route,
       upstream,

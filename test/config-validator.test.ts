@@ -20,7 +20,7 @@ t.test('strings that spell a number or a boolean are read as one, wherever one i
     ['routes[0].initializeTimeout', { routes: [{ ...minimal.routes[0], initializeTimeout: '5s' }] }, (c) => c.routes[0]?.initializeTimeout, 5000],
     ['limits.maxResponseBytes', { ...minimal, limits: { maxResponseBytes: '65536' } }, (c) => c.limits.maxResponseBytes, 65536],
     ['limits.maxClientStateBytes default', minimal, (c) => c.limits.maxClientStateBytes, 8192],
-    ['limits.maxSubscriptionsPerSession default', minimal, (c) => c.limits.maxSubscriptionsPerSession, 256],
+    ['limits.maxSubscriptionsPerSession default', minimal, (c) => c.limits.maxSubscriptionsPerSession, 64],
     ['sessions.maxPerPrincipalPolicy default', minimal, (c) => c.sessions.maxPerPrincipalPolicy, 'refuse'],
     ['security.allowedOrigins in every form', { ...minimal, security: { allowedOrigins: ['https://app.example.com:8443', 'web.example.com', 'chrome-extension://*'] } }, (c) => c.security.allowedOrigins?.length, 3],
     ['security.corsCredentials default off', minimal, (c) => c.security.corsCredentials, false],

@@ -116,3 +116,45 @@ t.test('listen.publicUrl names the resource; forwarded headers count only behind
   const believed = await (await fetch(`${trusted.origin}/.well-known/oauth-protected-resource/mcp`, { headers: forwarded })).json() as { resource: string }
   t.equal(believed.resource, 'https://edge.example.com/mcp', 'X-Forwarded-Proto/Host behind trustProxy')
 })
+
+t.test('a route ending in "/" has its metadata where clients look: without the trailing slash', async (t) => {
+  const upstream = await withUpstream(t)
+  const gateway = await withGateway(t, { config: { sessions: { binding: { jwt: { secret: SECRET, issuer: AUTHORIZATION_SERVER } } }, routes: [{ path: '/', upstream: upstream.url }, { path: '/tools/', upstream: upstream.url }] } })
+  t.equal((await discoverOAuthProtectedResourceMetadata(`${gateway.origin}/`)).resource, `${gateway.origin}/`, 'route / at the bare well-known path')
+  t.equal((await discoverOAuthProtectedResourceMetadata(`${gateway.origin}/tools/`)).resource, `${gateway.origin}/tools/`)
+})
+
+t.test('several upstream challenges are all rewritten; concurrent metadata requests share one upstream fetch', async (t) => {
+  let fetches = 0
+  let internal = ''
+  const server = createServer((request, response) => {
+    if (request.method === 'GET') {
+      fetches++
+      response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(internalDocument))
+      return
+    }
+    request.resume()
+    request.on('end', () => {
+      response.setHeader('www-authenticate', [`Bearer resource_metadata="${internal}/.well-known/oauth-protected-resource/mcp"`, `DPoP resource_metadata="${internal}/.well-known/oauth-protected-resource/mcp"`])
+      response.writeHead(401, { 'content-type': 'application/json' }).end('{}')
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => await new Promise((resolve) => server.close(resolve)))
+  internal = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: `${internal}/mcp`, upstreamEra: 'legacy' }] } })
+  const answer = await post(`${gateway.origin}/mcp`, initializeRequest())
+  const challenges = answer.headers.get('www-authenticate') ?? ''
+  t.notMatch(challenges, internal, 'no challenge names the upstream')
+  t.equal(challenges.split(`resource_metadata="${gateway.origin}/.well-known/oauth-protected-resource/mcp"`).length - 1, 2, 'both challenges name the gateway')
+  const documents = await Promise.all(Array.from({ length: 10 }, async () => await (await fetch(`${gateway.origin}/.well-known/oauth-protected-resource/mcp`)).json() as { resource: string }))
+  t.ok(documents.every((document) => document.resource === `${gateway.origin}/mcp`))
+  t.equal(fetches, 1, 'one upstream fetch for ten concurrent requests')
+})
+
+t.test('a forwarded host that is not a host name is refused, never reflected', async (t) => {
+  const upstream = await withUpstream(t)
+  const gateway = await withGateway(t, { config: { listen: { host: '127.0.0.1', port: 0, trustProxy: true }, security: { allowedHosts: ['127.0.0.1'] }, sessions: { binding: { jwt: { secret: SECRET, issuer: AUTHORIZATION_SERVER } } }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  const answer = await fetch(`${gateway.origin}/.well-known/oauth-protected-resource/mcp`, { headers: { 'x-forwarded-host': 'a.example", error="injected' } })
+  t.equal(answer.status, 400)
+})

@@ -38,7 +38,7 @@ export interface BridgedCallOptions {
   readonly maxInputRounds: number
   readonly relay: ReplicaRelay
   /** The route's OAuth metadata URL: an upstream's challenge is rewritten to name it. */
-  readonly resourceMetadataUrl: string
+  readonly resourceMetadataUrl: () => string
   /** Told how long each upstream leg took to answer, and of each upstream failure (for the metrics). */
   readonly observe: UpstreamObserver
 }

@@ -116,7 +116,7 @@ export class LegacyBridgedHandler implements LegacyHandler {
       inputTimeout: route.inputTimeout,
       maxInputRounds: route.maxInputRounds,
       relay: this.#relay,
-      resourceMetadataUrl: this.#context.resourceMetadataUrl(request),
+      resourceMetadataUrl: () => this.#context.resourceMetadataUrl(request),
       observe: observeUpstream
     })
     return reply

@@ -4,7 +4,9 @@ import { GatewayError } from '../errors.js'
 import { isJsonObject, parseJsonText } from '../mcp/json-rpc.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
 import { readUpstreamBody } from '../upstream/upstream-messages.js'
-import { publicOrigin, RESOURCE_METADATA_PREFIX } from './resource-metadata-url.js'
+import { enforceOriginPolicy, type OriginPolicy } from '../security/origin-guard.js'
+import { upstreamFailure } from '../upstream/upstream-failure.js'
+import { publicOrigin, RESOURCE_METADATA_PREFIX, resourceMetadataPath } from './resource-metadata-url.js'
 
 /*
  * `GET /.well-known/oauth-protected-resource<route path>` (RFC 9728), so that OAuth clients find
@@ -12,7 +14,8 @@ import { publicOrigin, RESOURCE_METADATA_PREFIX } from './resource-metadata-url.
  *   - With a JWT binding the gateway is the protected resource: the document names
  *     `sessions.binding.jwt.authorizationServers` (default: the issuer).
  *   - Otherwise the upstream is: its own document (path-aware first, then the root, RFC 9728
- *     §3.1) is served with `resource` rewritten to the gateway's route URL, cached briefly. Clients
+ *     §3.1) is served with `resource` rewritten to the gateway's route URL, cached briefly (a
+ *     failure too, and concurrent requests share one fetch). Clients
  *     reject a document whose `resource` differs from the URL they connected to.
  * Registered beside the MCP route, outside its hooks: discovery needs no token and no Origin.
  */
@@ -22,35 +25,61 @@ export interface ProtectedResourceMetadataOptions {
   readonly upstream: UpstreamClient
   readonly binding: GatewayConfig['sessions']['binding']
   readonly publicUrl: string | undefined
+  /** The Host allowlist applies here too: a document naming a host the gateway does not serve is never made. */
+  readonly originPolicy: OriginPolicy
 }
 
-/** How long an upstream's document is reused. */
+/** How long an upstream's document (or its absence) is reused. */
 const UPSTREAM_DOCUMENT_CACHE_MS = 60_000
-/** How long fetching it may take. */
+/** How long a failure to fetch it is remembered: the path needs no token, so it must not multiply load. */
+const UPSTREAM_FAILURE_CACHE_MS = 10_000
+/** How long fetching one document may take. */
 const UPSTREAM_DOCUMENT_TIMEOUT_MS = 5_000
+
+type Fetched = { readonly document: Record<string, unknown> | undefined } | { readonly failure: GatewayError }
 
 export async function protectedResourceMetadata (fastify: FastifyInstance, options: ProtectedResourceMetadataOptions): Promise<void> {
   const { route, upstream, binding } = options
-  let cached: { readonly document: Record<string, unknown> | undefined, readonly until: number } | undefined
+  let cached: { readonly fetched: Promise<Fetched>, until: number } | undefined
 
-  async function upstreamDocument (): Promise<Record<string, unknown> | undefined> {
-    if (cached !== undefined && cached.until > Date.now()) return cached.document
-    const upstreamPath = new URL(route.upstream).pathname.replace(/\/$/, '')
-    let document: Record<string, unknown> | undefined
-    for (const path of [...(upstreamPath === '' ? [] : [`${RESOURCE_METADATA_PREFIX}${upstreamPath}`]), RESOURCE_METADATA_PREFIX]) {
-      const answer = await upstream.get(path, AbortSignal.timeout(UPSTREAM_DOCUMENT_TIMEOUT_MS))
-      const text = await readUpstreamBody(answer.body, upstream.maxResponseBytes)
-      const parsed = answer.statusCode === 200 ? parseJsonText(text) : undefined
-      if (isJsonObject(parsed)) {
-        document = parsed
-        break
-      }
-    }
-    cached = { document, until: Date.now() + UPSTREAM_DOCUMENT_CACHE_MS }
-    return document
+  /** One document: the parsed JSON object of a 200, or undefined; throws on a failure to fetch. */
+  async function fetchDocument (path: string): Promise<Record<string, unknown> | undefined> {
+    const answer = await upstream.get(path, AbortSignal.timeout(UPSTREAM_DOCUMENT_TIMEOUT_MS))
+    const text = await readUpstreamBody(answer.body, upstream.maxResponseBytes)
+    const parsed = answer.statusCode === 200 ? parseJsonText(text) : undefined
+    return isJsonObject(parsed) ? parsed : undefined
   }
 
-  fastify.get(`${RESOURCE_METADATA_PREFIX}${route.path}`, async function serveProtectedResourceMetadata (request, reply) {
+  /** Path-aware first, then the root (RFC 9728 §3.1); a failure of the first still tries the second. */
+  async function fetchUpstreamDocument (): Promise<Fetched> {
+    const upstreamPath = new URL(route.upstream).pathname.replace(/\/+$/, '')
+    let failure: GatewayError | undefined
+    for (const path of [...(upstreamPath === '' ? [] : [`${RESOURCE_METADATA_PREFIX}${upstreamPath}`]), RESOURCE_METADATA_PREFIX]) {
+      try {
+        const document = await fetchDocument(path)
+        if (document !== undefined) return { document }
+      } catch (error) {
+        failure = upstreamFailure(error)
+      }
+    }
+    return failure === undefined ? { document: undefined } : { failure }
+  }
+
+  /** Concurrent requests share one fetch; its result is kept a minute, a failure ten seconds. */
+  async function upstreamDocument (): Promise<Fetched> {
+    if (cached !== undefined && cached.until > Date.now()) return await cached.fetched
+    const entry = { fetched: fetchUpstreamDocument(), until: Number.POSITIVE_INFINITY }
+    cached = entry
+    const fetched = await entry.fetched
+    entry.until = Date.now() + ('failure' in fetched ? UPSTREAM_FAILURE_CACHE_MS : UPSTREAM_DOCUMENT_CACHE_MS)
+    return fetched
+  }
+
+  fastify.addHook('onRequest', async function checkHost (request) {
+    enforceOriginPolicy({ host: request.headers.host }, options.originPolicy)
+  })
+
+  fastify.get(resourceMetadataPath(route.path), async function serveProtectedResourceMetadata (request, reply) {
     const resource = `${publicOrigin(request, options.publicUrl)}${route.path}`
     if (binding.kind === 'jwt') {
       return await reply.header('cache-control', 'max-age=300').send({
@@ -60,13 +89,12 @@ export async function protectedResourceMetadata (fastify: FastifyInstance, optio
         bearer_methods_supported: ['header']
       })
     }
-    let document: Record<string, unknown> | undefined
-    try {
-      document = await upstreamDocument()
-    } catch (error) {
-      throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { cause: error, detail: 'its protected resource metadata could not be fetched' })
+    const fetched = await upstreamDocument()
+    if ('failure' in fetched) {
+      request.log.warn({ route: route.path, code: fetched.failure.code }, 'the upstream\'s protected resource metadata could not be fetched')
+      throw fetched.failure
     }
-    if (document === undefined) throw new GatewayError('MCPGW_ROUTE_NOT_FOUND', { detail: 'this route\'s upstream publishes no protected resource metadata' })
-    return await reply.header('cache-control', 'max-age=60').send({ ...document, resource })
+    if (fetched.document === undefined) throw new GatewayError('MCPGW_RESOURCE_METADATA_NOT_FOUND')
+    return await reply.header('cache-control', 'max-age=60').send({ ...fetched.document, resource })
   })
 }

@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import { GatewayError } from '../errors.js'
 
 /*
  * Where a route's OAuth Protected Resource Metadata lives (RFC 9728 §3.1: the well-known path is
@@ -9,13 +10,29 @@ import type { FastifyRequest } from 'fastify'
 
 export const RESOURCE_METADATA_PREFIX = '/.well-known/oauth-protected-resource'
 
-/** `listen.publicUrl`, else the request's own scheme and host (forwarded ones only behind trustProxy). */
+/** A Host value as it may appear in a URL: a name or an IP literal, and a port. */
+const HOST_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/
+
+/**
+ * `listen.publicUrl`, else the request's own scheme and host (forwarded ones only behind trustProxy).
+ * A host that is not one (a forwarded header can hold anything) is refused rather than reflected.
+ */
 export function publicOrigin (request: Pick<FastifyRequest, 'protocol' | 'host'>, publicUrl: string | undefined): string {
-  return publicUrl ?? `${request.protocol}://${request.host}`
+  if (publicUrl !== undefined) return publicUrl
+  if (!HOST_PATTERN.test(request.host)) throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'the request\'s host is not a host name' })
+  return `${request.protocol === 'https' ? 'https' : 'http'}://${request.host}`
+}
+
+/**
+ * The metadata path of a route: the well-known prefix, then the route's path without its trailing
+ * slash (RFC 9728 §3.1; for route `/` the prefix alone), which is where clients look for it.
+ */
+export function resourceMetadataPath (routePath: string): string {
+  return `${RESOURCE_METADATA_PREFIX}${routePath.replace(/\/+$/, '')}`
 }
 
 export function resourceMetadataUrl (origin: string, routePath: string): string {
-  return `${origin}${RESOURCE_METADATA_PREFIX}${routePath}`
+  return `${origin}${resourceMetadataPath(routePath)}`
 }
 
 /**
@@ -27,7 +44,8 @@ export function bearerChallenge (challenge: string, metadataUrl: string): string
   return `Bearer resource_metadata="${metadataUrl}"${parameters === '' ? '' : `, ${parameters}`}`
 }
 
-/** An upstream's challenge with its `resource_metadata` pointing at the gateway's document instead. */
-export function withResourceMetadata (challenge: string, metadataUrl: string): string {
-  return challenge.replace(/resource_metadata="[^"]*"/gi, `resource_metadata="${metadataUrl}"`)
+/** An upstream's challenges (one header or several) with `resource_metadata` pointing at the gateway's document. */
+export function withResourceMetadata<T extends string | string[]> (challenge: T, metadataUrl: string): T {
+  const rewrite = (value: string): string => value.replace(/resource_metadata="[^"]*"/gi, `resource_metadata="${metadataUrl}"`)
+  return (Array.isArray(challenge) ? challenge.map(rewrite) : rewrite(challenge)) as T
 }

@@ -51,7 +51,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
       const started = performance.now()
       answer = await upstream.postBytes(forwardedRequestHeaders(request, upstream.host), request.body as Buffer, deciding.signal)
       recordUpstreamTiming(request, observeUpstream, started)
-      reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, this.#context.resourceMetadataUrl(request)))
+      reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request)))
       // Not awaited: the rest of the body streams after the decision, outside its deadline.
       if (!isSuccess(answer.statusCode)) return reply.send(answer.body)
       const inspected = await inspectInitializeResponse(answer.body, answer.headers['content-type'], initialize.id, upstream.maxResponseBytes)
@@ -85,7 +85,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
   }
 
   async post (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, this.#context.resourceMetadataUrl(request), request, reply)
+    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, () => this.#context.resourceMetadataUrl(request), request, reply)
   }
 
   /** The upstream's GET stream, for as long as the session lives (session-stream-guard.ts). */
@@ -101,6 +101,6 @@ export class LegacyForwardedHandler implements LegacyHandler {
       guard.ended.removeEventListener('abort', onEnded)
       guard.release()
     })
-    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, this.#context.resourceMetadataUrl(request), request, reply)
+    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, () => this.#context.resourceMetadataUrl(request), request, reply)
   }
 }

@@ -16,6 +16,6 @@ export class ModernPassThroughHandler {
 
   async post (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     request.mcp.era = 'modern'
-    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, this.#context.resourceMetadataUrl(request), request, reply)
+    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, () => this.#context.resourceMetadataUrl(request), request, reply)
   }
 }

@@ -27,7 +27,7 @@ export function recordUpstreamTiming (request: FastifyRequest, observe: Upstream
  * OAuth challenge naming the gateway's metadata. A failure is answered by the one mapping of
  * upstream failures (upstream-failure.ts).
  */
-export function forwardRequest (client: UpstreamClient, observe: UpstreamObserver, resourceMetadataUrl: string, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function forwardRequest (client: UpstreamClient, observe: UpstreamObserver, resourceMetadataUrl: () => string, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   const body = request.body as Buffer | undefined
   const started = performance.now()
   return reply.from(client.path, {

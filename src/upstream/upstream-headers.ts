@@ -44,12 +44,13 @@ export function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mc
  * Upstream headers on their way back. A session id set by the upstream itself would contradict ours:
  * drop it. SSE must never be buffered by a proxy in front of us (X-Accel-Buffering: no).
  */
-export function rewriteUpstreamHeaders (headers: IncomingHttpHeaders, resourceMetadataUrl?: string): IncomingHttpHeaders {
+export function rewriteUpstreamHeaders (headers: IncomingHttpHeaders, resourceMetadataUrl?: () => string): IncomingHttpHeaders {
   removeConnectionHeaders(headers)
   delete headers[SESSION_HEADER]
   // An upstream's OAuth challenge names its internal URL; clients must find the gateway's (RFC 9728).
   const challenge = headers['www-authenticate']
-  if (resourceMetadataUrl !== undefined && typeof challenge === 'string') headers['www-authenticate'] = withResourceMetadata(challenge, resourceMetadataUrl)
+  // Asked for only when there is a challenge: the URL costs nothing on an ordinary answer.
+  if (resourceMetadataUrl !== undefined && challenge !== undefined) headers['www-authenticate'] = withResourceMetadata(challenge, resourceMetadataUrl())
   if (mediaType(headers['content-type']) === 'text/event-stream') headers['x-accel-buffering'] = 'no'
   return headers
 }
