@@ -55,3 +55,38 @@ t.test('an upstream that sends SSE headers and then nothing: 504 after initializ
   t.notOk(answer.headers.get('content-type')?.startsWith('text/event-stream'), 'not the upstream\'s stream headers')
   t.equal(sample(await metricsText(gateway.origin), 'mcpgw_upstream_errors_total', { route: '/mcp', kind: 'timeout' }), before + 1, 'counted kind="timeout"')
 })
+
+t.test('bridged: server/discover that never answers is bounded by initializeTimeout', async (t) => {
+  const upstream = await withScriptedUpstream(t, () => {
+    // server/discover accepted, never answered.
+  })
+  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'modern', timeout: '30s', initializeTimeout: '1s' }] } })
+  const started = performance.now()
+  const answer = await post(`${gateway.origin}/mcp`, initializeRequest(8))
+  const seconds = (performance.now() - started) / 1000
+  t.equal(answer.status, 504)
+  t.ok(seconds < 10, `answered in ${seconds.toFixed(1)} s, not after the route's 30 s timeout`)
+  t.match(JSON.parse(answer.text), { id: 8, error: { message: /initializeTimeout/ } })
+})
+
+t.test('bridged: a client that leaves during server/discover ends it, and nothing is minted', async (t) => {
+  const held: ServerResponse[] = []
+  const closed: ServerResponse[] = []
+  const upstream = await withScriptedUpstream(t, ({ response }) => {
+    held.push(response)
+    response.once('close', () => closed.push(response))
+  })
+  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'modern' }] } })
+  const abandon = new AbortController()
+  const pending = fetch(`${gateway.origin}/mcp`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+    body: JSON.stringify(initializeRequest()),
+    signal: abandon.signal
+  }).catch((error: unknown) => error)
+  await eventually(() => held.length === 1, { timeout: 10_000, description: 'the upstream to hold server/discover' })
+  abandon.abort()
+  await pending
+  await eventually(() => closed.length === 1, { timeout: 10_000, description: 'the upstream to see server/discover closed' })
+  t.same((await gateway.app.sessionStore.list({ limit: 10 })).sessions, [], 'nothing minted')
+})

@@ -3,6 +3,7 @@ import { GatewayError, JsonRpcErrorCode } from '../errors.js'
 import { isRequest, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
 import type { LegacyHandler } from '../proxy/legacy-handler.js'
 import type { RouteContext } from '../proxy/route-context.js'
+import { initializeDeadline } from '../proxy/initialize-deadline.js'
 import { mintSession } from '../proxy/session-minting.js'
 import { guardSessionStream } from '../proxy/session-stream-guard.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
@@ -84,13 +85,20 @@ export class LegacyBridgedHandler implements LegacyHandler {
     const { route, upstream, observeUpstream } = this.#context
     const params = (initialize.params ?? {}) as Record<string, unknown>
     const identity = { clientInfo: params.clientInfo, clientCapabilities: params.capabilities }
+    const deadline = initializeDeadline(reply, route.initializeTimeout)
     let discovered: DiscoverResult | undefined
     try {
-      discovered = await discoverServer(upstream, identity, bridgedRequestHeaders(request), route.timeout)
+      discovered = await discoverServer(upstream, identity, bridgedRequestHeaders(request), deadline.signal)
     } catch (error) {
-      const failure = upstreamFailure(error)
+      if (deadline.clientGone()) {
+        request.mcp.outcome = 'client left before the initialize answer'
+        return reply
+      }
+      const failure = upstreamFailure(deadline.signal.aborted ? deadline.signal.reason : error)
       observeUpstream.upstreamFailed(failure)
       throw failure
+    } finally {
+      deadline.release()
     }
     const result = initializeResultFrom(discovered, initialize, route)
     await mintSession(this.#context, request, reply, initialize, result.protocolVersion as string)

@@ -40,11 +40,10 @@ async function responseTo (messages: AsyncGenerator<JsonRpcMessage>, id: string)
 /**
  * Asks the upstream `server/discover`. Resolves undefined when the answer is not a 2026-07-28
  * discover result (a legacy server refuses the method); rejects when the upstream cannot be
- * reached or does not answer within `timeout` (the whole answer, body included).
+ * reached or `signal` aborts first (the whole answer, body included).
  */
-export async function discoverServer (client: UpstreamClient, identity: ClientIdentity, headers: Record<string, string>, timeout: number): Promise<DiscoverResult | undefined> {
+export async function discoverServer (client: UpstreamClient, identity: ClientIdentity, headers: Record<string, string>, signal: AbortSignal): Promise<DiscoverResult | undefined> {
   const request = toModernRequest({ jsonrpc: '2.0', id: DISCOVER_ID, method: 'server/discover', params: {} }, identity)
-  const signal = AbortSignal.timeout(timeout)
   const answer = await client.post({ ...headers, ...request.headers }, request.body, signal)
   const message = await responseTo(upstreamMessages(answer, client.maxResponseBytes), DISCOVER_ID)
   if (message === undefined || !('result' in message)) return undefined

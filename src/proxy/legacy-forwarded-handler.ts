@@ -1,5 +1,4 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { GatewayError } from '../errors.js'
 import { inspectInitializeResponse } from '../mcp/initialize-response.js'
 import type { JsonRpcRequest } from '../mcp/json-rpc.js'
 import { forwardRequest, recordUpstreamTiming } from '../upstream/forward-request.js'
@@ -9,6 +8,7 @@ import { forwardedRequestHeaders, rewriteUpstreamHeaders } from '../upstream/ups
 import type { LiveSession } from '../sessions/session-store.js'
 import type { LegacyHandler } from './legacy-handler.js'
 import type { RouteContext } from './route-context.js'
+import { ClientGone, initializeDeadline } from './initialize-deadline.js'
 import { mintSession } from './session-minting.js'
 import { guardSessionStream } from './session-stream-guard.js'
 
@@ -17,9 +17,6 @@ import { guardSessionStream } from './session-stream-guard.js'
  * session header removed. Only initialize is looked into: its answer decides whether a session is
  * minted (docs/architecture.md).
  */
-
-/** The client left before its initialize was answered: nothing to deliver, nothing to mint. */
-class ClientGone extends Error {}
 
 function isSuccess (statusCode: number): boolean {
   return statusCode >= 200 && statusCode <= 299
@@ -40,16 +37,12 @@ export class LegacyForwardedHandler implements LegacyHandler {
    */
   async initialize (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): Promise<FastifyReply> {
     const { route, upstream, observeUpstream } = this.#context
-    const deciding = new AbortController()
-    const timer = setTimeout(() => {
-      deciding.abort(new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { detail: `no initialize answer within routes[].initializeTimeout (${route.initializeTimeout} ms)` }))
-    }, route.initializeTimeout)
-    const onClose = (): void => { if (!reply.raw.writableFinished) deciding.abort(new ClientGone()) }
-    reply.raw.once('close', onClose)
+    const deadline = initializeDeadline(reply, route.initializeTimeout)
+    const deciding = deadline.signal
     let answer: UpstreamAnswer | undefined
     try {
       const started = performance.now()
-      answer = await upstream.postBytes(forwardedRequestHeaders(request, upstream.host), request.body as Buffer, deciding.signal)
+      answer = await upstream.postBytes(forwardedRequestHeaders(request, upstream.host), request.body as Buffer, deciding)
       recordUpstreamTiming(request, observeUpstream, started)
       reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request)))
       // Not awaited: the rest of the body streams after the decision, outside its deadline.
@@ -68,7 +61,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
       return reply.send(inspected.body)
     } catch (error) {
       answer?.body.destroy()
-      const reason: unknown = deciding.signal.aborted ? deciding.signal.reason : error
+      const reason: unknown = deciding.aborted ? deciding.reason : error
       if (reason instanceof ClientGone) {
         request.mcp.outcome = 'client left before the initialize answer'
         return reply
@@ -79,8 +72,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
       if (isUpstreamFailure(failure)) observeUpstream.upstreamFailed(failure)
       throw failure
     } finally {
-      clearTimeout(timer)
-      reply.raw.off('close', onClose)
+      deadline.release()
     }
   }
 

@@ -66,7 +66,9 @@ export function createRouteContext (options: RouteContextOptions, log: FastifyBa
 /** The route's era probe, its decisions shown in `mcpgw_upstream_era` (docs/operating.md, "Era probing"). */
 export function createEraProbe (context: RouteContext, metrics: GatewayMetrics, log: FastifyBaseLogger): UpstreamEraProbe {
   const { route, upstream } = context
-  const probe = new UpstreamEraProbe(route.upstreamEra, async (headers) => await probeUpstreamEra(upstream, headers, route.timeout), {
+  // Asked while an initialize waits for it: bounded like the initialize itself.
+  const probeTimeout = Math.min(route.timeout, route.initializeTimeout)
+  const probe = new UpstreamEraProbe(route.upstreamEra, async (headers) => await probeUpstreamEra(upstream, headers, probeTimeout), {
     onProbeFailed: (error, retryInMs) => {
       log.warn({ route: route.path, reason: (error as Error).message, retryInMs }, 'upstream era probe decided nothing: served as legacy until it does')
     },
