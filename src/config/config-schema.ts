@@ -477,7 +477,7 @@ const routeSchema = mapping({
   timeout: duration(DEFAULT_ROUTE_TIMEOUT_MS).describe('Wait this long for the upstream\'s response headers (504 after); a stream may then run as long as it likes.'),
   getStream: oneOf(getStreamModes).prefault(DEFAULT_GET_STREAM).describe('A legacy `GET` (standalone SSE stream) on a live session: `reject` answers 405 at the edge, `forward` sends it to the upstream (bridged: served from `subscriptions/listen`).'),
   upstreamEra: oneOf(upstreamEras).prefault(DEFAULT_UPSTREAM_ERA).describe('What the upstream speaks: `legacy`, `modern` (the gateway bridges legacy clients to a 2026-07-28 server) or `auto` (ask `server/discover` once).'),
-  initializeTimeout: duration(DEFAULT_INITIALIZE_TIMEOUT_MS).describe('How long an initialize may wait for the upstream\'s whole answer (504 after). A client that leaves before it ends the upstream request too.'),
+  initializeTimeout: duration(DEFAULT_INITIALIZE_TIMEOUT_MS).describe('How long an initialize may wait for the upstream\'s answer (bridged: its `server/discover`; `auto`: also the era probe), 504 after. A client that leaves before then ends the upstream request too, and gets no session.'),
   inputTimeout: duration(DEFAULT_INPUT_TIMEOUT_MS).describe('Era bridge: how long a legacy client has to answer one round of the upstream\'s input requests (elicitation, …).'),
   maxInputRounds: integer(1, 100).prefault(DEFAULT_MAX_INPUT_ROUNDS).describe('Era bridge: `input_required` rounds one request may take.')
 })
