@@ -48,6 +48,11 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
     message: 'Invalid Request: the body is not a JSON-RPC 2.0 message'
   },
+  MCPGW_INVALID_PARAMETER: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
+    message: 'Bad Request: a URL parameter is not valid'
+  },
   MCPGW_INITIALIZE_IN_BATCH: {
     statusCode: 400,
     jsonRpcCode: JsonRpcErrorCode.InvalidRequest,

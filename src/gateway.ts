@@ -67,6 +67,9 @@ function toGatewayError (error: FastifyError | Error): GatewayError {
   if (error instanceof GatewayError) return error
   const fastifyError = error as FastifyError
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new GatewayError('MCPGW_BODY_TOO_LARGE')
+  // A route schema refused a URL parameter (the admin API's ids, cursors, limits): the message names
+  // the parameter and the rule, never the value.
+  if (fastifyError.code === 'FST_ERR_VALIDATION') return new GatewayError('MCPGW_INVALID_PARAMETER', { detail: fastifyError.message })
   // Fastify's own 4xx (bad content-length, malformed URL ...): its messages carry no client data.
   if (fastifyError.statusCode !== undefined && fastifyError.statusCode >= 400 && fastifyError.statusCode < 500) {
     return new GatewayError('MCPGW_INVALID_REQUEST', { detail: fastifyError.message })

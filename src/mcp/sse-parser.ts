@@ -57,7 +57,7 @@ export class SseParser {
     this.#pending = ''
     this.#dataLines = []
     this.#dataLength = 0
-    throw new GatewayError('MCPGW_UPSTREAM_RESPONSE_TOO_LARGE', { detail: `an SSE event of more than ${this.#maxEventLength} characters` })
+    throw new GatewayError('MCPGW_UPSTREAM_RESPONSE_TOO_LARGE', { detail: `an SSE event over ${this.#maxEventLength}` })
   }
 
   #processLine (line: string): SseEvent | undefined {
