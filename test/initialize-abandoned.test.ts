@@ -1,7 +1,9 @@
 import t from 'tap'
+import type { Test } from 'tap'
 import type { ServerResponse } from 'node:http'
 import { eventually } from './helpers/eventually.js'
 import { withGateway } from './helpers/fixtures.js'
+import type { TestGateway } from './helpers/gateway.js'
 import { initializeRequest, post } from './helpers/mcp-http.js'
 import { metricsText, sample } from './helpers/metrics.js'
 import { withScriptedUpstream } from './helpers/scripted-upstream.js'
@@ -13,7 +15,8 @@ import { withScriptedUpstream } from './helpers/scripted-upstream.js'
  * upstream request too (docs/configuration.md).
  */
 
-t.test('a client that abandons its initialize: the upstream request is closed', async (t) => {
+/** A client that leaves while the upstream holds what decides its initialize; resolves once the upstream saw it closed. */
+async function abandonInitialize (t: Test, upstreamEra: 'legacy' | 'modern'): Promise<TestGateway> {
   const held: ServerResponse[] = []
   const closed: ServerResponse[] = []
   const upstream = await withScriptedUpstream(t, ({ response }) => {
@@ -21,8 +24,7 @@ t.test('a client that abandons its initialize: the upstream request is closed', 
     held.push(response)
     response.once('close', () => closed.push(response))
   })
-  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
-
+  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra }] } })
   const abandon = new AbortController()
   const pending = fetch(`${gateway.origin}/mcp`, {
     method: 'POST',
@@ -34,6 +36,11 @@ t.test('a client that abandons its initialize: the upstream request is closed', 
   abandon.abort()
   t.match(await pending, { name: 'AbortError' }, 'the client gave up')
   await eventually(() => closed.length === 1, { timeout: 10_000, description: 'the upstream to see its request closed' })
+  return gateway
+}
+
+t.test('a client that abandons its initialize: the upstream request is closed', async (t) => {
+  await abandonInitialize(t, 'legacy')
   t.pass('the upstream request was closed')
 })
 
@@ -70,23 +77,6 @@ t.test('bridged: server/discover that never answers is bounded by initializeTime
 })
 
 t.test('bridged: a client that leaves during server/discover ends it, and nothing is minted', async (t) => {
-  const held: ServerResponse[] = []
-  const closed: ServerResponse[] = []
-  const upstream = await withScriptedUpstream(t, ({ response }) => {
-    held.push(response)
-    response.once('close', () => closed.push(response))
-  })
-  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'modern' }] } })
-  const abandon = new AbortController()
-  const pending = fetch(`${gateway.origin}/mcp`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
-    body: JSON.stringify(initializeRequest()),
-    signal: abandon.signal
-  }).catch((error: unknown) => error)
-  await eventually(() => held.length === 1, { timeout: 10_000, description: 'the upstream to hold server/discover' })
-  abandon.abort()
-  await pending
-  await eventually(() => closed.length === 1, { timeout: 10_000, description: 'the upstream to see server/discover closed' })
+  const gateway = await abandonInitialize(t, 'modern')
   t.same((await gateway.app.sessionStore.list({ limit: 10 })).sessions, [], 'nothing minted')
 })
