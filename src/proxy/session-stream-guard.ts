@@ -29,6 +29,8 @@ export interface SessionStreamGuard {
 }
 
 const MIN_SLIDE_INTERVAL_MS = 1_000
+/** The longest delay a Node timer takes (2^31 − 1 ms, about 24.8 days); longer ones fire at once. */
+const MAX_TIMER_DELAY_MS = 2_147_483_647
 
 export function guardSessionStream (options: SessionStreamGuardOptions): SessionStreamGuard {
   const { store, relay, session, principal, log } = options
@@ -48,10 +50,20 @@ export function guardSessionStream (options: SessionStreamGuardOptions): Session
     log.debug({ code: (error as { code?: unknown }).code }, 'cannot hear session ends from other replicas now: the periodic check still ends the stream')
   })
   const unwatch = relay.watchSession(session.id, check)
-  const slide = setInterval(check, Math.max(MIN_SLIDE_INTERVAL_MS, Math.floor(options.idleTimeout / 3)))
+  const slide = setInterval(check, Math.min(MAX_TIMER_DELAY_MS, Math.max(MIN_SLIDE_INTERVAL_MS, Math.floor(options.idleTimeout / 3))))
   slide.unref()
-  const lifetime = setTimeout(() => { end('lifetime') }, Math.max(0, session.createdAt + options.maxLifetime - Date.now()))
-  lifetime.unref()
+  const deadline = session.createdAt + options.maxLifetime
+  let lifetime: NodeJS.Timeout
+  const armLifetime = (): void => {
+    const left = deadline - Date.now()
+    if (left <= 0) {
+      end('lifetime')
+      return
+    }
+    lifetime = setTimeout(armLifetime, Math.min(MAX_TIMER_DELAY_MS, left))
+    lifetime.unref()
+  }
+  armLifetime()
   return {
     ended: ended.signal,
     release: () => {
