@@ -31,7 +31,6 @@ function clientLeft (request: FastifyRequest): boolean {
 }
 
 export function createRequestRecorder (metrics: GatewayMetrics, logRequests: boolean): RequestRecorder {
-  const completed = new WeakSet<FastifyRequest>()
   // Label children cached by their (bounded) label values: no label hashing per request.
   const requestCounters = new Map<string, RequestCounter>()
   const requestCounter = (route: string, status: number, rpcMethod: string): RequestCounter => {
@@ -45,9 +44,9 @@ export function createRequestRecorder (metrics: GatewayMetrics, logRequests: boo
   }
 
   function complete (request: FastifyRequest, reply: FastifyReply, abortedBy: string | undefined): void {
-    if (completed.has(request)) return
-    completed.add(request)
     const context = request.mcp
+    if (context.completed) return
+    context.completed = true
     // The status that went out; 0 when the connection closed before any response headers did.
     const status = abortedBy === undefined || reply.raw.headersSent ? reply.statusCode : 0
     if (abortedBy !== undefined) {

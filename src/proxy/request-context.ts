@@ -21,6 +21,8 @@ export interface McpRequestContext {
   errorCode: string | undefined
   /** The request's trace span, when tracing is on. */
   span: RequestSpan | undefined
+  /** Whether its log line, count and span end were written (once: observability/request-outcome.ts). */
+  completed: boolean
 }
 
 declare module 'fastify' {
@@ -30,5 +32,5 @@ declare module 'fastify' {
 }
 
 export function newRequestContext (): McpRequestContext {
-  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined, span: undefined }
+  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined, span: undefined, completed: false }
 }
