@@ -110,13 +110,12 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   app.decorate('metricsServer', null)
   app.decorateRequest('mcp', null as never)
 
+  const requestRecorder = createRequestRecorder(metrics, logRequests)
   app.addHook('onRequest', async function attachRequestContext (request, reply) {
     request.mcp = newRequestContext()
     request.mcp.route = request.routeOptions.url
     reply.header('x-request-id', request.id)
-  })
-  const requestRecorder = createRequestRecorder(metrics, logRequests)
-  app.addHook('onRequest', async function watchForClientAbort (request, reply) {
+    // One hook, not two, on every request: the abort watch belongs to the same start of a request.
     requestRecorder.watchForAbort(request, reply)
   })
   app.addHook('onResponse', async function recordRequest (request, reply) {
@@ -180,13 +179,14 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     await app.register(cors, corsOptions(originPolicy, config.security.corsCredentials, corsPaths))
   }
   const principalResolver = createPrincipalResolver(config.sessions.binding, app.log)
-  const upstreams = config.routes.map((route) => new UpstreamClient(route.upstream, route.timeout, config.limits.maxResponseBytes))
+  const upstreams: UpstreamClient[] = []
   app.addHook('onClose', async function closeUpstreamPools () {
     await Promise.all(upstreams.map(async (upstream) => { await upstream.close() }))
   })
   const metadataPaths = new Set<string>()
-  for (const [index, route] of config.routes.entries()) {
-    const upstream = upstreams[index] as UpstreamClient
+  for (const route of config.routes) {
+    const upstream = new UpstreamClient(route.upstream, route.timeout, config.limits.maxResponseBytes)
+    upstreams.push(upstream)
     // Routes `/mcp` and `/mcp/` share one metadata path: the first serves it.
     if (!metadataPaths.has(resourceMetadataPath(route.path))) {
       metadataPaths.add(resourceMetadataPath(route.path))

@@ -6,6 +6,7 @@ import { startGatewayProcess } from './helpers/gateway-process.js'
 import { withUpstream } from './helpers/fixtures.js'
 import { openSession } from './helpers/mcp-http.js'
 import { freePort } from './helpers/redis-server.js'
+import { streamToolCall } from './helpers/stream-tool-call.js'
 
 /*
  * Keep-alive connections do not hold a shutdown open (docs/operating.md, "Shutdown"): once SIGTERM has
@@ -34,32 +35,6 @@ async function agentRequest (agent: Agent, origin: string, init: { method: strin
     outgoing.on('error', reject)
     outgoing.end(init.body)
   })
-}
-
-/** A streamed tool call through fetch (undici keeps the connection alive); resolves when the stream ended. */
-function streamToolCall (origin: string, sessionId: string, gapMs: number): { firstMessage: Promise<void>, finished: Promise<{ status: number, text: string, endedAt: number }> } {
-  let sawFirstMessage = (): void => {}
-  const firstMessage = new Promise<void>((resolve) => { sawFirstMessage = resolve })
-  const finished = (async () => {
-    try {
-      const response = await fetch(`${origin}/mcp`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
-        body: toolCall(gapMs),
-        signal: AbortSignal.timeout(20_000)
-      })
-      let text = ''
-      const decoder = new TextDecoder()
-      for await (const chunk of response.body ?? []) {
-        text += decoder.decode(chunk as Uint8Array, { stream: true })
-        if (text.includes('first message')) sawFirstMessage()
-      }
-      return { status: response.status, text, endedAt: Date.now() }
-    } finally {
-      sawFirstMessage()
-    }
-  })()
-  return { firstMessage, finished }
 }
 
 /** Resolves once the gateway's port refuses new connections: the signal has been handled. */
@@ -92,6 +67,7 @@ t.test('SIGTERM with keep-alive clients: exits right after the last stream ends,
 
   await eventually(() => idle.destroyed, { timeout: 5000, description: 'the gateway to close the idle keep-alive connection' })
   const finished = await call.finished
+  if (finished instanceof Error) throw finished
   t.equal(finished.status, 200)
   t.match(finished.text, /second message[\s\S]*"result"/, 'the stream in flight finished')
   t.equal(await exit, 0, 'exit 0')

@@ -5,41 +5,9 @@ import { freePort } from './helpers/redis-server.js'
 import { startGatewayProcess } from './helpers/gateway-process.js'
 import { withRedis, withUpstream } from './helpers/fixtures.js'
 import { openSession } from './helpers/mcp-http.js'
+import { streamToolCall } from './helpers/stream-tool-call.js'
 
 /* SIGTERM lets requests in flight (streams included) finish within shutdownGrace, then exits 0 (docs/operating.md). */
-
-interface StreamCall {
-  /** Settles once the client has read the first event (or the call ended): the stream is in flight. */
-  readonly firstMessage: Promise<void>
-  readonly finished: Promise<{ status: number, text: string } | Error>
-}
-
-function streamToolCall (origin: string, sessionId: string, gapMs: number): StreamCall {
-  let sawFirstMessage = (): void => {}
-  const firstMessage = new Promise<void>((resolve) => { sawFirstMessage = resolve })
-  const finished = (async () => {
-    try {
-      const response = await fetch(`${origin}/mcp`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId },
-        body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'stream-two-messages', arguments: { gapMs } } }),
-        signal: AbortSignal.timeout(20_000)
-      })
-      let text = ''
-      const decoder = new TextDecoder()
-      for await (const chunk of response.body ?? []) {
-        text += decoder.decode(chunk as Uint8Array, { stream: true })
-        if (text.includes('first message')) sawFirstMessage()
-      }
-      return { status: response.status, text }
-    } catch (error) {
-      return error as Error
-    } finally {
-      sawFirstMessage()
-    }
-  })()
-  return { firstMessage, finished }
-}
 
 /** Whether a new TCP connection to the port is accepted; closed at once, so it holds up no shutdown. */
 async function tryConnect (port: number): Promise<'accepted' | 'refused'> {

@@ -3,7 +3,7 @@ import { GatewayError, jsonRpcErrorBody } from '../errors.js'
 import { isJsonObject, type JsonRpcMessage, type JsonRpcRequest } from '../mcp/json-rpc.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { UpstreamObserver } from '../upstream/forward-request.js'
-import type { UpstreamClient } from '../upstream/upstream-client.js'
+import { isSuccessStatus, type UpstreamClient } from '../upstream/upstream-client.js'
 import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
 import { rewriteUpstreamHeaders } from '../upstream/upstream-headers.js'
 import { readUpstreamBody, upstreamMessages } from '../upstream/upstream-messages.js'
@@ -143,7 +143,7 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
   const request = toModernRequest(leg, identity)
   const answer = await options.upstream.post({ ...options.headers, ...request.headers }, request.body, cancelled)
   options.observe.upstreamResponded((performance.now() - started) / 1000)
-  if ((answer.statusCode < 200 || answer.statusCode > 299) && !reply.started) {
+  if (!isSuccessStatus(answer.statusCode) && !reply.started) {
     const headers = rewriteUpstreamHeaders({ ...answer.headers }, options.resourceMetadataUrl)
     reply.upstreamError(answer.statusCode, headers, await readUpstreamBody(answer.body, options.upstream.maxResponseBytes))
     return { done: true }

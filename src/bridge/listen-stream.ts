@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { isJsonObject, type JsonRpcMessage } from '../mcp/json-rpc.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { BridgeState } from '../sessions/session-store.js'
-import type { UpstreamClient } from '../upstream/upstream-client.js'
+import { isSuccessStatus, type UpstreamClient } from '../upstream/upstream-client.js'
 import { upstreamMessages } from '../upstream/upstream-messages.js'
 import type { LegacyReply } from './legacy-reply.js'
 import { toModernRequest, withoutModernMeta, type ClientIdentity } from './modern-envelope.js'
@@ -86,7 +86,7 @@ async function listenOnce (identity: ClientIdentity, filter: Record<string, unkn
   const id = `mcpgw-listen-${randomBytes(9).toString('base64url')}`
   const request = toModernRequest({ jsonrpc: '2.0', id, method: 'subscriptions/listen', params: { notifications: filter } }, identity)
   const answer = await options.upstream.post({ ...options.headers, ...request.headers }, request.body, signal)
-  if (answer.statusCode < 200 || answer.statusCode > 299) {
+  if (!isSuccessStatus(answer.statusCode)) {
     answer.body.destroy()
     return
   }

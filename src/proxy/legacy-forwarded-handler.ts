@@ -2,7 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { inspectInitializeResponse } from '../mcp/initialize-response.js'
 import type { JsonRpcRequest } from '../mcp/json-rpc.js'
 import { forwardRequest, recordUpstreamTiming } from '../upstream/forward-request.js'
-import type { UpstreamAnswer } from '../upstream/upstream-client.js'
+import { isSuccessStatus, type UpstreamAnswer } from '../upstream/upstream-client.js'
 import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
 import { forwardedRequestHeaders, rewriteUpstreamHeaders } from '../upstream/upstream-headers.js'
 import type { LiveSession } from '../sessions/session-store.js'
@@ -17,10 +17,6 @@ import { guardSessionStream } from './session-stream-guard.js'
  * session header removed. Only initialize is looked into: its answer decides whether a session is
  * minted (docs/architecture.md).
  */
-
-function isSuccess (statusCode: number): boolean {
-  return statusCode >= 200 && statusCode <= 299
-}
 
 export class LegacyForwardedHandler implements LegacyHandler {
   readonly #context: RouteContext
@@ -46,7 +42,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
       recordUpstreamTiming(request, observeUpstream, started)
       reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request)))
       // Not awaited: the rest of the body streams after the decision, outside its deadline.
-      if (!isSuccess(answer.statusCode)) return reply.send(answer.body)
+      if (!isSuccessStatus(answer.statusCode)) return reply.send(answer.body)
       const inspected = await inspectInitializeResponse(answer.body, answer.headers['content-type'], initialize.id, upstream.maxResponseBytes)
       if (inspected.outcome.minted) {
         try {

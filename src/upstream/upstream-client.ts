@@ -17,6 +17,11 @@ export interface UpstreamAnswer {
 
 function ignoreBodyError (): void {}
 
+/** A 2xx answer: the only kind the gateway reads as the upstream's answer rather than passing it back. */
+export function isSuccessStatus (statusCode: number): boolean {
+  return statusCode >= 200 && statusCode <= 299
+}
+
 export class UpstreamClient {
   /** The upstream URL's origin, for reply-from's `base`. */
   readonly origin: string
