@@ -56,6 +56,12 @@ export const DEFAULT_JWT_REQUIRE_EXP = true
 /** CORS answers carry no credentials unless the operator says so. */
 export const DEFAULT_CORS_CREDENTIALS = false
 export const DEFAULT_SHUTDOWN_GRACE_MS = 30_000
+export const DEFAULT_STREAMS_RESUMABLE = true
+export const DEFAULT_STREAMS_RETENTION_MS = 5 * 60 * 1000
+export const DEFAULT_STREAMS_MAX_EVENTS = 1000
+export const DEFAULT_STREAMS_KEEP_ALIVE_MS = 15_000
+/** 0: off. */
+export const DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS = 0
 export const DEFAULT_JWT_CLAIM = 'sub'
 export const DEFAULT_METRICS_ENABLED = true
 export const DEFAULT_METRICS_PATH = '/metrics'
@@ -160,6 +166,21 @@ function duration (fallbackMilliseconds: number) {
       return milliseconds
     })
     .prefault(formatDuration(fallbackMilliseconds))
+}
+
+/** A duration that may also be 0 (written `0` or `0s`): off. */
+function durationOrOff (fallbackMilliseconds: number) {
+  const message = (issue: RawIssue): string => `must be 0 (off) or a duration like 500ms, 90s, 30m or 24h, got ${describeValue(issue.input)}`
+  return z.union([z.literal(0), z.string()], { error: message })
+    .transform((value, context) => {
+      const milliseconds = value === 0 || value.trim() === '0' ? 0 : parseDuration(value)
+      if (milliseconds === undefined) {
+        context.addIssue({ code: 'custom', message: message({ input: value }), input: value })
+        return z.NEVER
+      }
+      return milliseconds
+    })
+    .prefault(fallbackMilliseconds === 0 ? 0 : formatDuration(fallbackMilliseconds))
 }
 
 /** Why `text` is not a URL with one of `protocols`, or undefined. Credentials never appear. */
@@ -411,6 +432,14 @@ const limitsSchema = section({
   maxSubscriptionsPerSession: integer(1, 100_000).prefault(DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION).describe('Era bridge: resource subscriptions one session may hold; one more is answered -32602.')
 }).describe('Request and resource limits.')
 
+const streamsSchema = section({
+  resumable: flag().prefault(DEFAULT_STREAMS_RESUMABLE).describe('Give every SSE event of a legacy session an id and keep the events in Redis (the session store), so that a client whose connection dropped resumes with `GET` + `Last-Event-ID` on any replica, and a dropped client does not cancel its call. false: no ids, nothing stored, a dropped client ends the upstream request.'),
+  retention: duration(DEFAULT_STREAMS_RETENTION_MS).describe('How long a stream\'s events are kept after its last event, and how long a call whose client left runs on without anyone resuming it.'),
+  maxEvents: integer(1, 1_000_000).prefault(DEFAULT_STREAMS_MAX_EVENTS).describe('Most events kept per stream: older ones are dropped first.'),
+  keepAlive: durationOrOff(DEFAULT_STREAMS_KEEP_ALIVE_MS).describe('A `: keepalive` comment on every SSE stream of a legacy session after this long without output, so that idle timeouts of load balancers do not cut quiet calls. 0: off.'),
+  maxConnectionTime: durationOrOff(DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS).describe('End a client\'s SSE response after this long, after an event with an id and a `retry:` field; the client resumes with `Last-Event-ID` (SSE polling, for load balancers that limit connection time). Needs `resumable`. 0: off.')
+}).describe('Resumable SSE streams of legacy sessions (docs/streams.md).')
+
 const adminSchema = mapping({
   token: z.string({ error: (issue) => `must be a string, got ${describeSecretValue(issue.input)}` }).nullish()
     .describe(`Bearer token of the admin API (\`/admin/sessions\`), at least ${MIN_ADMIN_TOKEN_LENGTH} characters; write \`\${MCPGW_ADMIN_TOKEN:-}\`. Empty or absent: no admin API (its paths answer 404).`)
@@ -495,6 +524,7 @@ export const gatewayConfigSchema = mapping({
   redis: redisSection,
   sessions: sessionsSchema,
   limits: limitsSchema,
+  streams: streamsSchema,
   admin: adminSection,
   shutdownGrace: duration(DEFAULT_SHUTDOWN_GRACE_MS).describe('How long SIGTERM waits for requests in flight (streams included) before closing them.'),
   metrics: metricsSchema,
@@ -508,6 +538,9 @@ export const gatewayConfigSchema = mapping({
     if (earlier !== undefined) context.addIssue({ code: 'custom', path: ['routes', index, 'path'], message: `${route.path} is already served by routes[${earlier}]`, input: undefined })
     seen.set(route.path, index)
   })
+  if (config.streams.maxConnectionTime > 0 && !config.streams.resumable) {
+    context.addIssue({ code: 'custom', path: ['streams', 'maxConnectionTime'], message: 'needs streams.resumable: true (a client can only come back to a stream the gateway kept)', input: undefined })
+  }
   const metricsPort = config.metrics.port ?? null
   const clash = config.routes.findIndex((route) => metricsPort === null && route.path === config.metrics.path)
   if (clash !== -1) context.addIssue({ code: 'custom', path: ['routes', clash, 'path'], message: `${config.metrics.path} is served by metrics.path`, input: undefined })
@@ -517,6 +550,7 @@ export const gatewayConfigSchema = mapping({
     redis: config.redis,
     sessions: config.sessions,
     limits: config.limits,
+    streams: config.streams,
     security: config.security,
     admin: config.admin,
     shutdownGrace: config.shutdownGrace,
@@ -536,6 +570,7 @@ type DeepReadonly<T> = T extends ReadonlyArray<infer Item>
 export type GatewayConfig = DeepReadonly<z.output<typeof gatewayConfigSchema>>
 export type RouteConfig = GatewayConfig['routes'][number]
 export type SecurityConfig = GatewayConfig['security']
+export type StreamsConfig = GatewayConfig['streams']
 /** null in GatewayConfig: no `redis` section, sessions live in this process's memory (single instance only). */
 export type RedisConfig = NonNullable<GatewayConfig['redis']>
 /** Exactly one Redis topology. */

@@ -1,0 +1,64 @@
+/*
+ * Where the events of resumable SSE streams are kept (docs/streams.md). One stored stream per SSE
+ * response the gateway relays for a legacy session (a POST's response stream, or a standalone GET
+ * stream), so that a client whose connection dropped can come back with `GET` + `Last-Event-ID` on
+ * any replica and get what it missed (MCP 2025-11-25, Transports › Resumability and Redelivery).
+ *
+ * Two implementations with one contract test suite: Redis (one Redis Stream per response stream,
+ * beside the session in its Cluster slot) and memory (one instance only, with the memory session
+ * store). Every stream belongs to one session: a stream is only ever found through the session
+ * (id and principal) it was stored for, so an event id is worthless with any other session.
+ */
+
+/** The session a stream belongs to, as the session store keys it. */
+export interface StreamOwner {
+  readonly sessionId: string
+  /** The session's principal hash (security/principal.ts); undefined: an unbound session. */
+  readonly principal: string | undefined
+}
+
+/**
+ * One stored event. `seq` is the event's position in its stream: 1, 2, 3 … in the order appended.
+ *   - `message`: an SSE event relayed to the client; `data` is its data (a JSON-RPC message as text),
+ *     `type` its SSE event type when it is not `message`;
+ *   - `priming`: the empty event that starts a stream (2025-11-25), kept so that its id resumes;
+ *   - `end`: the stream has ended (its final response went out, or it was cut); nothing follows.
+ */
+export interface StoredEvent {
+  readonly seq: number
+  readonly kind: 'message' | 'priming' | 'end'
+  readonly data: string
+  readonly type?: string | undefined
+}
+
+export interface StreamEventStoreLimits {
+  /** Most events kept per stream (streams.maxEvents): the oldest are dropped first. */
+  readonly maxEvents: number
+  /** Milliseconds a stream is kept after its last append (streams.retention). */
+  readonly retention: number
+}
+
+export interface StreamEventStore {
+  /**
+   * Appends one event to `stream` of `owner`, in the same step checking that the session still
+   * exists: resolves false (and stores nothing) when it does not. Each append renews the stream's
+   * retention. Appends to one stream are issued in `seq` order without waiting for each other
+   * (pipelined: the hot path never waits for the store) and are stored in that order. Rejects with
+   * MCPGW_SESSION_STORE_UNAVAILABLE when the store cannot be reached.
+   */
+  append (owner: StreamOwner, stream: string, event: StoredEvent): Promise<boolean>
+  /**
+   * The stored events of `stream` with `seq` > `after`, oldest first, at most `limit` of them; null
+   * when the store holds no such stream for this owner (never stored, expired, removed, or another
+   * session's).
+   */
+  read (owner: StreamOwner, stream: string, after: number, limit: number): Promise<StoredEvent[] | null>
+  /**
+   * Calls `onAppended` after each append to `stream` of `owner`, by any replica sharing the store
+   * (a signal to `read` again, not the event itself: several appends may be told once). Resolves
+   * once listening; the returned function stops it (harmless twice).
+   */
+  watch (owner: StreamOwner, stream: string, onAppended: () => void): Promise<() => void>
+  /** Removes every stream of the session (it has ended, whatever ended it). */
+  removeSession (owner: StreamOwner): Promise<void>
+}
