@@ -105,7 +105,13 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   const tracing = createTracing(config.tracing)
   const store = instrumentSessionStore(options.store ?? createSessionStore(config, app.log), metrics)
   const relay = new ReplicaRelay(store, app.log)
-  const sessionEnding = new SessionEnding({ store, relay, terminated: metrics.sessionsTerminated, log: app.log })
+  const streams = {
+    events: config.streams.resumable ? store.streamEvents({ maxEvents: config.streams.maxEvents, retention: config.streams.retention }) : undefined,
+    retention: config.streams.retention,
+    keepAlive: config.streams.keepAlive,
+    maxConnectionTime: config.streams.maxConnectionTime
+  }
+  const sessionEnding = new SessionEnding({ store, relay, events: streams.events, terminated: metrics.sessionsTerminated, log: app.log })
   app.decorate('sessionStore', store)
   app.decorate('metricsServer', null)
   app.decorateRequest('mcp', null as never)
@@ -200,6 +206,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       relay,
       sessionEnding,
       limits: config.limits,
+      streams,
       sessionTimeouts: config.sessions,
       originPolicy,
       corsEnabled: originPolicy.originsConfigured,

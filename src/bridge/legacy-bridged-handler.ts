@@ -6,6 +6,8 @@ import type { RouteContext } from '../proxy/route-context.js'
 import { initializeDeadline } from '../proxy/initialize-deadline.js'
 import { mintSession } from '../proxy/session-minting.js'
 import { guardSessionStream } from '../proxy/session-stream-guard.js'
+import { recordedStream } from '../proxy/session-streams.js'
+import type { SseResponse } from '../streams/sse-response.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { BridgeStateChange, LiveSession } from '../sessions/session-store.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
@@ -35,13 +37,6 @@ function identityOf (session: LiveSession): ClientIdentity {
 
 function sendJsonRpc (reply: FastifyReply, id: JsonRpcRequest['id'], body: { result: unknown } | { error: { code: number, message: string } }): FastifyReply {
   return reply.type('application/json').send({ jsonrpc: '2.0', id, ...body })
-}
-
-/** Aborts when the client goes away before its response was completely sent. */
-function clientGoneSignal (reply: FastifyReply): AbortSignal {
-  const gone = new AbortController()
-  reply.raw.once('close', () => { if (!reply.raw.writableFinished) gone.abort() })
-  return gone.signal
 }
 
 /**
@@ -118,7 +113,8 @@ export class LegacyBridgedHandler implements LegacyHandler {
     if (sessionSettings.has(message.method)) return await this.#setting(request, reply, message, session)
     request.mcp.outcome = 'bridged to 2026-07-28'
     const { route, upstream, observeUpstream } = this.#context
-    await runBridgedCall(message, { id: session.id, identity: identityOf(session) }, new LegacyReply(reply), clientGoneSignal(reply), {
+    const legacyReply = new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'response'))
+    await runBridgedCall(message, { id: session.id, identity: identityOf(session) }, legacyReply, legacyReply.stopped, {
       upstream,
       headers: bridgedRequestHeaders(request),
       inputTimeout: route.inputTimeout,
@@ -130,22 +126,29 @@ export class LegacyBridgedHandler implements LegacyHandler {
     return reply
   }
 
-  /** The legacy GET stream of a live session: the upstream's `subscriptions/listen` stream. */
-  async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession): Promise<FastifyReply> {
+  /**
+   * The legacy GET stream of a live session: the upstream's `subscriptions/listen` stream, as the
+   * session's standalone stream (one per session; a client that left may resume it: docs/streams.md).
+   * `client`: the response a resume already opened.
+   */
+  async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession, client?: SseResponse): Promise<FastifyReply> {
     request.mcp.outcome = 'bridged to subscriptions/listen'
     const { store, sessionTimeouts } = this.#context
     // Ends with the session whatever ends it, and at its lifetime; slides its idle timeout while open.
     const guard = guardSessionStream({ store, relay: this.#relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log })
+    const legacyReply = new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'standalone', client))
     try {
-      await this.#listen(request, reply, session, AbortSignal.any([clientGoneSignal(reply), guard.ended]))
+      // Opened before the first await: the client sees its stream at once, as with a legacy server.
+      legacyReply.open()
+      await this.#listen(request, legacyReply, session, AbortSignal.any([legacyReply.stopped, guard.ended]))
     } finally {
       guard.release()
     }
     return reply
   }
 
-  async #listen (request: FastifyRequest, reply: FastifyReply, session: LiveSession, ended: AbortSignal): Promise<void> {
-    await serveListenStream(session.id, new LegacyReply(reply), ended, {
+  async #listen (request: FastifyRequest, legacyReply: LegacyReply, session: LiveSession, ended: AbortSignal): Promise<void> {
+    await serveListenStream(session.id, legacyReply, ended, {
       upstream: this.#context.upstream,
       headers: bridgedRequestHeaders(request),
       relay: this.#relay,

@@ -1,18 +1,36 @@
 import type { FastifyReply } from 'fastify'
-import { PassThrough } from 'node:stream'
+import type { RecordedStream } from '../streams/recorded-stream.js'
 
 /*
- * The answer to one bridged legacy POST. It starts as nothing: a request that needs nothing but its
- * result is answered with plain JSON; the moment there is something to say before the result (a
+ * The answer to one bridged legacy request. It starts as nothing: a request that needs nothing but
+ * its result is answered with plain JSON; the moment there is something to say before the result (a
  * notification relayed from the upstream, an input request for the client) it becomes an SSE stream,
- * which every legacy client accepts (it sent `Accept: application/json, text/event-stream`).
+ * which every legacy client accepts (it sent `Accept: application/json, text/event-stream`). The
+ * stream is a recorded one (docs/streams.md): ids, kept for resumption, keep-alive.
  */
 export class LegacyReply {
   readonly #reply: FastifyReply
-  #stream: PassThrough | undefined
+  readonly #makeStream: () => RecordedStream
+  #stream: RecordedStream | undefined
+  readonly #stopped = new AbortController()
 
-  constructor (reply: FastifyReply) {
+  /** `makeStream`: the session's recorded stream, made when the answer becomes a stream. */
+  constructor (reply: FastifyReply, makeStream: () => RecordedStream) {
     this.#reply = reply
+    this.#makeStream = makeStream
+    // Before anything was streamed there is nothing to resume: a client that leaves ends the call.
+    reply.raw.once('close', () => {
+      if (this.#stream === undefined && !reply.raw.writableFinished) this.#stopped.abort('client gone')
+    })
+  }
+
+  /**
+   * Aborts when the call should stop: the client left before anything was streamed, or the stream
+   * was stopped (the session ended, nobody resumed it within retention, a newer GET took over, or,
+   * without resumable streams, the client left).
+   */
+  get stopped (): AbortSignal {
+    return this.#stopped.signal
   }
 
   /** Whether anything went out: an HTTP error can no longer be sent, only a JSON-RPC message. */
@@ -21,23 +39,12 @@ export class LegacyReply {
   }
 
   /**
-   * One message on the SSE stream, opening the stream first. Resolves once the stream can take more:
-   * at once, or after `drain` when a slow client let the buffer fill (or when the stream closed).
-   * Callers await it before reading more from the upstream, so a slow reader slows the upstream
-   * instead of growing the gateway's memory.
+   * One message on the SSE stream, opening the stream first. Resolves once the stream can take more
+   * (after `drain` when a slow client let the buffer fill). Callers await it before reading more from
+   * the upstream, so a slow reader slows the upstream instead of growing the gateway's memory.
    */
   async event (message: unknown): Promise<void> {
-    const stream = this.#open()
-    if (stream.write(`event: message\ndata: ${JSON.stringify(message)}\n\n`) || stream.destroyed) return
-    await new Promise<void>((resolve) => {
-      const done = (): void => {
-        stream.off('drain', done)
-        stream.off('close', done)
-        resolve()
-      }
-      stream.on('drain', done)
-      stream.on('close', done)
-    })
+    await this.#open().event({ data: JSON.stringify(message) })
   }
 
   /** The last message: JSON when nothing was streamed yet, else the stream's last event. */
@@ -46,7 +53,9 @@ export class LegacyReply {
       if (!this.#reply.sent) this.#reply.code(200).type('application/json').send(JSON.stringify(message))
       return
     }
-    this.#stream.end(`event: message\ndata: ${JSON.stringify(message)}\n\n`)
+    // Written (and kept) before the end: event() does both before its first wait.
+    void this.#stream.event({ data: JSON.stringify(message) })
+    this.#stream.end()
   }
 
   /** An upstream HTTP error before anything was streamed: passed back as it came. */
@@ -67,18 +76,20 @@ export class LegacyReply {
 
   /** Opens the stream before there is anything to say (a GET stream), so the client sees it at once. */
   open (): void {
+    const fresh = this.#stream === undefined
+    const stream = this.#open()
     // An SSE comment: it makes the response headers leave now, and clients skip it.
-    this.#open().write(': stream open\n\n')
+    if (fresh) stream.comment('stream open')
   }
 
-  #open (): PassThrough {
+  #open (): RecordedStream {
     if (this.#stream === undefined) {
-      this.#stream = new PassThrough()
-      this.#reply.code(200)
-        .header('content-type', 'text/event-stream')
-        .header('cache-control', 'no-cache')
-        .header('x-accel-buffering', 'no')
-        .send(this.#stream)
+      const stream = this.#makeStream()
+      this.#stream = stream
+      stream.start()
+      const onStopped = (): void => { this.#stopped.abort(stream.stopped.reason) }
+      if (stream.stopped.aborted) onStopped()
+      else stream.stopped.addEventListener('abort', onStopped, { once: true })
     }
     return this.#stream
   }

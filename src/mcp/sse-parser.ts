@@ -5,6 +5,10 @@ import { GatewayError } from '../errors.js'
 export interface SseEvent {
   readonly event: string
   readonly data: string
+  /** The `id` field, when the event had one. */
+  readonly id?: string
+  /** The `retry` field (milliseconds), when the event had a valid one. */
+  readonly retry?: number
 }
 
 /**
@@ -17,6 +21,8 @@ export class SseParser {
   readonly #decoder = new StringDecoder('utf8')
   #pending = ''
   #eventType = ''
+  #id: string | undefined
+  #retry: number | undefined
   #dataLines: string[] = []
   #dataLength = 0
   #skipLeadingLineFeed = false
@@ -62,11 +68,20 @@ export class SseParser {
 
   #processLine (line: string): SseEvent | undefined {
     if (line === '') {
+      const id = this.#id
+      const retry = this.#retry
+      this.#id = undefined
+      this.#retry = undefined
       if (this.#dataLines.length === 0) {
         this.#eventType = ''
         return undefined
       }
-      const event = { event: this.#eventType === '' ? 'message' : this.#eventType, data: this.#dataLines.join('\n') }
+      const event: SseEvent = {
+        event: this.#eventType === '' ? 'message' : this.#eventType,
+        data: this.#dataLines.join('\n'),
+        ...(id === undefined ? {} : { id }),
+        ...(retry === undefined ? {} : { retry })
+      }
       this.#eventType = ''
       this.#dataLines = []
       this.#dataLength = 0
@@ -83,6 +98,8 @@ export class SseParser {
       if (this.#dataLength > this.#maxEventLength) this.#tooLarge()
     }
     else if (field === 'event') this.#eventType = value
+    else if (field === 'id' && !value.includes('\0')) this.#id = value
+    else if (field === 'retry' && /^[0-9]+$/.test(value)) this.#retry = Number(value)
     return undefined
   }
 }

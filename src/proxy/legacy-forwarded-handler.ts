@@ -1,8 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { inspectInitializeResponse } from '../mcp/initialize-response.js'
-import type { JsonRpcRequest } from '../mcp/json-rpc.js'
+import type { ClientPost, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { forwardRequest, recordUpstreamTiming } from '../upstream/forward-request.js'
 import { isSuccessStatus, type UpstreamAnswer } from '../upstream/upstream-client.js'
+import { mediaType } from '../mcp/media-type.js'
 import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
 import { forwardedRequestHeaders, rewriteUpstreamHeaders } from '../upstream/upstream-headers.js'
 import type { LiveSession } from '../sessions/session-store.js'
@@ -11,6 +12,8 @@ import type { RouteContext } from './route-context.js'
 import { ClientGone, initializeDeadline } from './initialize-deadline.js'
 import { mintSession } from './session-minting.js'
 import { guardSessionStream } from './session-stream-guard.js'
+import { recordedStream, relaysStreams, relayUpstreamEvents } from './session-streams.js'
+import type { SseResponse } from '../streams/sse-response.js'
 
 /*
  * Legacy requests to a legacy (stateless) upstream: forwarded as they are, body unchanged, the
@@ -72,23 +75,77 @@ export class LegacyForwardedHandler implements LegacyHandler {
     }
   }
 
-  async post (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, () => this.#context.resourceMetadataUrl(request), request, reply)
+  /**
+   * A POST on a live session, forwarded. An SSE answer is relayed event by event (ids, kept for
+   * resumption, keep-alive: docs/streams.md); a JSON answer passes through untouched.
+   */
+  async post (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
+    const { streams, relay, upstream, observeUpstream } = this.#context
+    const resourceMetadataUrl = (): string => this.#context.resourceMetadataUrl(request)
+    // A client that left does not cancel its call any more: an explicit cancellation does, wherever the call runs.
+    for (const message of post.messages) {
+      const requestId = 'method' in message && message.method === 'notifications/cancelled' ? (message.params as { requestId?: unknown } | undefined)?.requestId : undefined
+      if (typeof requestId === 'string' || typeof requestId === 'number') {
+        await relay.cancel(session.id, requestId).catch((error: unknown) => {
+          request.log.debug({ code: (error as { code?: unknown }).code }, 'could not pass a cancellation to the other replicas')
+        })
+      }
+    }
+    if (!relaysStreams(streams)) return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply)
+    return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply, (body) => {
+      const stream = recordedStream(this.#context, request, reply, session, 'response')
+      const rpcId = post.isBatch ? null : request.mcp.rpcId
+      const untrack = rpcId === null ? undefined : relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') })
+      stream.start()
+      relayUpstreamEvents(body, stream, upstream.maxResponseBytes, request).finally(() => { untrack?.() }).catch(() => undefined)
+    })
   }
 
-  /** The upstream's GET stream, for as long as the session lives (session-stream-guard.ts). */
-  async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession): Promise<FastifyReply> {
-    const { store, relay, sessionTimeouts } = this.#context
+  /**
+   * The upstream's GET stream, relayed as the session's standalone stream: one per session (a newer
+   * GET on any replica ends this one), ended with the session (session-stream-guard.ts). `client`:
+   * a response already opened by a resume (docs/streams.md).
+   */
+  async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession, client?: SseResponse): Promise<FastifyReply> {
+    const { store, relay, sessionTimeouts, upstream, observeUpstream } = this.#context
+    request.mcp.outcome = 'stream'
     const guard = guardSessionStream({ store, relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log })
-    const onEnded = (): void => {
-      request.mcp.outcome = 'stream ended with its session'
-      reply.raw.destroy()
-    }
+    const stream = recordedStream(this.#context, request, reply, session, 'standalone', client)
+    const onEnded = (): void => { stream.stop('session ended') }
     guard.ended.addEventListener('abort', onEnded, { once: true })
-    reply.raw.once('close', () => {
+    const release = (): void => {
       guard.ended.removeEventListener('abort', onEnded)
       guard.release()
-    })
-    return forwardRequest(this.#context.upstream, this.#context.observeUpstream, () => this.#context.resourceMetadataUrl(request), request, reply)
+    }
+    let answer: UpstreamAnswer
+    try {
+      const started = performance.now()
+      const headers = forwardedRequestHeaders(request, upstream.host)
+      // The client's Last-Event-ID names one of the gateway's streams, nothing the upstream knows.
+      if (this.#context.streams.events !== undefined) delete headers['last-event-id']
+      answer = await upstream.getStream(headers, AbortSignal.any([stream.stopped, client?.detached ?? new AbortController().signal]))
+      recordUpstreamTiming(request, observeUpstream, started)
+    } catch (error) {
+      release()
+      const failure = upstreamFailure(error)
+      if (isUpstreamFailure(failure)) observeUpstream.upstreamFailed(failure)
+      if (client === undefined) throw failure
+      client.end()
+      return reply
+    }
+    const headers = rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))
+    if (!isSuccessStatus(answer.statusCode) || mediaType(headers['content-type']) !== 'text/event-stream' || (headers['content-encoding'] ?? 'identity') !== 'identity') {
+      release()
+      if (client !== undefined) {
+        answer.body.destroy()
+        client.end()
+        return reply
+      }
+      return reply.code(answer.statusCode).headers(headers).send(answer.body)
+    }
+    delete headers['content-length']
+    stream.start(answer.statusCode, headers)
+    relayUpstreamEvents(answer.body, stream, upstream.maxResponseBytes, request).finally(release).catch(() => undefined)
+    return reply
   }
 }

@@ -17,12 +17,14 @@ import { bearerChallenge } from '../oauth/resource-metadata-url.js'
 import { UpstreamEraProbe } from '../upstream/upstream-era.js'
 import { isUpstreamFailure, upstreamFailureKind } from '../upstream/upstream-failure.js'
 import { deleteSession } from './delete-handler.js'
+import { serveResume } from './resume-handler.js'
 import type { LegacyHandler } from './legacy-handler.js'
 import { LegacyForwardedHandler } from './legacy-forwarded-handler.js'
 import { ModernPassThroughHandler } from './modern-pass-through-handler.js'
 import { RequestDecision, type LegacyPath } from './request-decision.js'
 import { createEraProbe, createRouteContext } from './route-context.js'
 import type { RouteContext } from './route-context.js'
+import type { StreamSettings } from './session-streams.js'
 
 /*
  * One MCP endpoint (`routes[i]`), registered once per route in its own encapsulated context (its
@@ -40,6 +42,7 @@ export interface McpRouteOptions {
   readonly relay: ReplicaRelay
   readonly sessionEnding: SessionEnding
   readonly limits: GatewayConfig['limits']
+  readonly streams: StreamSettings
   readonly sessionTimeouts: { readonly idleTimeout: number, readonly maxLifetime: number }
   readonly originPolicy: OriginPolicy
   /** CORS answers OPTIONS (preflight) for this route; without it, OPTIONS is a 405 here. */
@@ -109,7 +112,9 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
 
   fastify.get(route.path, async function handleGet (request, reply) {
     const decision = await decide.getStream(request)
-    return await legacy[decision.path].getStream(request, reply, decision.session)
+    const handler = legacy[decision.path]
+    if (decision.lastEventId !== undefined) return await serveResume(context, handler, request, reply, { ...decision, lastEventId: decision.lastEventId })
+    return await handler.getStream(request, reply, decision.session)
   })
 
   fastify.delete(route.path, async function handleDelete (request, reply) {

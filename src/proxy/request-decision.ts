@@ -4,6 +4,7 @@ import type { ClientPost, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { classifyPost } from '../mcp/modern-request.js'
 import { LEGACY_PROTOCOL_VERSIONS } from '../mcp/protocol-versions.js'
 import type { LiveSession } from '../sessions/session-store.js'
+import { parseEventId, type ParsedEventId } from '../streams/event-id.js'
 import type { KnownEra, UpstreamEraProbe } from '../upstream/upstream-era.js'
 import type { RouteContext } from './route-context.js'
 import { checkBatchAllowed, checkClientStateSize, enforceInitializeRate, readSessionHeader, refuseModernSessionlessCall, requireLiveSession } from './session-checks.js'
@@ -27,6 +28,10 @@ export type PostDecision =
 export interface StreamDecision {
   readonly path: LegacyPath
   readonly session: LiveSession
+  /** A `Last-Event-ID` naming one of the gateway's streams (only when streams are resumable). */
+  readonly lastEventId: ParsedEventId | undefined
+  /** Whether the route serves standalone GET streams (`getStream: forward`). */
+  readonly standalone: boolean
 }
 
 /** The client's credentials go along on the era probe: an upstream that requires auth can answer it. */
@@ -77,16 +82,20 @@ export class RequestDecision {
   }
 
   /**
-   * A legacy GET opens the standalone SSE stream. A stateless upstream has nothing to push on it, so
-   * the gateway answers 405 itself unless the route says to forward it (`getStream: forward`).
+   * A legacy GET opens the standalone SSE stream, or resumes a stream with `Last-Event-ID`
+   * (docs/streams.md). A stateless upstream has nothing to push on a standalone stream, so the
+   * gateway answers 405 itself unless the route says to forward it (`getStream: forward`); resuming a
+   * response stream needs no upstream GET and is served either way. The session check comes first.
    */
   async getStream (request: FastifyRequest): Promise<StreamDecision> {
     refuseModernSessionlessCall(request)
     const known = this.#probe.knownEra()
-    const served = this.#context.route.getStream === 'forward'
-    const session = await this.#liveSession(request, served && known !== 'legacy')
-    if (!served) throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
-    return { path: pathFor(known ?? await this.#probe.era(probeHeaders(request))), session }
+    const standalone = this.#context.route.getStream === 'forward'
+    const lastEventId = this.#context.streams.events === undefined ? undefined : parseEventId(request.headers['last-event-id'])
+    const session = await this.#liveSession(request, standalone && known !== 'legacy')
+    if (!standalone && lastEventId?.kind !== 'response') throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
+    const path = known === undefined && !standalone ? 'forwarded' : pathFor(known ?? await this.#probe.era(probeHeaders(request)))
+    return { path, session, lastEventId, standalone }
   }
 
   async #liveSession (request: FastifyRequest, withClient: boolean): Promise<LiveSession> {

@@ -10,6 +10,7 @@ import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { SessionStore } from '../sessions/session-store.js'
 import type { UpstreamObserver } from '../upstream/forward-request.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
+import type { StreamSettings } from './session-streams.js'
 
 /** What every handler of one route works with; built once per route. */
 export interface RouteContext {
@@ -24,6 +25,8 @@ export interface RouteContext {
   readonly relay: ReplicaRelay
   readonly sessionTimeouts: { readonly idleTimeout: number, readonly maxLifetime: number }
   readonly limits: GatewayConfig['limits']
+  /** How the SSE streams of legacy sessions are kept and paced (docs/streams.md). */
+  readonly streams: StreamSettings
   /** Where this route's OAuth metadata is, for this request (upstream challenges are rewritten to it). */
   resourceMetadataUrl (request: FastifyRequest): string
 }
@@ -36,6 +39,7 @@ export interface RouteContextOptions {
   readonly publicUrl: string | undefined
   readonly sessionTimeouts: RouteContext['sessionTimeouts']
   readonly limits: GatewayConfig['limits']
+  readonly streams: StreamSettings
   readonly metrics: GatewayMetrics
 }
 
@@ -51,6 +55,7 @@ export function createRouteContext (options: RouteContextOptions, log: FastifyBa
     relay: options.relay,
     sessionTimeouts: options.sessionTimeouts,
     limits: options.limits,
+    streams: options.streams,
     resourceMetadataUrl: (request) => resourceMetadataUrl(publicOrigin(request, options.publicUrl), route.path),
     // Forwarded and bridged requests count in the same upstream metrics; a fault of ours is logged instead.
     observeUpstream: {

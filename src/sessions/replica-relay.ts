@@ -13,9 +13,12 @@ import type { SessionStore } from './session-store.js'
  *   - the era bridge (docs/era-bridge.md): the client's answer to an input request the gateway put
  *     on a bridged stream (elicitation, sampling, roots). The request id the gateway gave it names
  *     the replica that asked, so the answer is published on that replica's channel only;
- *   - `notifications/cancelled` for a bridged request, and a change of the session's resource
+ *   - `notifications/cancelled` for a request in flight, and a change of the session's resource
  *     subscriptions (for its GET stream): the replica holding either is not known, so these are
- *     published to every replica, and each looks them up in what it holds.
+ *     published to every replica, and each looks them up in what it holds;
+ *   - a stream claimed (docs/streams.md): a client resumed a stream somewhere (the response still
+ *     serving it elsewhere gives way, and the writer knows someone reads), or opened a newer
+ *     standalone GET stream (the older one ends: one per session). Published to every replica.
  * Messages go through the session store's publish/subscribe (Redis pub/sub on a shared store), so
  * every replica sharing the store sees the same thing. Nothing is answered to a stranger: each
  * message names the session it came on (checked, principal included, before it is published), and a
@@ -30,6 +33,16 @@ type RelayMessage =
   | { readonly kind: 'answer', readonly session: string, readonly message: JsonRpcMessage }
   | { readonly kind: 'cancel', readonly session: string, readonly request: JsonRpcId }
   | { readonly kind: 'session changed', readonly session: string }
+  | { readonly kind: 'stream claimed', readonly session: string, readonly claim: StreamClaim }
+
+/**
+ * A client now reads `stream` (it resumed it) and/or its newest standalone stream is `standalone`
+ * (every other standalone stream of the session ends).
+ */
+export interface StreamClaim {
+  readonly stream?: string | undefined
+  readonly standalone?: string | undefined
+}
 
 interface PendingAnswer {
   readonly session: string
@@ -55,6 +68,7 @@ export class ReplicaRelay {
   readonly #answers = new Map<string, PendingAnswer>()
   readonly #calls = new Map<string, () => void>()
   readonly #watchers = new Map<string, Set<() => void>>()
+  readonly #heldStreams = new Map<string, Set<(claim: StreamClaim) => void>>()
   #joined: Promise<void> | undefined
   readonly #unsubscribe: Array<() => void> = []
 
@@ -124,6 +138,23 @@ export class ReplicaRelay {
     }
   }
 
+  /** Registers a stream this replica serves for `session`; `onClaimed` hears every claim on the session. */
+  holdStream (session: string, onClaimed: (claim: StreamClaim) => void): () => void {
+    const held = this.#heldStreams.get(session) ?? new Set()
+    this.#heldStreams.set(session, held)
+    held.add(onClaimed)
+    return () => {
+      held.delete(onClaimed)
+      if (held.size === 0 && this.#heldStreams.get(session) === held) this.#heldStreams.delete(session)
+    }
+  }
+
+  /** Tells every replica (this one at once) that a stream of `session` is claimed. */
+  async claimStream (session: string, claim: StreamClaim): Promise<void> {
+    this.#claimed(session, claim)
+    await this.#publish('all', { kind: 'stream claimed', session, claim })
+  }
+
   async sessionChanged (session: string): Promise<void> {
     await this.#publish('all', { kind: 'session changed', session })
   }
@@ -150,6 +181,11 @@ export class ReplicaRelay {
     if (message.kind === 'answer') this.#answer(message.session, message.message)
     else if (message.kind === 'cancel') this.#cancelHere(message.session, message.request)
     else if (message.kind === 'session changed') for (const watcher of this.#watchers.get(message.session) ?? []) watcher()
+    else if (message.kind === 'stream claimed') this.#claimed(message.session, message.claim)
+  }
+
+  #claimed (session: string, claim: StreamClaim): void {
+    for (const held of [...(this.#heldStreams.get(session) ?? [])]) held(claim)
   }
 
   #answer (session: string, message: JsonRpcMessage): void {

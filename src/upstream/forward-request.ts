@@ -1,4 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Readable } from 'node:stream'
+import { mediaType } from '../mcp/media-type.js'
 import type { GatewayError } from '../errors.js'
 import { sendGatewayError } from '../proxy/send-gateway-error.js'
 import type { UpstreamClient } from './upstream-client.js'
@@ -25,9 +27,10 @@ export function recordUpstreamTiming (request: FastifyRequest, observe: Upstream
  * Forwards the client's request, body unchanged, through the route's upstream pool (reply-from on
  * the pool of upstream-client.ts). The answer streams back as it comes (SSE event by event), its
  * OAuth challenge naming the gateway's metadata. A failure is answered by the one mapping of
- * upstream failures (upstream-failure.ts).
+ * upstream failures (upstream-failure.ts). `relayStream`, when given, takes a successful
+ * uncompressed SSE answer instead (its status and headers already on the reply).
  */
-export function forwardRequest (client: UpstreamClient, observe: UpstreamObserver, resourceMetadataUrl: () => string, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function forwardRequest (client: UpstreamClient, observe: UpstreamObserver, resourceMetadataUrl: () => string, request: FastifyRequest, reply: FastifyReply, relayStream?: (body: Readable) => void): FastifyReply {
   const body = request.body as Buffer | undefined
   const started = performance.now()
   return reply.from(client.path, {
@@ -36,7 +39,8 @@ export function forwardRequest (client: UpstreamClient, observe: UpstreamObserve
     rewriteHeaders: (headers) => rewriteUpstreamHeaders(headers, resourceMetadataUrl),
     onResponse: (_request, _reply, answer) => {
       recordUpstreamTiming(request, observe, started)
-      reply.send(answer.stream)
+      if (relayStream !== undefined && isRelayableStream(reply)) relayStream(answer.stream as Readable)
+      else reply.send(answer.stream)
     },
     onError: (_reply, { error }) => {
       const failure = upstreamFailure(error)
@@ -44,4 +48,12 @@ export function forwardRequest (client: UpstreamClient, observe: UpstreamObserve
       sendGatewayError(reply, failure)
     }
   })
+}
+
+/** A 2xx SSE answer whose bytes the gateway can read event by event (not compressed). */
+export function isRelayableStream (reply: FastifyReply): boolean {
+  const encoding = reply.getHeader('content-encoding')
+  return reply.statusCode >= 200 && reply.statusCode <= 299 &&
+    mediaType(reply.getHeader('content-type') as string | undefined) === 'text/event-stream' &&
+    (encoding === undefined || encoding === 'identity')
 }

@@ -57,6 +57,13 @@ export class UpstreamClient {
     return { statusCode, headers: responseHeaders, body: responseBody }
   }
 
+  /** GETs the upstream's standalone SSE stream with a forwarded request's headers. */
+  async getStream (headers: IncomingHttpHeaders, signal: AbortSignal): Promise<UpstreamAnswer> {
+    const { statusCode, headers: responseHeaders, body } = await this.pool.request({ path: this.path, method: 'GET', headers, signal })
+    body.on('error', ignoreBodyError)
+    return { statusCode, headers: responseHeaders, body }
+  }
+
   /** GETs another path of the upstream's origin (its OAuth metadata). */
   async get (path: string, signal: AbortSignal): Promise<UpstreamAnswer> {
     const { statusCode, headers, body } = await this.pool.request({ path, method: 'GET', headers: { accept: 'application/json' }, signal })

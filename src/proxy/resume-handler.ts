@@ -1,0 +1,47 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { GatewayError } from '../errors.js'
+import { SseResponse } from '../streams/sse-response.js'
+import { resumeStream } from '../streams/stream-resume.js'
+import type { StreamEventStore } from '../streams/stream-event-store.js'
+import type { LegacyHandler } from './legacy-handler.js'
+import type { StreamDecision } from './request-decision.js'
+import type { RouteContext } from './route-context.js'
+import { guardSessionStream } from './session-stream-guard.js'
+
+/*
+ * `GET` + `Last-Event-ID` on a live session (docs/streams.md): the stream it names is replayed and
+ * followed (streams/stream-resume.ts). A response stream ends with its response; a standalone stream
+ * continues as the session's new standalone stream, on the same response. An id the store does not
+ * hold (expired, another session's, never ours) is served like a GET without it, and logged.
+ */
+export async function serveResume (context: RouteContext, handler: LegacyHandler, request: FastifyRequest, reply: FastifyReply, decision: StreamDecision & { lastEventId: NonNullable<StreamDecision['lastEventId']> }): Promise<FastifyReply> {
+  const { session, lastEventId } = decision
+  const { store, relay, sessionTimeouts, streams } = context
+  const client = new SseResponse(reply, streams)
+  // Ends with the session whatever ends it, and slides its idle timeout while open.
+  const guard = guardSessionStream({ store, relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log })
+  let outcome
+  try {
+    outcome = await resumeStream({
+      events: streams.events as StreamEventStore,
+      relay,
+      owner: { sessionId: session.id, principal: request.mcp.principal },
+      lastEventId,
+      client,
+      retention: streams.retention,
+      sessionEnded: guard.ended,
+      log: request.log
+    })
+  } finally {
+    guard.release()
+  }
+  if (outcome === 'unknown') {
+    request.log.info({ streamKind: lastEventId.kind }, 'Last-Event-ID names no stream kept for this session: served as a GET without it')
+    if (!decision.standalone) throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
+    return await handler.getStream(request, reply, session)
+  }
+  request.mcp.outcome = `stream resumed: ${outcome}`
+  if (lastEventId.kind === 'standalone' && outcome === 'ended' && client.attached) return await handler.getStream(request, reply, session, client)
+  client.end()
+  return reply
+}

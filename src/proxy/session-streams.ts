@@ -1,0 +1,67 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Readable } from 'node:stream'
+import { SseParser } from '../mcp/sse-parser.js'
+import type { LiveSession } from '../sessions/session-store.js'
+import type { StreamKind } from '../streams/event-id.js'
+import { RecordedStream } from '../streams/recorded-stream.js'
+import { SseResponse } from '../streams/sse-response.js'
+import type { StreamEventStore } from '../streams/stream-event-store.js'
+import type { RouteContext } from './route-context.js'
+
+/* The SSE streams of a route's legacy sessions (docs/streams.md): how they are made and fed. */
+
+/** `streams` of the config, with the event store when streams are resumable. */
+export interface StreamSettings {
+  /** undefined: `streams.resumable: false`. */
+  readonly events: StreamEventStore | undefined
+  readonly retention: number
+  readonly keepAlive: number
+  readonly maxConnectionTime: number
+}
+
+/** The first revision whose clients expect a priming event (an id, empty data) at a stream's start. */
+const PRIMING_SINCE = '2025-11-25'
+
+/** Whether a route relays a forwarded SSE answer itself (ids, keep-alive) rather than passing its bytes on. */
+export function relaysStreams (streams: StreamSettings): boolean {
+  return streams.events !== undefined || streams.keepAlive > 0
+}
+
+export function recordedStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, session: LiveSession, kind: StreamKind, client?: SseResponse): RecordedStream {
+  const { streams, relay } = context
+  return new RecordedStream({
+    events: streams.events,
+    owner: { sessionId: session.id, principal: request.mcp.principal },
+    kind,
+    client: client ?? new SseResponse(reply, streams),
+    priming: session.protocolVersion >= PRIMING_SINCE,
+    relay,
+    retention: streams.retention,
+    log: request.log
+  })
+}
+
+/**
+ * Relays an upstream SSE body event by event into `stream` until the upstream ends it or the
+ * stream is stopped (then the upstream request is closed). Each event is held whole, up to
+ * `maxEventBytes`; the next is read only once the client took this one (or left).
+ */
+export async function relayUpstreamEvents (body: Readable, stream: RecordedStream, maxEventBytes: number, request: FastifyRequest): Promise<void> {
+  const parser = new SseParser(maxEventBytes)
+  const stop = (): void => { body.destroy() }
+  stream.stopped.addEventListener('abort', stop, { once: true })
+  if (stream.stopped.aborted) stop()
+  try {
+    for await (const chunk of body) {
+      for (const event of parser.push(chunk as Buffer)) {
+        await stream.event({ data: event.data, type: event.event, id: event.id, retry: event.retry })
+      }
+    }
+  } catch (error) {
+    if (!stream.stopped.aborted) request.log.debug({ code: (error as { code?: unknown }).code }, 'upstream stream ended early')
+  } finally {
+    stream.stopped.removeEventListener('abort', stop)
+    if (stream.stopped.aborted) request.mcp.outcome = `stream ended: ${String(stream.stopped.reason)}`
+    stream.end()
+  }
+}

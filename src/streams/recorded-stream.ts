@@ -1,0 +1,180 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { OutgoingHttpHeaders } from 'node:http'
+import type { ReplicaRelay, StreamClaim } from '../sessions/replica-relay.js'
+import { formatEventId, newStreamName, type StreamKind } from './event-id.js'
+import type { SseResponse } from './sse-response.js'
+import type { StoredEvent, StreamEventStore, StreamOwner } from './stream-event-store.js'
+
+/*
+ * One SSE stream the gateway relays for a legacy session, from the upstream (or the era bridge) to
+ * the client, kept in the event store as it goes (docs/streams.md). Each event gets the id
+ * `<stream>.<position>` and is appended without waiting (the store pipelines); the client gets it at
+ * once while it is attached.
+ *
+ * A client that leaves does not end the call (2025-11-25: a disconnection is not a cancellation):
+ * the writer reads on and the events are kept, for the client to resume on any replica. What ends
+ * it: the upstream's end, the session's end (an append finds the session gone), an explicit
+ * cancellation, a newer standalone stream of the same session (one GET stream per session), or
+ * `streams.retention` passing with no client reading (`stopped` then aborts, and the writer closes
+ * its upstream request). Without an event store (`streams.resumable: false`) a client that leaves
+ * ends the stream at once, as before.
+ */
+
+export interface RecordedStreamOptions {
+  /** undefined: not resumable (no ids, nothing kept). */
+  readonly events: StreamEventStore | undefined
+  readonly owner: StreamOwner
+  readonly kind: StreamKind
+  readonly client: SseResponse
+  /** Start with an empty event that has an id (2025-11-25 sessions only: older clients may choke on it). */
+  readonly priming: boolean
+  readonly relay: ReplicaRelay
+  /** streams.retention: how long the stream runs on while no client reads it. */
+  readonly retention: number
+  readonly log: FastifyBaseLogger
+}
+
+/** Why the writer should stop reading its upstream. */
+export type StopReason = 'client gone' | 'session ended' | 'cancelled' | 'taken over' | 'abandoned' | 'store unavailable'
+
+export interface RelayedEvent {
+  readonly data: string
+  readonly type?: string | undefined
+  /** The upstream's own id and retry: passed on only when the gateway keeps no events. */
+  readonly id?: string | undefined
+  readonly retry?: number | undefined
+}
+
+export class RecordedStream {
+  readonly name: string
+  readonly #options: RecordedStreamOptions
+  readonly #stopped = new AbortController()
+  #seq = 0
+  #recording: boolean
+  #ended = false
+  #abandonTimer: NodeJS.Timeout | undefined
+  #releaseHold: (() => void) | undefined
+
+  constructor (options: RecordedStreamOptions) {
+    this.#options = options
+    this.name = newStreamName(options.kind)
+    this.#recording = options.events !== undefined
+  }
+
+  /** Aborts with a StopReason when the writer should stop reading its upstream. */
+  get stopped (): AbortSignal {
+    return this.#stopped.signal
+  }
+
+  get resumable (): boolean {
+    return this.#options.events !== undefined
+  }
+
+  /** Opens the client's response; the stream is announced to every replica (resumes, takeovers). */
+  start (statusCode?: number, headers?: OutgoingHttpHeaders): void {
+    const { client, relay, owner } = this.#options
+    if (!client.started) client.start(statusCode, headers)
+    this.#releaseHold = relay.holdStream(owner.sessionId, (claim) => { this.#claimed(claim) })
+    // Claims, and cancellations, made on other replicas reach this one only once it listens.
+    relay.join().catch((error: unknown) => {
+      this.#options.log.debug({ code: (error as { code?: unknown }).code }, 'cannot hear other replicas now: resumes elsewhere will not end this response')
+    })
+    client.detached.addEventListener('abort', () => { this.#clientDetached(client.detached.reason) }, { once: true })
+    if (!client.attached) this.#clientDetached(client.detached.reason)
+    if (this.#options.kind === 'standalone') {
+      // One standalone stream per session: any older one, on any replica, ends (never a 409).
+      relay.claimStream(owner.sessionId, { standalone: this.name }).catch((error: unknown) => {
+        this.#options.log.debug({ code: (error as { code?: unknown }).code }, 'could not tell the other replicas of a new GET stream')
+      })
+    }
+    if (this.#options.priming && this.resumable) {
+      const seq = this.#next({ kind: 'priming', data: '' })
+      void client.send({ id: formatEventId(this.name, seq), data: '' })
+    }
+  }
+
+  /** One event: kept, and sent to the client while it reads. Resolves once the client can take more. */
+  async event (event: RelayedEvent): Promise<void> {
+    if (this.#ended) return
+    if (!this.resumable) {
+      await this.#options.client.send(event)
+      return
+    }
+    const seq = this.#next({ kind: 'message', data: event.data, type: event.type })
+    await this.#options.client.send({ id: formatEventId(this.name, seq), data: event.data, type: event.type })
+  }
+
+  /** The stream is complete (or cut): kept as ended, so that a resuming client stops there too. */
+  end (): void {
+    if (this.#ended) return
+    this.#ended = true
+    if (this.#recording) this.#next({ kind: 'end', data: '' })
+    this.#options.client.end()
+    this.#release()
+  }
+
+  /** An SSE comment for the client (not kept). */
+  comment (text: string): void {
+    this.#options.client.comment(text)
+  }
+
+  /** Stops the writer (the session ended, a cancellation): the stream then ends. */
+  stop (reason: StopReason): void {
+    if (!this.#stopped.signal.aborted) this.#stopped.abort(reason)
+  }
+
+  #next (event: Omit<StoredEvent, 'seq'>): number {
+    this.#seq += 1
+    const seq = this.#seq
+    if (!this.#recording) return seq
+    const events = this.#options.events as StreamEventStore
+    events.append(this.#options.owner, this.name, { ...event, seq }).then((stored) => {
+      if (!stored) this.stop('session ended')
+    }, (error: unknown) => {
+      if (!this.#recording) return
+      // A gap would replay later events without this one: nothing more is kept of this stream.
+      this.#recording = false
+      this.#options.log.warn({ code: (error as { code?: unknown }).code, stream: this.name }, 'event store unavailable: this stream can no longer be resumed')
+      if (!this.#options.client.attached) this.stop('store unavailable')
+    })
+    return seq
+  }
+
+  #clientDetached (reason: unknown): void {
+    if (this.#ended || reason === 'ended') return
+    if (reason === 'taken over') return
+    if (!this.#recording) {
+      this.stop('client gone')
+      return
+    }
+    this.#armAbandonTimer()
+  }
+
+  /** Nobody reads: after retention, the writer gives up. A client that resumes (re-)claims it. */
+  #armAbandonTimer (): void {
+    clearTimeout(this.#abandonTimer)
+    this.#abandonTimer = setTimeout(() => { this.stop('abandoned') }, this.#options.retention)
+    this.#abandonTimer.unref()
+  }
+
+  #claimed (claim: StreamClaim): void {
+    if (this.#ended) return
+    if (claim.stream === this.name) {
+      // A client reads this stream elsewhere now: this response (if still open) gives way.
+      this.#options.client.takeOver()
+      this.#armAbandonTimer()
+      return
+    }
+    if (this.#options.kind === 'standalone' && claim.standalone !== undefined && claim.standalone !== this.name) {
+      // One standalone stream per session: the newer GET takes over.
+      this.#options.client.takeOver()
+      this.stop('taken over')
+    }
+  }
+
+  #release (): void {
+    clearTimeout(this.#abandonTimer)
+    this.#releaseHold?.()
+    this.#releaseHold = undefined
+  }
+}

@@ -1,0 +1,159 @@
+import type { FastifyReply } from 'fastify'
+import type { OutgoingHttpHeaders } from 'node:http'
+import { PassThrough } from 'node:stream'
+
+/*
+ * The client's side of one SSE stream the gateway serves for a legacy session (docs/streams.md):
+ * whole events only, so that a keep-alive comment never lands inside one; a `: keepalive` comment
+ * after `streams.keepAlive` without output (load balancers cut idle connections); with
+ * `streams.maxConnectionTime`, the response ends after an event with an id, with a `retry:` field,
+ * and the client comes back with `Last-Event-ID` (2025-11-25, SSE polling). Writes wait for a slow
+ * reader (`drain`), so a slow client slows its upstream instead of growing the gateway's memory.
+ */
+
+export interface SseResponseOptions {
+  /** Milliseconds of silence before a keep-alive comment; 0: none. */
+  readonly keepAlive: number
+  /** Milliseconds after which the response ends at the next event with an id; 0: never. */
+  readonly maxConnectionTime: number
+}
+
+export interface OutgoingEvent {
+  readonly data: string
+  readonly id?: string | undefined
+  /** The SSE event type; `message` (the default) is not written. */
+  readonly type?: string | undefined
+  readonly retry?: number | undefined
+}
+
+/** Why the client stopped receiving this response. */
+export type DetachReason = 'client gone' | 'connection time' | 'taken over' | 'ended'
+
+/** What the client is told to wait before it reconnects after a polling end (it MUST respect it). */
+export const POLLING_RETRY_MS = 1_000
+
+const KEEP_ALIVE = ': keepalive\n\n'
+
+export function serializeEvent (event: OutgoingEvent): string {
+  let text = event.id === undefined ? '' : `id: ${event.id}\n`
+  if (event.type !== undefined && event.type !== 'message') text += `event: ${event.type}\n`
+  // The parser split the data on every line end; each line is one data field again.
+  text += event.data.includes('\n') ? `data: ${event.data.split('\n').join('\ndata: ')}\n` : `data: ${event.data}\n`
+  if (event.retry !== undefined) text += `retry: ${event.retry}\n`
+  return text + '\n'
+}
+
+export class SseResponse {
+  readonly #reply: FastifyReply
+  readonly #options: SseResponseOptions
+  #stream: PassThrough | undefined
+  #keepAlive: NodeJS.Timeout | undefined
+  #connectionTime: NodeJS.Timeout | undefined
+  #idSent = false
+  #endAtNextId = false
+  readonly #detached = new AbortController()
+
+  constructor (reply: FastifyReply, options: SseResponseOptions) {
+    this.#reply = reply
+    this.#options = options
+  }
+
+  /** Aborts (with a DetachReason) once the client receives nothing more on this response. */
+  get detached (): AbortSignal {
+    return this.#detached.signal
+  }
+
+  get attached (): boolean {
+    return !this.#detached.signal.aborted
+  }
+
+  get started (): boolean {
+    return this.#stream !== undefined
+  }
+
+  /** Sends the response head with `headers` (the upstream's, rewritten) and opens the stream. */
+  start (statusCode = 200, headers: OutgoingHttpHeaders = {}): void {
+    if (this.#stream !== undefined) return
+    const stream = new PassThrough()
+    this.#stream = stream
+    this.#reply.raw.once('close', () => { this.#detach('client gone') })
+    this.#reply.code(statusCode).headers(headers)
+    this.#reply.removeHeader('content-length')
+    this.#reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache').header('x-accel-buffering', 'no')
+    this.#reply.send(stream)
+    if (this.#options.keepAlive > 0) {
+      this.#keepAlive = setTimeout(() => { this.#sendKeepAlive() }, this.#options.keepAlive)
+      this.#keepAlive.unref()
+    }
+    if (this.#options.maxConnectionTime > 0) {
+      this.#connectionTime = setTimeout(() => {
+        this.#endAtNextId = true
+        if (this.#idSent) this.#pollingEnd()
+      }, this.#options.maxConnectionTime)
+      this.#connectionTime.unref()
+    }
+  }
+
+  /**
+   * Writes one event. Resolves at once, or once a slow client has taken the buffered output (or
+   * left). Nothing is written once the client is detached.
+   */
+  async send (event: OutgoingEvent): Promise<void> {
+    const stream = this.#stream
+    if (stream === undefined || !this.attached) return
+    const flowing = stream.write(serializeEvent(event))
+    this.#keepAlive?.refresh()
+    if (event.id !== undefined) {
+      this.#idSent = true
+      if (this.#endAtNextId) {
+        this.#pollingEnd()
+        return
+      }
+    }
+    if (flowing || stream.destroyed) return
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        stream.off('drain', done)
+        stream.off('close', done)
+        resolve()
+      }
+      stream.on('drain', done)
+      stream.on('close', done)
+    })
+  }
+
+  /** An SSE comment: it makes the response head leave now, and clients skip it. */
+  comment (text: string): void {
+    if (this.#stream !== undefined && this.attached) this.#stream.write(`: ${text}\n\n`)
+  }
+
+  /** The stream is complete: the response ends. */
+  end (): void {
+    if (this.#stream !== undefined && this.attached) this.#stream.end()
+    this.#detach('ended')
+  }
+
+  /** Another response now serves this stream's client (a resume, a newer GET): this one ends. */
+  takeOver (): void {
+    if (this.#stream !== undefined && this.attached) this.#stream.end()
+    this.#detach('taken over')
+  }
+
+  #pollingEnd (): void {
+    // A retry field alone dispatches no event; the client reconnects after it with Last-Event-ID.
+    this.#stream?.end(`retry: ${POLLING_RETRY_MS}\n\n`)
+    this.#detach('connection time')
+  }
+
+  #sendKeepAlive (): void {
+    if (this.#stream === undefined || !this.attached) return
+    this.#stream.write(KEEP_ALIVE)
+    this.#keepAlive?.refresh()
+  }
+
+  #detach (reason: DetachReason): void {
+    clearTimeout(this.#keepAlive)
+    clearTimeout(this.#connectionTime)
+    if (!this.#detached.signal.aborted) this.#detached.abort(reason)
+  }
+}

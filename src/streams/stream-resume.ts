@@ -1,0 +1,118 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { ReplicaRelay } from '../sessions/replica-relay.js'
+import { formatEventId, type ParsedEventId } from './event-id.js'
+import type { SseResponse } from './sse-response.js'
+import type { StoredEvent, StreamEventStore, StreamOwner } from './stream-event-store.js'
+
+/*
+ * A client comes back with `GET` + `Last-Event-ID` (MCP 2025-11-25, Resumability and Redelivery;
+ * docs/streams.md), on any replica. The session (and its principal) was checked before: a stream is
+ * looked up only under that session, so an id of another session's stream finds nothing. What was
+ * kept after that id is replayed, from that stream only; then the stream is followed live, across
+ * replicas: the replica holding the upstream appends, this one is told of each append by the store
+ * (Redis pub/sub) and reads what is new. Nothing polls.
+ *
+ * A response stream ends here with its end (its final response went out). A standalone stream was
+ * claimed first, so its holder ends it: once its end has been read (or after a short wait when its
+ * holder is gone) the caller continues with a fresh standalone stream on the same response.
+ */
+
+export interface ResumeOptions {
+  readonly events: StreamEventStore
+  readonly relay: ReplicaRelay
+  readonly owner: StreamOwner
+  readonly lastEventId: ParsedEventId
+  readonly client: SseResponse
+  /** streams.retention: a response stream quiet for this long is no longer kept anywhere. */
+  readonly retention: number
+  /** Aborts when the session ends. */
+  readonly sessionEnded: AbortSignal
+  readonly log: FastifyBaseLogger
+}
+
+/** What a resume came to: `unknown` when the store holds no such stream (nothing was sent). */
+export type ResumeOutcome = 'unknown' | 'ended' | 'interrupted'
+
+/** Events read per round trip while replaying. */
+const PAGE = 100
+/** How long a claimed standalone stream's holder has to end it. */
+const STANDALONE_HANDOVER_MS = 1_000
+
+export async function resumeStream (options: ResumeOptions): Promise<ResumeOutcome> {
+  const { events, owner, lastEventId, client } = options
+  let wake: (() => void) | undefined
+  let appended = false
+  const onAppended = (): void => {
+    appended = true
+    wake?.()
+  }
+  // Listening before the first read: nothing appended in between is missed.
+  const unwatch = await events.watch(owner, lastEventId.stream, onAppended)
+  let heartbeat: NodeJS.Timeout | undefined
+  try {
+    let page = await events.read(owner, lastEventId.stream, lastEventId.seq, PAGE)
+    if (page === null) return 'unknown'
+    const standalone = lastEventId.kind === 'standalone'
+    client.start()
+    // The writer learns that someone reads (it keeps going), and a response still open elsewhere gives way.
+    const claim = async (): Promise<void> => {
+      await options.relay.claimStream(owner.sessionId, { stream: lastEventId.stream }).catch((error: unknown) => {
+        options.log.debug({ code: (error as { code?: unknown }).code }, 'could not tell the other replicas of a resumed stream')
+      })
+    }
+    await claim()
+    heartbeat = setInterval(() => { void claim() }, Math.max(1_000, Math.floor(options.retention / 3)))
+    heartbeat.unref()
+    const quietLimit = standalone ? STANDALONE_HANDOVER_MS : options.retention
+    let after = lastEventId.seq
+    for (;;) {
+      for (const event of page) {
+        after = event.seq
+        if (event.kind === 'end') return 'ended'
+        if (event.kind === 'message') await client.send(toOutgoing(lastEventId.stream, event))
+        if (!client.attached) return 'interrupted'
+      }
+      if (page.length < PAGE) {
+        const reason = await nextAppend(() => appended, (resume) => { wake = resume }, client, options.sessionEnded, quietLimit)
+        appended = false
+        if (reason === 'quiet') return standalone ? 'ended' : 'interrupted'
+        if (reason !== 'appended') return 'interrupted'
+      }
+      const next = await events.read(owner, lastEventId.stream, after, PAGE)
+      // Gone from the store meanwhile (expired, or the session ended): nothing more will come.
+      if (next === null) return 'interrupted'
+      page = next
+    }
+  } finally {
+    clearInterval(heartbeat)
+    unwatch()
+  }
+}
+
+function toOutgoing (stream: string, event: StoredEvent): { id: string, data: string, type?: string } {
+  return { id: formatEventId(stream, event.seq), data: event.data, ...(event.type === undefined ? {} : { type: event.type }) }
+}
+
+type WaitOutcome = 'appended' | 'quiet' | 'client gone' | 'session ended'
+
+/** Waits for the next append, the client leaving, the session ending, or `quietLimit` of silence. */
+async function nextAppend (alreadyAppended: () => boolean, setWake: (wake: (() => void) | undefined) => void, client: SseResponse, sessionEnded: AbortSignal, quietLimit: number): Promise<WaitOutcome> {
+  if (alreadyAppended()) return 'appended'
+  if (!client.attached) return 'client gone'
+  if (sessionEnded.aborted) return 'session ended'
+  return await new Promise<WaitOutcome>((resolve) => {
+    const finish = (outcome: WaitOutcome): void => {
+      clearTimeout(timer)
+      setWake(undefined)
+      client.detached.removeEventListener('abort', onGone)
+      sessionEnded.removeEventListener('abort', onEnded)
+      resolve(outcome)
+    }
+    const onGone = (): void => { finish('client gone') }
+    const onEnded = (): void => { finish('session ended') }
+    const timer = setTimeout(() => { finish('quiet') }, quietLimit)
+    setWake(() => { finish('appended') })
+    client.detached.addEventListener('abort', onGone, { once: true })
+    sessionEnded.addEventListener('abort', onEnded, { once: true })
+  })
+}

@@ -1,0 +1,277 @@
+import type { ServerResponse } from 'node:http'
+import t from 'tap'
+import { SseParser, type SseEvent } from '../src/mcp/sse-parser.js'
+import { eventually } from './helpers/eventually.js'
+import { withGateway, withRedis, type Teardown } from './helpers/fixtures.js'
+import type { TestGateway } from './helpers/gateway.js'
+import { initializeRequest, LATEST_LEGACY_VERSION } from './helpers/mcp-http.js'
+import { legacyAnswers, withScriptedUpstream, type ScriptedExchange, type ScriptedUpstream } from './helpers/scripted-upstream.js'
+import type { TestRedis } from './helpers/redis-server.js'
+
+/*
+ * Resumable streams (docs/streams.md) on two gateway replicas sharing one real Redis, in front of a
+ * scripted stateless upstream whose tool call streams its events when the test says so: a client
+ * cut mid-call resumes on the other replica and gets every event once, in order, then the result.
+ */
+
+const API_KEY = 'key-of-alice'
+const baseHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'x-api-key': API_KEY }
+
+/** A tool call the upstream streams step by step: `send(n)` writes progress n; `finish()` the result. */
+interface ScriptedCall {
+  readonly exchange: Promise<ScriptedExchange>
+  send (progress: number): Promise<void>
+  finish (): Promise<void>
+  /** Whether the upstream saw its response closed before it finished it. */
+  closedEarly (): boolean
+}
+
+function scriptedCalls (upstream: ScriptedUpstream): () => ScriptedCall {
+  const waiting: Array<(exchange: ScriptedExchange) => void> = []
+  upstream.answer = (exchange) => {
+    if (exchange.message?.method === 'tools/call') {
+      exchange.response.writeHead(200, { 'content-type': 'text/event-stream' })
+      // A stateless SDK server puts its own ids on events; they never reach the client.
+      exchange.response.write(': upstream comment\n\n')
+      waiting.shift()?.(exchange)
+      return
+    }
+    legacyAnswers(exchange)
+  }
+  return () => {
+    let finished = false
+    let closedEarly = false
+    const exchange = new Promise<ScriptedExchange>((resolve) => { waiting.push(resolve) })
+    void exchange.then(({ response }) => response.once('close', () => { if (!finished) closedEarly = true }))
+    const write = async (response: ServerResponse, message: unknown): Promise<void> => {
+      response.write(`event: message\nid: upstream-own-id\ndata: ${JSON.stringify(message)}\n\n`)
+    }
+    return {
+      exchange,
+      send: async (progress) => {
+        const { response, message } = await exchange
+        await write(response, { jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: (message?.params?._meta as { progressToken?: unknown } | undefined)?.progressToken ?? 't', progress, total: 6 } })
+      },
+      finish: async () => {
+        const { response, message } = await exchange
+        finished = true
+        await write(response, { jsonrpc: '2.0', id: message?.id, result: { content: [{ type: 'text', text: 'done' }] } })
+        response.end()
+      },
+      closedEarly: () => closedEarly
+    }
+  }
+}
+
+async function replicas (t: Teardown, redis: TestRedis, upstream: ScriptedUpstream, streams: Record<string, unknown> = {}, route: Record<string, unknown> = {}): Promise<[TestGateway, TestGateway]> {
+  const config = {
+    redis: { url: redis.url, keyPrefix: 'resume:' },
+    sessions: { binding: { header: 'x-api-key' } },
+    streams,
+    routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy', ...route }]
+  }
+  return [await withGateway(t, { config }), await withGateway(t, { config })]
+}
+
+async function initializeOn (gateway: TestGateway, protocolVersion = LATEST_LEGACY_VERSION, apiKey = API_KEY): Promise<string> {
+  const response = await fetch(`${gateway.origin}/mcp`, { method: 'POST', headers: { ...baseHeaders, 'x-api-key': apiKey }, body: JSON.stringify(initializeRequest(1, protocolVersion)) })
+  await response.text()
+  const sessionId = response.headers.get('mcp-session-id')
+  if (response.status !== 200 || sessionId === null) throw new Error(`initialize failed: ${response.status}`)
+  return sessionId
+}
+
+/** An SSE response read event by event (comments included, as `:` lines). */
+interface OpenStream {
+  readonly status: number
+  readonly events: SseEvent[]
+  readonly comments: string[]
+  readonly raw: string[]
+  /** Resolves once `count` events (with data) arrived. */
+  waitFor (count: number): Promise<void>
+  readonly ended: Promise<void>
+  cut (): void
+}
+
+async function openStream (url: string, init: RequestInit): Promise<OpenStream> {
+  const abort = new AbortController()
+  const response = await fetch(url, { ...init, signal: abort.signal })
+  const events: SseEvent[] = []
+  const comments: string[] = []
+  const raw: string[] = []
+  const parser = new SseParser()
+  const decoder = new TextDecoder()
+  const ended = (async () => {
+    if (response.body === null) return
+    try {
+      for await (const chunk of response.body) {
+        const text = decoder.decode(chunk as Uint8Array, { stream: true })
+        raw.push(text)
+        for (const line of text.split('\n')) if (line.startsWith(':')) comments.push(line)
+        events.push(...parser.push(Buffer.from(chunk as Uint8Array)))
+      }
+    } catch {
+      // cut by the test
+    }
+  })()
+  return {
+    status: response.status,
+    events,
+    comments,
+    raw,
+    waitFor: async (count) => { await eventually(() => events.filter((event) => event.data !== '').length >= count, { description: `${count} events` }) },
+    ended,
+    cut: () => { abort.abort() }
+  }
+}
+
+function callTool (gateway: TestGateway, sessionId: string, id = 7): Promise<OpenStream> {
+  return openStream(`${gateway.origin}/mcp`, {
+    method: 'POST',
+    headers: { ...baseHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_LEGACY_VERSION },
+    body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'slow', arguments: {}, _meta: { progressToken: 'p' } } })
+  })
+}
+
+function resume (gateway: TestGateway, sessionId: string, lastEventId: string, apiKey = API_KEY): Promise<OpenStream> {
+  return openStream(`${gateway.origin}/mcp`, {
+    headers: { ...baseHeaders, 'x-api-key': apiKey, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_LEGACY_VERSION, 'last-event-id': lastEventId }
+  })
+}
+
+function progressOf (events: readonly SseEvent[]): unknown[] {
+  return events.filter((event) => event.data !== '').map((event) => {
+    const message = JSON.parse(event.data) as { params?: { progress?: unknown }, result?: unknown }
+    return message.result === undefined ? message.params?.progress : 'result'
+  })
+}
+
+function lastId (stream: OpenStream): string {
+  const id = stream.events.at(-1)?.id
+  if (id === undefined) throw new Error('no event id')
+  return id
+}
+
+t.test('a stream cut after 2 of 6 events resumes on the other replica: 3 to 6 once each, in order, then the result', async (t) => {
+  const redis = await withRedis(t)
+  const upstream = await withScriptedUpstream(t)
+  const nextCall = scriptedCalls(upstream)
+  const [a, b] = await replicas(t, redis, upstream)
+  const sessionId = await initializeOn(a)
+  const call = nextCall()
+  const first = await callTool(a, sessionId)
+  t.equal(first.status, 200)
+  await call.send(1)
+  await call.send(2)
+  await first.waitFor(2)
+  t.equal(first.events[0]?.data, '', 'a 2025-11-25 session gets a priming event first')
+  t.ok(first.events.every((event) => event.id !== undefined && /^[\x21-\x7e]{1,64}$/.test(event.id)), 'every event has an id of visible ASCII, at most 64')
+  t.notOk(first.events.some((event) => event.id === 'upstream-own-id'), 'the upstream\'s own ids are replaced')
+  first.cut()
+  // Sent while nobody reads: the call goes on, the events are kept.
+  await call.send(3)
+  await call.send(4)
+  const resumed = await resume(b, sessionId, lastId(first))
+  t.equal(resumed.status, 200)
+  await resumed.waitFor(2)
+  await call.send(5)
+  await call.send(6)
+  await call.finish()
+  await resumed.ended
+  t.same(progressOf(first.events), [1, 2])
+  t.same(progressOf(resumed.events), [3, 4, 5, 6, 'result'], 'replayed, then live from the other replica, then the end')
+  t.notOk(call.closedEarly(), 'the client leaving did not end the upstream call')
+  const ids = [...first.events, ...resumed.events].map((event) => event.id)
+  t.equal(new Set(ids).size, ids.length, 'ids are unique')
+})
+
+t.test('an id of another session replays nothing; another principal gets 404', async (t) => {
+  const redis = await withRedis(t)
+  const upstream = await withScriptedUpstream(t)
+  const nextCall = scriptedCalls(upstream)
+  const [a, b] = await replicas(t, redis, upstream)
+  const sessionId = await initializeOn(a)
+  const other = await initializeOn(a)
+  const call = nextCall()
+  const stream = await callTool(a, sessionId)
+  await call.send(1)
+  await call.finish()
+  await stream.ended
+  const foreign = await resume(b, other, lastId(stream))
+  await foreign.ended
+  t.equal(foreign.status, 405, 'served as a GET without it: this route has no standalone stream')
+  t.same(foreign.events, [])
+  const stranger = await resume(b, sessionId, lastId(stream), 'key-of-mallory')
+  await stranger.ended
+  t.equal(stranger.status, 404, 'the session is not the other principal\'s')
+  t.same(stranger.events, [])
+})
+
+t.test('priming only for sessions that negotiated 2025-11-25', async (t) => {
+  const redis = await withRedis(t)
+  const upstream = await withScriptedUpstream(t)
+  const nextCall = scriptedCalls(upstream)
+  const [a] = await replicas(t, redis, upstream)
+  const sessionId = await initializeOn(a, '2025-06-18')
+  const call = nextCall()
+  const stream = await callTool(a, sessionId)
+  await call.send(1)
+  await call.finish()
+  await stream.ended
+  t.same(progressOf(stream.events), [1, 'result'])
+  t.notOk(stream.events.some((event) => event.data === ''), 'no empty event for an older client')
+  t.ok(stream.events.every((event) => event.id !== undefined), 'ids all the same')
+})
+
+t.test('keep-alive comments on a quiet stream', async (t) => {
+  const redis = await withRedis(t)
+  const upstream = await withScriptedUpstream(t)
+  const nextCall = scriptedCalls(upstream)
+  const [a] = await replicas(t, redis, upstream, { keepAlive: '100ms' })
+  const sessionId = await initializeOn(a)
+  const call = nextCall()
+  const stream = await callTool(a, sessionId)
+  await eventually(() => stream.comments.filter((line) => line === ': keepalive').length >= 2, { description: 'two keep-alive comments' })
+  await call.finish()
+  await stream.ended
+  t.notOk(stream.comments.includes(': upstream comment'), 'the upstream\'s comments are not relayed')
+  t.same(progressOf(stream.events), ['result'])
+})
+
+t.test('session end removes the kept events', async (t) => {
+  const redis = await withRedis(t)
+  const upstream = await withScriptedUpstream(t)
+  const nextCall = scriptedCalls(upstream)
+  const [a, b] = await replicas(t, redis, upstream)
+  const sessionId = await initializeOn(a)
+  const call = nextCall()
+  const stream = await callTool(a, sessionId)
+  await call.send(1)
+  await call.finish()
+  await stream.ended
+  const client = redis.client()
+  await eventually(async () => (await client.keys('resume:stream*')).length > 0, { description: 'events kept' })
+  const deleted = await fetch(`${b.origin}/mcp`, { method: 'DELETE', headers: { ...baseHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_LEGACY_VERSION } })
+  t.equal(deleted.status, 204)
+  t.same(await client.keys('resume:stream*'), [], 'no stream or index key is left')
+})
+
+t.test('a cancellation ends a call whose client left; without one it runs to its end', async (t) => {
+  const redis = await withRedis(t)
+  const upstream = await withScriptedUpstream(t)
+  const nextCall = scriptedCalls(upstream)
+  const [a, b] = await replicas(t, redis, upstream)
+  const sessionId = await initializeOn(a)
+  const call = nextCall()
+  const stream = await callTool(a, sessionId, 9)
+  await call.send(1)
+  await stream.waitFor(1)
+  stream.cut()
+  const cancel = await fetch(`${b.origin}/mcp`, {
+    method: 'POST',
+    headers: { ...baseHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_LEGACY_VERSION },
+    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9, reason: 'user' } })
+  })
+  t.equal(cancel.status, 202)
+  await eventually(() => call.closedEarly(), { description: 'the upstream call closed' })
+})
