@@ -128,8 +128,9 @@ function contract (name: string, makeStore: TimedStoreFactory): void {
     t.test('maxPerPrincipalPolicy evictOldest: the oldest session makes room, and is reported', async (t) => {
       const { store, time } = await openTimed({ idleTimeout: 60_000, maxLifetime: 3_600_000, maxPerPrincipal: 2, maxPerPrincipalPolicy: 'evictOldest' })
       const ended: string[] = []
-      store.onExpired((reason, id) => { ended.push(`${reason}:${id}`) })
       const [first, second, third, fourth] = [mintSessionId(), mintSessionId(), mintSessionId(), mintSessionId()]
+      // Only this test's sessions: a Redis store also hears the expiries of other tests' sessions.
+      store.onExpired((reason, id, principal) => { if ([first, second, third, fourth].includes(id)) ended.push(`${reason}:${id}:${String(principal)}`) })
       const created = await store.create(first, { ...data, principal: 'p-evict' })
       time.advance(5)
       // Creation times are milliseconds of the store's clock: the next session must be younger.
@@ -140,10 +141,26 @@ function contract (name: string, makeStore: TimedStoreFactory): void {
       t.equal(await store.touch(first, 'p-evict'), null, 'the oldest session ended')
       t.not(await store.touch(second, 'p-evict'), null)
       t.not(await store.touch(third, 'p-evict'), null, 'the new one was created')
-      t.same(ended, [`evicted:${first}`], 'the eviction is reported like an expiry, as evicted')
+      t.same(ended, [`evicted:${first}:p-evict`], 'the eviction is reported like an expiry, as evicted, with its principal')
       await store.create(fourth, { ...data, principal: 'p-other' })
       t.equal((await store.list({ limit: 10, principal: 'p-evict' })).sessions.length, 2, 'the principal holds its limit')
-      t.same(ended, [`evicted:${first}`], 'other principals evict nothing')
+      t.same(ended, [`evicted:${first}:p-evict`], 'other principals evict nothing')
+    })
+
+    t.test('an expiry is reported with the session\'s principal', async (t) => {
+      const { store, time } = await openTimed({ idleTimeout: 800, maxLifetime: 3_600_000 })
+      const ended: string[] = []
+      const [bound, unbound] = [mintSessionId(), mintSessionId()]
+      store.onExpired((reason, id, principal) => { if (id === bound || id === unbound) ended.push(`${reason}:${id}:${String(principal)}`) })
+      await store.create(bound, { ...data, principal: 'p-expiry' })
+      await store.create(unbound, data)
+      time.advance(900)
+      await eventually(async () => {
+        // The memory store notices an expiry when it next looks at the session; Redis by itself.
+        await Promise.all([store.get(bound), store.get(unbound)])
+        return ended.length === 2
+      }, { ...WAIT, interval: time.interval, description: 'both expiries to be reported' })
+      t.same(ended.sort(), [`idle:${bound}:p-expiry`, `idle:${unbound}:undefined`].sort())
     })
 
     t.test('admin: get and terminateAny take an id literally, never as a pattern', async (t) => {
@@ -338,7 +355,11 @@ const redisStore: StoreFactory = async (timeouts) => {
   await store.ready()
   return store
 }
-t.before(async () => { redis = await withRedis(t) })
+t.before(async () => {
+  redis = await withRedis(t)
+  // Expiries reach the store through keyspace events, as docs/operating.md tells operators to configure.
+  await redis.client().config('SET', 'notify-keyspace-events', 'Ex')
+})
 contract('redis', async (timeouts) => {
   const store = await redisStore(timeouts)
   const opened = Date.now()

@@ -32,6 +32,7 @@ export function instrumentSessionStore (store: SessionStore, metrics: GatewayMet
     publish: async (channel, message) => await timed('publish', async () => await store.publish(channel, message)),
     subscribe: async (channel, listener) => await store.subscribe(channel, listener),
     onExpired: (listener) => { store.onExpired(listener) },
+    streamEvents: (limits) => store.streamEvents(limits),
     isAvailable: () => store.isAvailable(),
     ready: async () => { await store.ready() },
     close: async () => { await store.close() }

@@ -1,4 +1,6 @@
 import { GatewayError } from '../errors.js'
+import { MemoryStreamEventStore, MemoryStreams } from '../streams/memory-stream-event-store.js'
+import type { StreamEventStore, StreamEventStoreLimits } from '../streams/stream-event-store.js'
 import { ChannelListeners } from './channel-listeners.js'
 import {
   parseListCursor, type BridgeStateChange, type ExpiryReason, type ListSessionsOptions, type LiveSession, type RateLimitResult, type SessionData, type SessionPage,
@@ -34,6 +36,7 @@ export class MemorySessionStore implements SessionStore {
   readonly #sweepTimer: NodeJS.Timeout
   readonly #expiryListeners: StoreEndListener[] = []
   readonly #channels = new ChannelListeners()
+  readonly #streams = new MemoryStreams()
   #sequence = 0
 
   constructor (timeouts: SessionTimeouts, now: () => number = Date.now) {
@@ -61,7 +64,7 @@ export class MemorySessionStore implements SessionStore {
     const deadline = createdAt + this.#timeouts.maxLifetime
     this.#sessions.set(id, { record, live, deadline, expiresAt: Math.min(createdAt + this.#timeouts.idleTimeout, deadline), sequence: ++this.#sequence, resourceSubscriptions: new Set() })
     for (const old of evicted) {
-      for (const listener of this.#expiryListeners) listener('evicted', old)
+      for (const listener of this.#expiryListeners) listener('evicted', old, data.principal)
     }
     return record
   }
@@ -160,6 +163,16 @@ export class MemorySessionStore implements SessionStore {
     this.#expiryListeners.push(listener)
   }
 
+  /** Every call's store shares this store's streams (and its clock), as Redis keys are shared. */
+  streamEvents (limits: StreamEventStoreLimits): StreamEventStore {
+    return new MemoryStreamEventStore({
+      streams: this.#streams,
+      limits,
+      now: this.#now,
+      isLive: (owner) => this.#ownedEntry(owner.sessionId, owner.principal) !== undefined
+    })
+  }
+
   isAvailable (): boolean {
     return true
   }
@@ -171,6 +184,7 @@ export class MemorySessionStore implements SessionStore {
     this.#sessions.clear()
     this.#rateWindows.clear()
     this.#channels.clear()
+    this.#streams.clear()
   }
 
   #liveEntry (id: string): MemoryEntry | undefined {
@@ -184,7 +198,7 @@ export class MemorySessionStore implements SessionStore {
   #expire (id: string, entry: MemoryEntry): void {
     this.#sessions.delete(id)
     const reason: ExpiryReason = entry.expiresAt >= entry.deadline ? 'lifetime' : 'idle'
-    for (const listener of this.#expiryListeners) listener(reason, id)
+    for (const listener of this.#expiryListeners) listener(reason, id, entry.record.principal)
   }
 
   /** The live entry only if `principal` owns it: a bound session is invisible to anyone else. */
@@ -201,5 +215,6 @@ export class MemorySessionStore implements SessionStore {
     for (const [key, window] of this.#rateWindows) {
       if (window.resetsAt <= now) this.#rateWindows.delete(key)
     }
+    this.#streams.sweep(now)
   }
 }

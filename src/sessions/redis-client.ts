@@ -1,5 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
+import { GatewayError } from '../errors.js'
 import { parseListCursor } from './session-store.js'
 
 /*
@@ -139,6 +140,19 @@ export function redisFailureSummary (error: unknown): Error & { code?: string } 
   const summary = new Error(message)
   summary.name = error.name
   return code === undefined ? summary : Object.assign(summary, { code })
+}
+
+/**
+ * Every Redis failure (down, timeout, refused, READONLY, OOM ...) becomes one coded 503 error.
+ * Its cause keeps only the message and code: ioredis attaches the command and its arguments
+ * (session keys, principal hashes), which must never reach a log (docs/operating.md, "Logs").
+ */
+export async function storeCommand<T> (command: () => Promise<T>): Promise<T> {
+  try {
+    return await command()
+  } catch (error) {
+    throw error instanceof GatewayError ? error : new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: redisFailureSummary(error) })
+  }
 }
 
 const REVIVE_FIRST_DELAY_MS = 200

@@ -1,6 +1,7 @@
 import { Cluster, type Redis } from 'ioredis'
 import { reviveWhenEnded, type RedisClient } from './redis-client.js'
-import { SESSION_ID_SOURCE, sessionIdCreatedAt } from './session-id.js'
+import { sessionKeyParser } from './redis-keys.js'
+import { sessionIdCreatedAt } from './session-id.js'
 import type { ExpiryReason } from './session-store.js'
 
 /*
@@ -25,7 +26,8 @@ export interface ExpiryListenerOptions {
   readonly keyPrefix: string
   readonly maxLifetime: number
   readonly idleTimeout: number
-  readonly onExpired: (reason: ExpiryReason, id: string) => void
+  /** `principal`: read from the expired key (a bound key carries it); undefined for an unbound session. */
+  readonly onExpired: (reason: ExpiryReason, id: string, principal: string | undefined) => void
   /** Told once when Redis does not publish expiry events, so operators know the counters stay 0. */
   readonly onUnavailable: (detail: string) => void
 }
@@ -34,14 +36,10 @@ export interface ExpiryListener {
   close (): void
 }
 
-function escapeForRegExp (text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
-}
-
 export async function listenForExpiries (options: ExpiryListenerOptions): Promise<ExpiryListener> {
   const { client, keyPrefix } = options
   const tolerance = Math.min(MAX_LIFETIME_TOLERANCE_MS, options.idleTimeout / 2)
-  const sessionKey = new RegExp(`^${escapeForRegExp(keyPrefix)}session:(?:\\{[^}]*\\}:)?(${SESSION_ID_SOURCE})$`)
+  const parseSessionKey = sessionKeyParser(keyPrefix)
   const masters: Redis[] = client instanceof Cluster ? client.nodes('master') : [client]
   const subscribers: Redis[] = []
   let closed = false
@@ -59,11 +57,12 @@ export async function listenForExpiries (options: ExpiryListenerOptions): Promis
     subscribers.push(subscriber)
     await subscriber.psubscribe('__keyevent@*__:expired')
     subscriber.on('pmessage', (_pattern: string, _channel: string, key: string) => {
-      const id = sessionKey.exec(key)?.[1]
-      if (id === undefined) return
+      const session = parseSessionKey(key)
+      if (session === undefined) return
+      const { id, principal } = session
       const reason: ExpiryReason = Date.now() >= sessionIdCreatedAt(id) + options.maxLifetime - tolerance ? 'lifetime' : 'idle'
       client.set(`${keyPrefix}expired:${id}`, '1', 'PX', DEDUPE_MARKER_TTL_MS, 'NX').then((won) => {
-        if (won === 'OK') options.onExpired(reason, id)
+        if (won === 'OK') options.onExpired(reason, id, principal)
       }, () => {})
     })
   }

@@ -2,9 +2,12 @@ import { Cluster, type ChainableCommander } from 'ioredis'
 import type { RedisConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
 import { parseJsonText } from '../mcp/json-rpc.js'
-import { createRedisClient, escapeGlob, redisFailureSummary, reviveWhenEnded, scanKeys, type RedisClient } from './redis-client.js'
+import { RedisStreamEventStore } from '../streams/redis-stream-event-store.js'
+import type { StreamEventStore, StreamEventStoreLimits } from '../streams/stream-event-store.js'
+import { createRedisClient, escapeGlob, redisFailureSummary, reviveWhenEnded, scanKeys, storeCommand, type RedisClient } from './redis-client.js'
 import { ChannelListeners } from './channel-listeners.js'
 import { listenForExpiries, type ExpiryListener } from './redis-expiry-listener.js'
+import { channelName, indexKey, sessionKey, sessionKeyParser } from './redis-keys.js'
 import { SESSION_ID_SOURCE } from './session-id.js'
 import {
   parseListCursor, type BridgeState, type BridgeStateChange, type ListSessionsOptions, type LiveSession, type RateLimitResult, type SessionData, type SessionPage,
@@ -220,7 +223,6 @@ export interface RedisSessionStoreOptions extends SessionTimeouts {
 }
 
 const SESSION_ID_SUFFIX = new RegExp(`(${SESSION_ID_SOURCE})$`)
-const BOUND_SESSION_KEY = new RegExp(`session:\\{([^}]*)\\}:${SESSION_ID_SOURCE}$`)
 
 export class RedisSessionStore implements SessionStore {
   readonly #redis: RedisWithScripts
@@ -235,10 +237,12 @@ export class RedisSessionStore implements SessionStore {
   readonly #subscriptions = new Map<string, Promise<void>>()
   /** Told of evictions (expiries come from the expiry listener). */
   readonly #endListeners: StoreEndListener[] = []
+  readonly #parseSessionKey: ReturnType<typeof sessionKeyParser>
 
   constructor (options: RedisSessionStoreOptions) {
     this.#options = options
     this.#config = options.redis
+    this.#parseSessionKey = sessionKeyParser(options.redis.keyPrefix)
     const redis = createRedisClient(options.redis)
     redis.on('error', (error: Error) => options.onConnectionError?.(error))
     reviveWhenEnded(redis, () => this.#closing !== undefined, (attempt) => {
@@ -268,12 +272,24 @@ export class RedisSessionStore implements SessionStore {
   }
 
   #sessionKey (id: string, principal: string | undefined): string {
-    return principal === undefined ? `${this.#config.keyPrefix}session:${id}` : `${this.#config.keyPrefix}session:{${principal}}:${id}`
+    return sessionKey(this.#config.keyPrefix, id, principal)
   }
 
-  /** The principal's index, or the session key itself when unbound (scripts always take two keys). */
   #indexKey (id: string, principal: string | undefined): string {
-    return principal === undefined ? this.#sessionKey(id, undefined) : `${this.#config.keyPrefix}principal:{${principal}}`
+    return indexKey(this.#config.keyPrefix, id, principal)
+  }
+
+  /**
+   * The events of the sessions' resumable streams, on the same client (each append checks its
+   * session in the same script) and told through this store's one subscriber connection.
+   */
+  streamEvents (limits: StreamEventStoreLimits): StreamEventStore {
+    return new RedisStreamEventStore({
+      client: this.#redis,
+      keyPrefix: this.#config.keyPrefix,
+      limits,
+      subscribe: async (channel, listener) => await this.subscribe(channel, listener)
+    })
   }
 
   /**
@@ -310,7 +326,7 @@ export class RedisSessionStore implements SessionStore {
     if (outcome[0] === 'LIMIT') throw new GatewayError('MCPGW_TOO_MANY_SESSIONS', { detail: `at most ${String(this.#options.maxPerPrincipal)}` })
     if (outcome[0] !== 'OK') throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'session id collision' })
     for (const { id: evicted } of evictedOf(outcome)) {
-      for (const listener of this.#endListeners) listener('evicted', evicted)
+      for (const listener of this.#endListeners) listener('evicted', evicted, data.principal)
     }
     return { ...data, id, createdAt: Number(outcome[1]) }
   }
@@ -372,7 +388,7 @@ export class RedisSessionStore implements SessionStore {
   }
 
   #channelName (channel: string): string {
-    return `${this.#config.keyPrefix}bridge:${channel}`
+    return channelName(this.#config.keyPrefix, channel)
   }
 
   async terminate (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean> {
@@ -458,7 +474,7 @@ export class RedisSessionStore implements SessionStore {
   async terminateAny (id: string): Promise<boolean> {
     const key = await this.#findKey(id)
     if (key === undefined) return false
-    const principal = BOUND_SESSION_KEY.exec(key)?.[1]
+    const principal = this.#parseSessionKey(key)?.principal
     return (await this.#end([{ key, index: this.#indexKey(id, principal), principal: principal ?? '', id }], '')).length === 1
   }
 
@@ -537,17 +553,9 @@ export class RedisSessionStore implements SessionStore {
     return await this.#closing
   }
 
-  /**
-   * Every Redis failure (down, timeout, refused, READONLY, OOM ...) becomes one coded 503 error.
-   * Its cause keeps only the message and code: ioredis attaches the command and its arguments
-   * (session keys, principal hashes), which must never reach a log (docs/operating.md, "Logs").
-   */
+  /** Any Redis failure becomes MCPGW_SESSION_STORE_UNAVAILABLE, its cause redacted (see storeCommand). */
   async #call<T> (command: () => Promise<T>): Promise<T> {
-    try {
-      return await command()
-    } catch (error) {
-      throw error instanceof GatewayError ? error : new GatewayError('MCPGW_SESSION_STORE_UNAVAILABLE', { cause: redisFailureSummary(error) })
-    }
+    return await storeCommand(command)
   }
 }
 

@@ -13,6 +13,7 @@
  */
 
 import { GatewayError } from '../errors.js'
+import type { StreamEventStore, StreamEventStoreLimits } from '../streams/stream-event-store.js'
 
 /** What the gateway remembers of a session: negotiated version, client, route, creation. */
 export interface SessionData {
@@ -127,7 +128,8 @@ export type ExpiryReason = 'idle' | 'lifetime'
  */
 export type StoreEndReason = ExpiryReason | 'evicted'
 
-export type StoreEndListener = (reason: StoreEndReason, id: string) => void
+/** `principal`: the ended session's (undefined: unbound), so that what is kept under its keys can be found. */
+export type StoreEndListener = (reason: StoreEndReason, id: string, principal: string | undefined) => void
 
 export interface SessionStore {
   /**
@@ -182,6 +184,11 @@ export interface SessionStore {
   publish (channel: string, message: string): Promise<void>
   /** Resolves once subscribed; the returned function unsubscribes. */
   subscribe (channel: string, listener: (message: string) => void): Promise<() => void>
+  /**
+   * Where the events of the sessions' resumable SSE streams are kept: beside the sessions, so that
+   * an append checks its session in the same step (docs/scaling.md, "Keys and scripts").
+   */
+  streamEvents (limits: StreamEventStoreLimits): StreamEventStore
   /** Whether the store can serve requests right now (readiness). */
   isAvailable (): boolean
   /** Resolves once the store can serve requests; rejects when it cannot within its connect timeout. */

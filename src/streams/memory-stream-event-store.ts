@@ -1,0 +1,147 @@
+import { GatewayError } from '../errors.js'
+import { ChannelListeners } from '../sessions/channel-listeners.js'
+import type { StoredEvent, StreamEventStore, StreamEventStoreLimits, StreamOwner } from './stream-event-store.js'
+
+/*
+ * Stored SSE streams in this process's memory, for the memory session store (one gateway instance
+ * only). The same contract as the Redis store: a stream is found only through its owner (id and
+ * principal), an append checks the session in the same step, retention runs on the session
+ * store's clock from each stream's last append, and at most `maxEvents` are kept per stream.
+ */
+
+interface MemoryStream {
+  readonly events: StoredEvent[]
+  /** The last seq appended, kept when trimming drops its event: the next one must be above it. */
+  lastSeq: number
+  expiresAt: number
+}
+
+/** A session's streams, by owner: `<principal>\n<id>` (the principal '' when unbound). */
+function ownerKey (owner: StreamOwner): string {
+  return `${owner.principal ?? ''}\n${owner.sessionId}`
+}
+
+/**
+ * Every stored stream of one memory session store, whatever limits its views (MemoryStreamEventStore)
+ * were made with, as all views of one Redis share its keys. The session store sweeps it on its own
+ * timer and clears it on close.
+ */
+export class MemoryStreams {
+  readonly #sessions = new Map<string, Map<string, MemoryStream>>()
+  readonly #watchers = new ChannelListeners()
+
+  /** The owner's stream, unless it has expired (then forgotten). */
+  find (owner: StreamOwner, stream: string, now: number): MemoryStream | undefined {
+    const streams = this.#sessions.get(ownerKey(owner))
+    const found = streams?.get(stream)
+    if (streams === undefined || found === undefined) return undefined
+    if (found.expiresAt > now) return found
+    streams.delete(stream)
+    if (streams.size === 0) this.#sessions.delete(ownerKey(owner))
+    return undefined
+  }
+
+  create (owner: StreamOwner, stream: string, expiresAt: number): MemoryStream {
+    const key = ownerKey(owner)
+    const streams = this.#sessions.get(key) ?? new Map<string, MemoryStream>()
+    this.#sessions.set(key, streams)
+    const created: MemoryStream = { events: [], lastSeq: 0, expiresAt }
+    streams.set(stream, created)
+    return created
+  }
+
+  remove (owner: StreamOwner): void {
+    this.#sessions.delete(ownerKey(owner))
+  }
+
+  watch (owner: StreamOwner, stream: string, listener: () => void): () => boolean {
+    return this.#watchers.add(`${ownerKey(owner)}\n${stream}`, listener)
+  }
+
+  /** Told after the caller continues, as a message through Redis would be. */
+  appended (owner: StreamOwner, stream: string): void {
+    const channel = `${ownerKey(owner)}\n${stream}`
+    queueMicrotask(() => { this.#watchers.deliver(channel, '') })
+  }
+
+  /** Forgets every stream past its retention. */
+  sweep (now: number): void {
+    for (const [key, streams] of this.#sessions) {
+      for (const [name, stream] of streams) {
+        if (stream.expiresAt <= now) streams.delete(name)
+      }
+      if (streams.size === 0) this.#sessions.delete(key)
+    }
+  }
+
+  clear (): void {
+    this.#sessions.clear()
+    this.#watchers.clear()
+  }
+}
+
+export interface MemoryStreamEventStoreOptions {
+  readonly streams: MemoryStreams
+  readonly limits: StreamEventStoreLimits
+  /** The session store's clock. */
+  readonly now: () => number
+  /** Whether the session is live for this owner (principal included), by the session store. */
+  readonly isLive: (owner: StreamOwner) => boolean
+}
+
+export class MemoryStreamEventStore implements StreamEventStore {
+  readonly #streams: MemoryStreams
+  readonly #limits: StreamEventStoreLimits
+  readonly #now: () => number
+  readonly #isLive: (owner: StreamOwner) => boolean
+
+  constructor (options: MemoryStreamEventStoreOptions) {
+    this.#streams = options.streams
+    this.#limits = options.limits
+    this.#now = options.now
+    this.#isLive = options.isLive
+  }
+
+  /** Like the Redis store: an event whose seq is not above the stream's last one rejects (MCPGW_INTERNAL_ERROR), storing nothing. */
+  async append (owner: StreamOwner, stream: string, event: StoredEvent): Promise<boolean> {
+    if (!Number.isSafeInteger(event.seq) || event.seq < 1) {
+      throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be a whole number from 1' })
+    }
+    if (!this.#isLive(owner)) return false
+    const now = this.#now()
+    const expiresAt = now + this.#limits.retention
+    const stored = this.#streams.find(owner, stream, now) ?? this.#streams.create(owner, stream, expiresAt)
+    if (event.seq <= stored.lastSeq) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be above the stream\'s last one' })
+    stored.events.push({ seq: event.seq, kind: event.kind, data: event.data, ...(event.type === undefined ? {} : { type: event.type }) })
+    if (stored.events.length > this.#limits.maxEvents) stored.events.splice(0, stored.events.length - this.#limits.maxEvents)
+    stored.lastSeq = event.seq
+    stored.expiresAt = expiresAt
+    this.#streams.appended(owner, stream)
+    return true
+  }
+
+  async read (owner: StreamOwner, stream: string, after: number, limit: number): Promise<StoredEvent[] | null> {
+    const stored = this.#streams.find(owner, stream, this.#now())
+    if (stored === undefined) return null
+    const events: StoredEvent[] = []
+    for (const event of stored.events) {
+      if (events.length >= limit) break
+      if (event.seq > after) events.push(event)
+    }
+    return events
+  }
+
+  async watch (owner: StreamOwner, stream: string, onAppended: () => void): Promise<() => void> {
+    const remove = this.#streams.watch(owner, stream, () => { onAppended() })
+    let watching = true
+    return () => {
+      if (!watching) return
+      watching = false
+      remove()
+    }
+  }
+
+  async removeSession (owner: StreamOwner): Promise<void> {
+    this.#streams.remove(owner)
+  }
+}

@@ -1,0 +1,171 @@
+import { GatewayError } from '../errors.js'
+import { storeCommand, type RedisClient } from '../sessions/redis-client.js'
+import { channelName, sessionKey, streamIndexKey, streamKey } from '../sessions/redis-keys.js'
+import type { StoredEvent, StreamEventStore, StreamEventStoreLimits, StreamOwner } from './stream-event-store.js'
+
+/*
+ * Stored SSE streams in Redis (docs/scaling.md, "Keys and scripts"). One Redis Stream per response
+ * stream, `<prefix>stream:{<tag>}:<id>:<stream>`, whose entry ids are `0-<seq>`: the event's
+ * position is the entry id, so a resumption reads with XRANGE from an exclusive start and Redis
+ * refuses an event stored out of order. Entries have short fields: `k` kind, `d` data, and `t` the
+ * SSE event type when there is one. Beside them, `<prefix>streams:{<tag>}:<id>`, a sorted set of
+ * the session's stream names scored by when each expires (Redis TIME), so that the session's end
+ * finds every stream, and a long session's index holds only streams still kept. `<tag>` is the
+ * session key's hash tag: streams, index and session share one Cluster slot, and each script below
+ * reads or writes them atomically. Every key carries the retention as its TTL, renewed by each
+ * append.
+ *
+ * Appends are told on the channel `<prefix>bridge:stream:{<tag>}:<id>:<stream>` (the stream key
+ * without its prefix, through the session store's publish/subscribe), with an empty message: a
+ * watcher reads again, whoever appended.
+ */
+
+/**
+ * KEYS: session, stream, index. ARGV: max events, retention (ms), stream name, channel, seq, kind,
+ * data[, type]. Returns 1 stored; 0 the session does not exist (nothing stored); -1 the seq is not
+ * above the stream's last one (nothing stored). XADD is the only step that can refuse, and it
+ * comes before any other write.
+ */
+const APPEND_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local added
+if ARGV[8] then
+  added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '=', ARGV[1], '0-' .. ARGV[5], 'k', ARGV[6], 'd', ARGV[7], 't', ARGV[8])
+else
+  added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '=', ARGV[1], '0-' .. ARGV[5], 'k', ARGV[6], 'd', ARGV[7])
+end
+if type(added) == 'table' and added.err then
+  if string.find(added.err, 'equal or smaller', 1, true) then return -1 end
+  return added
+end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local retention = tonumber(ARGV[2])
+redis.call('PEXPIRE', KEYS[2], retention)
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+redis.call('ZADD', KEYS[3], string.format('%.0f', now + retention), ARGV[3])
+redis.call('PEXPIRE', KEYS[3], retention)
+redis.call('PUBLISH', ARGV[4], '')
+return 1
+`
+
+/**
+ * KEYS: stream. ARGV: after, limit. Returns the entries with ids above `0-<after>`, oldest first
+ * (XRANGE's { id, { field, value, ... } } each), or nil when the stream does not exist: an empty
+ * answer means "nothing new", nil "no such stream".
+ */
+const READ_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+return redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+`
+
+/**
+ * KEYS: index. ARGV: length of the key prefix in bytes. The stream keys are the index key with `streams:`
+ * made `stream:`, then `:<name>`: the same hash tag, so the same slot. Returns how many streams
+ * were deleted.
+ */
+const REMOVE_SESSION_SCRIPT = `
+local prefix = tonumber(ARGV[1])
+local base = string.sub(KEYS[1], 1, prefix + 6) .. string.sub(KEYS[1], prefix + 8) .. ':'
+local removed = 0
+for _, stream in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  removed = removed + redis.call('DEL', base .. stream)
+end
+redis.call('DEL', KEYS[1])
+return removed
+`
+
+/** An XRANGE entry: its id and its fields and values in turn. */
+type StreamEntry = [string, string[]]
+
+interface StreamScripts {
+  appendStreamEvent (session: string, stream: string, index: string, ...args: Array<string | number>): Promise<number>
+  readStreamEvents (stream: string, after: number, limit: number): Promise<StreamEntry[] | null>
+  removeSessionStreams (index: string, prefixLength: number): Promise<number>
+}
+
+type RedisWithStreamScripts = RedisClient & StreamScripts
+
+export interface RedisStreamEventStoreOptions {
+  /** The session store's client: the scripts check the session key, in the same slot. */
+  readonly client: RedisClient
+  readonly keyPrefix: string
+  readonly limits: StreamEventStoreLimits
+  /** The session store's publish/subscribe, so that every watch shares its one subscriber connection. */
+  readonly subscribe: (channel: string, listener: (message: string) => void) => Promise<() => void>
+}
+
+export class RedisStreamEventStore implements StreamEventStore {
+  readonly #redis: RedisWithStreamScripts
+  readonly #prefix: string
+  readonly #limits: StreamEventStoreLimits
+  readonly #subscribe: RedisStreamEventStoreOptions['subscribe']
+
+  constructor (options: RedisStreamEventStoreOptions) {
+    const redis = options.client as RedisWithStreamScripts
+    // Several stores over one client define the same scripts once.
+    if (typeof redis.appendStreamEvent !== 'function') {
+      redis.defineCommand('appendStreamEvent', { numberOfKeys: 3, lua: APPEND_SCRIPT })
+      redis.defineCommand('readStreamEvents', { numberOfKeys: 1, lua: READ_SCRIPT })
+      redis.defineCommand('removeSessionStreams', { numberOfKeys: 1, lua: REMOVE_SESSION_SCRIPT })
+    }
+    this.#redis = redis
+    this.#prefix = options.keyPrefix
+    this.#limits = options.limits
+    this.#subscribe = options.subscribe
+  }
+
+  /**
+   * The script is issued before this function first awaits: appends called one after another go
+   * out in that order on the one connection to the stream's master (ioredis keeps a connection's
+   * order, auto-pipelined or not). An event whose seq is not above the stream's last one (a
+   * duplicate, or one overtaken) rejects with MCPGW_INTERNAL_ERROR and stores nothing.
+   */
+  async append (owner: StreamOwner, stream: string, event: StoredEvent): Promise<boolean> {
+    if (!Number.isSafeInteger(event.seq) || event.seq < 1) {
+      throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be a whole number from 1' })
+    }
+    const { sessionId, principal } = owner
+    const key = streamKey(this.#prefix, sessionId, principal, stream)
+    const args: Array<string | number> = [this.#limits.maxEvents, this.#limits.retention, stream,
+      channelName(this.#prefix, this.#channel(key)), event.seq, event.kind, event.data]
+    if (event.type !== undefined) args.push(event.type)
+    const stored = await storeCommand(() => this.#redis.appendStreamEvent(sessionKey(this.#prefix, sessionId, principal), key, streamIndexKey(this.#prefix, sessionId, principal), ...args))
+    if (stored === -1) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be above the stream\'s last one' })
+    return stored === 1
+  }
+
+  async read (owner: StreamOwner, stream: string, after: number, limit: number): Promise<StoredEvent[] | null> {
+    const from = Number.isSafeInteger(after) && after > 0 ? after : 0
+    const entries = await storeCommand(() => this.#redis.readStreamEvents(streamKey(this.#prefix, owner.sessionId, owner.principal, stream), from, Math.max(0, Math.floor(limit))))
+    return entries === null ? null : entries.map(eventFromEntry)
+  }
+
+  async watch (owner: StreamOwner, stream: string, onAppended: () => void): Promise<() => void> {
+    const unsubscribe = await this.#subscribe(this.#channel(streamKey(this.#prefix, owner.sessionId, owner.principal, stream)), () => { onAppended() })
+    let watching = true
+    return () => {
+      if (!watching) return
+      watching = false
+      unsubscribe()
+    }
+  }
+
+  /** The publish/subscribe channel of a stream: its key without the prefix (the channel's name gets the prefix again). */
+  #channel (key: string): string {
+    return key.slice(this.#prefix.length)
+  }
+
+  async removeSession (owner: StreamOwner): Promise<void> {
+    // Lua counts bytes, not UTF-16 units.
+    await storeCommand(() => this.#redis.removeSessionStreams(streamIndexKey(this.#prefix, owner.sessionId, owner.principal), Buffer.byteLength(this.#prefix)))
+  }
+}
+
+function eventFromEntry ([id, fields]: StreamEntry): StoredEvent {
+  const values: Record<string, string> = {}
+  for (let index = 0; index + 1 < fields.length; index += 2) values[fields[index] as string] = fields[index + 1] as string
+  const kind = values.k === 'priming' || values.k === 'end' ? values.k : 'message'
+  const event = { seq: Number(id.slice(id.indexOf('-') + 1)), kind, data: values.d ?? '' } as const
+  return values.t === undefined ? event : { ...event, type: values.t }
+}
