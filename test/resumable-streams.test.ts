@@ -119,7 +119,7 @@ async function openStream (url: string, init: RequestInit): Promise<OpenStream> 
     events,
     comments,
     raw,
-    waitFor: async (count) => { await eventually(() => events.filter((event) => event.data !== '').length >= count, { description: `${count} events` }) },
+    waitFor: async (count) => { await eventually(() => events.filter((event) => event.data !== '').length >= count, { timeout: 10_000, description: `${count} events` }) },
     ended,
     cut: () => { abort.abort() }
   }
@@ -231,7 +231,7 @@ t.test('keep-alive comments on a quiet stream', async (t) => {
   const sessionId = await initializeOn(a)
   const call = nextCall()
   const stream = await callTool(a, sessionId)
-  await eventually(() => stream.comments.filter((line) => line === ': keepalive').length >= 2, { description: 'two keep-alive comments' })
+  await eventually(() => stream.comments.filter((line) => line === ': keepalive').length >= 2, { timeout: 10_000, description: 'two keep-alive comments' })
   await call.finish()
   await stream.ended
   t.notOk(stream.comments.includes(': upstream comment'), 'the upstream\'s comments are not relayed')
@@ -250,7 +250,7 @@ t.test('session end removes the kept events', async (t) => {
   await call.finish()
   await stream.ended
   const client = redis.client()
-  await eventually(async () => (await client.keys('resume:stream*')).length > 0, { description: 'events kept' })
+  await eventually(async () => (await client.keys('resume:stream*')).length > 0, { timeout: 10_000, description: 'events kept' })
   const deleted = await fetch(`${b.origin}/mcp`, { method: 'DELETE', headers: { ...baseHeaders, 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_LEGACY_VERSION } })
   t.equal(deleted.status, 204)
   t.same(await client.keys('resume:stream*'), [], 'no stream or index key is left')
@@ -273,5 +273,5 @@ t.test('a cancellation ends a call whose client left; without one it runs to its
     body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 9, reason: 'user' } })
   })
   t.equal(cancel.status, 202)
-  await eventually(() => call.closedEarly(), { description: 'the upstream call closed' })
+  await eventually(() => call.closedEarly(), { timeout: 10_000, description: 'the upstream call closed' })
 })
