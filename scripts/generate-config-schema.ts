@@ -22,6 +22,7 @@ type JsonSchema = Record<string, unknown> & {
   properties?: Record<string, JsonSchema>
   items?: JsonSchema
   anyOf?: JsonSchema[]
+  const?: unknown
   enum?: unknown[]
   pattern?: string
   default?: unknown
@@ -73,6 +74,7 @@ function meaningfulBranches (node: JsonSchema): JsonSchema[] {
 
 function typeLabel (node: JsonSchema): string {
   const labels = meaningfulBranches(node).map((branch) => {
+    if (branch.const !== undefined) return `\`${String(branch.const)}\``
     if (branch.enum !== undefined) return branch.enum.map((value) => `\`${String(value)}\``).join(' \\| ')
     if (branch.type === 'array') return `list of ${branch.items === undefined ? 'values' : typeLabel(branch.items)}`
     if (branch.type === 'object') return 'mapping'

@@ -53,7 +53,9 @@ t.test('a client that reads nothing holds the upstream back', async (t) => {
     if (exchange.message?.method === 'tools/call') streamNotifications(exchange.response, exchange.message.id, state)
     else modernAnswers(exchange)
   })
-  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'modern' }] } })
+  // Not resumable: a client that leaves then ends the upstream request at once (resumable streams
+  // read on and keep the events for a resume: test/resumable-streams.test.ts).
+  const gateway = await withGateway(t, { config: { streams: { resumable: false }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'modern' }] } })
   const url = `${gateway.origin}/mcp`
   const sessionId = (await post(url, initializeRequest())).headers.get('mcp-session-id') as string
 

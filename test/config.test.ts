@@ -6,7 +6,8 @@ import { parseDuration } from '../src/config/duration.js'
 import { loadConfig, resolveConfig } from '../src/config/load-config.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME_MS,
-  DEFAULT_INPUT_TIMEOUT_MS, DEFAULT_MAX_INPUT_ROUNDS, DEFAULT_MAX_PER_PRINCIPAL, DEFAULT_MAX_PER_PRINCIPAL_POLICY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_CLIENT_STATE_BYTES, DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION, DEFAULT_INITIALIZE_TIMEOUT_MS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_ROUTE_TIMEOUT_MS,
+  DEFAULT_INPUT_TIMEOUT_MS, DEFAULT_MAX_INPUT_ROUNDS, DEFAULT_MAX_PER_PRINCIPAL, DEFAULT_MAX_PER_PRINCIPAL_POLICY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_CLIENT_STATE_BYTES, DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION, DEFAULT_INITIALIZE_TIMEOUT_MS,
+  DEFAULT_STREAMS_RESUMABLE, DEFAULT_STREAMS_RETENTION_MS, DEFAULT_STREAMS_MAX_EVENTS, DEFAULT_STREAMS_KEEP_ALIVE_MS, DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_ROUTE_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS, validateConfig
 } from '../src/config/validate-config.js'
 import { ConfigError } from '../src/errors.js'
@@ -29,6 +30,7 @@ t.test('a minimal config gets every named default', async (t) => {
     redis: null,
     sessions: { idleTimeout: DEFAULT_IDLE_TIMEOUT_MS, maxLifetime: DEFAULT_MAX_LIFETIME_MS, binding: { kind: 'none' }, maxPerPrincipal: DEFAULT_MAX_PER_PRINCIPAL, maxPerPrincipalPolicy: DEFAULT_MAX_PER_PRINCIPAL_POLICY },
     limits: { maxBodyBytes: DEFAULT_MAX_BODY_BYTES, initializePerMinute: 0, maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES, maxClientStateBytes: DEFAULT_MAX_CLIENT_STATE_BYTES, maxSubscriptionsPerSession: DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION },
+    streams: { resumable: DEFAULT_STREAMS_RESUMABLE, retention: DEFAULT_STREAMS_RETENTION_MS, maxEvents: DEFAULT_STREAMS_MAX_EVENTS, keepAlive: DEFAULT_STREAMS_KEEP_ALIVE_MS, maxConnectionTime: DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS },
     security: { allowedOrigins: null, corsCredentials: false, allowedHosts: null },
     admin: null,
     shutdownGrace: DEFAULT_SHUTDOWN_GRACE_MS,
@@ -258,4 +260,14 @@ t.test('the shipped config files are valid', async (t) => {
   t.not(shipped.redis, null, 'gateway.yaml uses Redis')
   const demo = await loadConfig('config/demo.yaml', {})
   t.equal(demo.redis, null, 'demo.yaml keeps sessions in memory')
+})
+
+t.test('streams: 0 turns keepAlive and maxConnectionTime off; polling needs resumable streams', async (t) => {
+  const streams = validateConfig({ ...minimal, streams: { keepAlive: 0, maxConnectionTime: '0', retention: '90s' } }).streams
+  t.same(streams, { resumable: true, retention: 90_000, maxEvents: DEFAULT_STREAMS_MAX_EVENTS, keepAlive: 0, maxConnectionTime: 0 })
+  t.equal(validateConfig({ ...minimal, streams: { maxConnectionTime: '60s' } }).streams.maxConnectionTime, 60_000)
+  t.throws(() => validateConfig({ ...minimal, streams: { resumable: false, maxConnectionTime: '60s' } }), /streams\.maxConnectionTime: needs streams\.resumable: true/)
+  t.throws(() => validateConfig({ ...minimal, streams: { keepAlive: 'soon' } }), /streams\.keepAlive: must be 0 \(off\) or a duration/)
+  t.throws(() => validateConfig({ ...minimal, streams: { keepAlive: -1 } }), /streams\.keepAlive/)
+  t.throws(() => validateConfig({ ...minimal, streams: { maxEvents: 0 } }), /streams\.maxEvents/)
 })

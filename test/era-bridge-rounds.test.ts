@@ -79,7 +79,8 @@ class StreamedCall {
     while (this.#queued.length === 0) {
       const { done, value } = await this.#reader.read()
       if (done) return undefined
-      for (const event of this.#parser.push(Buffer.from(value))) this.#queued.push(JSON.parse(event.data))
+      // An event without data (the priming event of a resumable stream) carries no message: clients skip it.
+      for (const event of this.#parser.push(Buffer.from(value))) if (event.data !== '') this.#queued.push(JSON.parse(event.data))
     }
     return this.#queued.shift() as Record<string, unknown>
   }

@@ -34,7 +34,8 @@ for (const kind of storeKinds) {
     const parser = new SseParser()
     const reads: Array<{ at: number, data: string[] }> = []
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-      const events = parser.push(Buffer.from(chunk))
+      // The priming event of a resumable stream (an id, no data) carries no message: clients skip it.
+      const events = parser.push(Buffer.from(chunk)).filter((event) => event.data !== '')
       if (events.length > 0) reads.push({ at: performance.now(), data: events.map((event) => event.data) })
     }
     const messages = reads.flatMap((read) => read.data.map((data) => JSON.parse(data) as { params?: { data?: string }, result?: unknown }))

@@ -24,7 +24,7 @@ t.test('anything the gateway did not make is no id of its streams', async (t) =>
 
 t.test('events are framed whole and read back the same', async (t) => {
   const text = serializeEvent({ id: 'r1.1', data: '{"a":1}\n{"b":2}', type: 'custom', retry: 500 }) + serializeEvent({ data: '{}' }) + serializeEvent({ data: '', id: 'r1.2', type: 'message' })
-  t.equal(text, 'id: r1.1\nevent: custom\ndata: {"a":1}\ndata: {"b":2}\nretry: 500\n\ndata: {}\n\nid: r1.2\ndata: \n\n')
+  t.equal(text, 'id: r1.1\nevent: custom\ndata: {"a":1}\ndata: {"b":2}\nretry: 500\n\nevent: message\ndata: {}\n\nid: r1.2\nevent: message\ndata: \n\n')
   t.same(new SseParser().push(Buffer.from(text)), [
     { event: 'custom', data: '{"a":1}\n{"b":2}', id: 'r1.1', retry: 500 },
     { event: 'message', data: '{}' },

@@ -21,7 +21,7 @@ export interface SseResponseOptions {
 export interface OutgoingEvent {
   readonly data: string
   readonly id?: string | undefined
-  /** The SSE event type; `message` (the default) is not written. */
+  /** The SSE event type (`message` when absent); a priming event (empty data, no type) has none. */
   readonly type?: string | undefined
   readonly retry?: number | undefined
 }
@@ -36,7 +36,8 @@ const KEEP_ALIVE = ': keepalive\n\n'
 
 export function serializeEvent (event: OutgoingEvent): string {
   let text = event.id === undefined ? '' : `id: ${event.id}\n`
-  if (event.type !== undefined && event.type !== 'message') text += `event: ${event.type}\n`
+  // `message` is the default type; written all the same, as SDK servers do (some clients look for it).
+  if (event.data !== '' || event.type !== undefined) text += `event: ${event.type ?? 'message'}\n`
   // The parser split the data on every line end; each line is one data field again.
   text += event.data.includes('\n') ? `data: ${event.data.split('\n').join('\ndata: ')}\n` : `data: ${event.data}\n`
   if (event.retry !== undefined) text += `retry: ${event.retry}\n`

@@ -31,7 +31,8 @@ function parseOrUndefined (text: string): unknown {
 
 function messagesOf (contentType: string, text: string): unknown[] {
   if (contentType.startsWith('text/event-stream')) {
-    return new SseParser().push(Buffer.from(text + '\n\n')).map((event) => parseOrUndefined(event.data))
+    // The priming event of a resumable stream (an id, no data) carries no message: clients skip it.
+    return new SseParser().push(Buffer.from(text + '\n\n')).filter((event) => event.data !== '').map((event) => parseOrUndefined(event.data))
   }
   const parsed = parseOrUndefined(text)
   if (parsed === undefined) return []
