@@ -171,7 +171,7 @@ function duration (fallbackMilliseconds: number) {
 /** A duration that may also be 0 (written `0` or `0s`): off. */
 function durationOrOff (fallbackMilliseconds: number) {
   const message = (issue: RawIssue): string => `must be 0 (off) or a duration like 500ms, 90s, 30m or 24h, got ${describeValue(issue.input)}`
-  return z.union([z.literal(0), z.string().regex(/^\s*(0|\d+(ms|s|m|h))\s*$/)], { error: message })
+  return z.union([z.literal(0), z.string().regex(/^\s*(0|\d+(ms|s|m|h))\s*$/, { error: message })], { error: message })
     .transform((value, context) => {
       const milliseconds = value === 0 || value.trim() === '0' ? 0 : parseDuration(value)
       if (milliseconds === undefined) {

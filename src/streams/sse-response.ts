@@ -77,7 +77,10 @@ export class SseResponse {
     if (this.#stream !== undefined) return
     const stream = new PassThrough()
     this.#stream = stream
-    this.#reply.raw.once('close', () => { this.#detach('client gone') })
+    const raw = this.#reply.raw
+    raw.once('close', () => { this.#detach('client gone') })
+    // Gone already (while the upstream was still answering): 'close' will not come again.
+    if (raw.destroyed || raw.socket === null || raw.socket.destroyed) this.#detach('client gone')
     this.#reply.code(statusCode).headers(headers)
     this.#reply.removeHeader('content-length')
     this.#reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache').header('x-accel-buffering', 'no')
