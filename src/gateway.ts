@@ -109,7 +109,11 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     events: config.streams.resumable ? store.streamEvents({ maxEvents: config.streams.maxEvents, retention: config.streams.retention }) : undefined,
     retention: config.streams.retention,
     keepAlive: config.streams.keepAlive,
-    maxConnectionTime: config.streams.maxConnectionTime
+    maxConnectionTime: config.streams.maxConnectionTime,
+    observe: {
+      streamEnded: (end: string) => { metrics.streamsEnded.inc({ end }) },
+      resumed: (outcome: string) => { metrics.streamResumes.inc({ outcome }) }
+    }
   }
   const sessionEnding = new SessionEnding({ store, relay, events: streams.events, terminated: metrics.sessionsTerminated, log: app.log })
   app.decorate('sessionStore', store)

@@ -183,6 +183,8 @@ t.test('a stream cut after 2 of 6 events resumes on the other replica: 3 to 6 on
   t.notOk(call.closedEarly(), 'the client leaving did not end the upstream call')
   const ids = [...first.events, ...resumed.events].map((event) => event.id)
   t.equal(new Set(ids).size, ids.length, 'ids are unique')
+  t.match(await (await fetch(`${b.origin}/metrics`)).text(), /mcpgw_stream_resumes_total\{outcome="replayed"\} 1/)
+  await eventually(async () => /mcpgw_streams_ended_total\{end="complete"\} 1/.test(await (await fetch(`${a.origin}/metrics`)).text()), { timeout: 10_000, description: 'the writer counted its stream complete' })
 })
 
 t.test('an id of another session replays nothing; another principal gets 404', async (t) => {
@@ -274,4 +276,5 @@ t.test('a cancellation ends a call whose client left; without one it runs to its
   })
   t.equal(cancel.status, 202)
   await eventually(() => call.closedEarly(), { timeout: 10_000, description: 'the upstream call closed' })
+  await eventually(async () => /mcpgw_streams_ended_total\{end="cancelled"\} 1/.test(await (await fetch(`${a.origin}/metrics`)).text()), { timeout: 10_000, description: 'counted as cancelled' })
 })

@@ -28,6 +28,8 @@ export interface GatewayMetrics {
   readonly upstreamErrors: Counter<'route' | 'kind'>
   readonly redisDuration: Histogram<'operation' | 'outcome'>
   readonly upstreamEra: Gauge<'route' | 'era'>
+  readonly streamsEnded: Counter<'end'>
+  readonly streamResumes: Counter<'outcome'>
 }
 
 export function createGatewayMetrics (): GatewayMetrics {
@@ -43,6 +45,8 @@ export function createGatewayMetrics (): GatewayMetrics {
     upstreamDuration: new Histogram({ name: 'mcpgw_upstream_duration_seconds', help: 'Time until the upstream answered with response headers', labelNames: ['route'], buckets: latencyBuckets, registers: [registry] }),
     upstreamErrors: new Counter({ name: 'mcpgw_upstream_errors_total', help: 'Upstream failures, by kind: unreachable (502), timeout (504) or invalid (502, an answer the era bridge cannot bridge)', labelNames: ['route', 'kind'], registers: [registry] }),
     upstreamEra: new Gauge({ name: 'mcpgw_upstream_era', help: 'The era each route\'s upstream speaks, as decided (1) on this replica: legacy, modern, or undecided (auto, not probed yet or only transient failures)', labelNames: ['route', 'era'], registers: [registry] }),
+    streamsEnded: new Counter({ name: 'mcpgw_streams_ended_total', help: 'SSE streams of legacy sessions relayed, by how they ended: complete, client gone (not resumable), session ended, cancelled, taken over, abandoned (nobody resumed within streams.retention), store unavailable', labelNames: ['end'], registers: [registry] }),
+    streamResumes: new Counter({ name: 'mcpgw_stream_resumes_total', help: 'GET with Last-Event-ID, by outcome: replayed (to the stream\'s end), interrupted (client left, session ended, stream expired) or unknown (an id the store does not hold)', labelNames: ['outcome'], registers: [registry] }),
     redisDuration: new Histogram({ name: 'mcpgw_redis_duration_seconds', help: 'Session store round trips, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: latencyBuckets, registers: [registry] })
   }
 }

@@ -24,7 +24,7 @@ import { ModernPassThroughHandler } from './modern-pass-through-handler.js'
 import { RequestDecision, type LegacyPath } from './request-decision.js'
 import { createEraProbe, createRouteContext } from './route-context.js'
 import type { RouteContext } from './route-context.js'
-import type { StreamSettings } from './session-streams.js'
+import type { StreamSettings } from '../streams/stream-settings.js'
 
 /*
  * One MCP endpoint (`routes[i]`), registered once per route in its own encapsulated context (its

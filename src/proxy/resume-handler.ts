@@ -35,6 +35,7 @@ export async function serveResume (context: RouteContext, handler: LegacyHandler
   } finally {
     guard.release()
   }
+  streams.observe.resumed(outcome === 'ended' ? 'replayed' : outcome)
   if (outcome === 'unknown') {
     request.log.info({ streamKind: lastEventId.kind }, 'Last-Event-ID names no stream kept for this session: served as a GET without it')
     if (!decision.standalone) throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })

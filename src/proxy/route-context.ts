@@ -10,7 +10,7 @@ import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { SessionStore } from '../sessions/session-store.js'
 import type { UpstreamObserver } from '../upstream/forward-request.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
-import type { StreamSettings } from './session-streams.js'
+import type { StreamSettings } from '../streams/stream-settings.js'
 
 /** What every handler of one route works with; built once per route. */
 export interface RouteContext {

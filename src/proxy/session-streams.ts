@@ -5,19 +5,11 @@ import type { LiveSession } from '../sessions/session-store.js'
 import type { StreamKind } from '../streams/event-id.js'
 import { RecordedStream } from '../streams/recorded-stream.js'
 import { SseResponse } from '../streams/sse-response.js'
-import type { StreamEventStore } from '../streams/stream-event-store.js'
+import type { StreamSettings } from '../streams/stream-settings.js'
 import type { RouteContext } from './route-context.js'
 
 /* The SSE streams of a route's legacy sessions (docs/streams.md): how they are made and fed. */
 
-/** `streams` of the config, with the event store when streams are resumable. */
-export interface StreamSettings {
-  /** undefined: `streams.resumable: false`. */
-  readonly events: StreamEventStore | undefined
-  readonly retention: number
-  readonly keepAlive: number
-  readonly maxConnectionTime: number
-}
 
 /** The first revision whose clients expect a priming event (an id, empty data) at a stream's start. */
 const PRIMING_SINCE = '2025-11-25'
@@ -37,7 +29,8 @@ export function recordedStream (context: RouteContext, request: FastifyRequest, 
     priming: session.protocolVersion >= PRIMING_SINCE,
     relay,
     retention: streams.retention,
-    log: request.log
+    log: request.log,
+    onEnded: (end) => { streams.observe.streamEnded(end) }
   })
 }
 

@@ -32,6 +32,8 @@ export interface RecordedStreamOptions {
   /** streams.retention: how long the stream runs on while no client reads it. */
   readonly retention: number
   readonly log: FastifyBaseLogger
+  /** Told how the stream ended: `complete` or a StopReason. */
+  readonly onEnded?: ((end: string) => void) | undefined
 }
 
 /** Why the writer should stop reading its upstream. */
@@ -111,6 +113,7 @@ export class RecordedStream {
     if (this.#recording) this.#next({ kind: 'end', data: '' })
     this.#options.client.end()
     this.#release()
+    this.#options.onEnded?.(this.#stopped.signal.aborted ? String(this.#stopped.signal.reason) : 'complete')
   }
 
   /** An SSE comment for the client (not kept). */
