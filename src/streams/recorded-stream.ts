@@ -165,7 +165,9 @@ export class RecordedStream {
     if (claim.stream === this.name) {
       // A client reads this stream elsewhere now: this response (if still open) gives way.
       this.#options.client.takeOver()
-      this.#armAbandonTimer()
+      // A resumed standalone stream continues as a new one there, once this one has ended.
+      if (this.#options.kind === 'standalone') this.stop('taken over')
+      else this.#armAbandonTimer()
       return
     }
     if (this.#options.kind === 'standalone' && claim.standalone !== undefined && claim.standalone !== this.name) {
