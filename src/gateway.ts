@@ -146,6 +146,11 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     await store.ready().catch((error: unknown) => {
       app.log.warn({ err: error }, 'session store not reachable yet: answering 503 until it is')
     })
+    // Listening to the other replicas from the start: pub/sub keeps nothing for a late subscriber, so a
+    // cancellation or a stream claim sent before this replica's first stream would otherwise be lost.
+    await relay.join().catch((error: unknown) => {
+      app.log.warn({ code: (error as { code?: unknown }).code }, 'cannot hear the other replicas yet: retried with the first stream')
+    })
   })
 
   app.setErrorHandler(function handleError (error: FastifyError, request, reply) {

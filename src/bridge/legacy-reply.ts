@@ -76,10 +76,7 @@ export class LegacyReply {
 
   /** Opens the stream before there is anything to say (a GET stream), so the client sees it at once. */
   open (): void {
-    const fresh = this.#stream === undefined
-    const stream = this.#open()
-    // An SSE comment: it makes the response headers leave now, and clients skip it.
-    if (fresh) stream.comment('stream open')
+    this.#open()
   }
 
   #open (): RecordedStream {

@@ -120,6 +120,13 @@ export class MemoryStreamEventStore implements StreamEventStore {
     return true
   }
 
+  async renew (owner: StreamOwner, stream: string): Promise<boolean> {
+    const stored = this.#streams.find(owner, stream, this.#now())
+    if (stored === undefined) return false
+    stored.expiresAt = this.#now() + this.#limits.retention
+    return true
+  }
+
   async read (owner: StreamOwner, stream: string, after: number, limit: number): Promise<StoredEvent[] | null> {
     const stored = this.#streams.find(owner, stream, this.#now())
     if (stored === undefined) return null

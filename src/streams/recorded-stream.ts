@@ -55,6 +55,7 @@ export class RecordedStream {
   #recording: boolean
   #ended = false
   #abandonTimer: NodeJS.Timeout | undefined
+  #renewTimer: NodeJS.Timeout | undefined
   #releaseHold: (() => void) | undefined
 
   constructor (options: RecordedStreamOptions) {
@@ -92,6 +93,14 @@ export class RecordedStream {
     if (this.#options.priming && this.resumable) {
       const seq = this.#next({ kind: 'priming', data: '' })
       void client.send({ id: formatEventId(this.name, seq), data: '' })
+    } else {
+      // An SSE comment: the response head leaves now, not with the first event; clients skip it.
+      client.comment('stream open')
+    }
+    if (this.#recording) {
+      // Kept while the writer runs, however quiet the call: retention counts from its last sign of life.
+      this.#renewTimer = setInterval(() => { this.#renew() }, heartbeatInterval(this.#options.retention))
+      this.#renewTimer.unref()
     }
   }
 
@@ -143,6 +152,13 @@ export class RecordedStream {
     return seq
   }
 
+  #renew (): void {
+    if (!this.#recording || this.#seq === 0) return
+    ;(this.#options.events as StreamEventStore).renew(this.#options.owner, this.name).catch((error: unknown) => {
+      this.#options.log.debug({ code: (error as { code?: unknown }).code, stream: this.name }, 'could not renew a kept stream now')
+    })
+  }
+
   #clientDetached (reason: unknown): void {
     if (this.#ended || reason === 'ended') return
     if (reason === 'taken over') return
@@ -179,7 +195,16 @@ export class RecordedStream {
 
   #release (): void {
     clearTimeout(this.#abandonTimer)
+    clearInterval(this.#renewTimer)
     this.#releaseHold?.()
     this.#releaseHold = undefined
   }
+}
+
+/**
+ * How often a running stream shows it is alive (renewing its retention; a resuming reader reminds the
+ * writer that it reads): three times per retention, so that one missed beat costs nothing.
+ */
+export function heartbeatInterval (retention: number): number {
+  return Math.max(50, Math.floor(retention / 3))
 }

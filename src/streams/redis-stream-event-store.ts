@@ -49,6 +49,16 @@ redis.call('PUBLISH', ARGV[4], '')
 return 1
 `
 
+/** KEYS: stream, index. ARGV: retention, stream name. Returns 0 when the stream does not exist, else 1. */
+const RENEW_SCRIPT = `
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZADD', KEYS[2], string.format('%.0f', now + tonumber(ARGV[1])), ARGV[2])
+redis.call('PEXPIRE', KEYS[2], ARGV[1])
+return 1
+`
+
 /**
  * KEYS: stream. ARGV: after, limit. Returns the entries with ids above `0-<after>`, oldest first
  * (XRANGE's { id, { field, value, ... } } each), or nil when the stream does not exist: an empty
@@ -81,6 +91,7 @@ type StreamEntry = [string, string[]]
 interface StreamScripts {
   appendStreamEvent (session: string, stream: string, index: string, ...args: Array<string | number>): Promise<number>
   readStreamEvents (stream: string, after: number, limit: number): Promise<StreamEntry[] | null>
+  renewStream (stream: string, index: string, retention: number, name: string): Promise<number>
   removeSessionStreams (index: string, prefixLength: number): Promise<number>
 }
 
@@ -107,6 +118,7 @@ export class RedisStreamEventStore implements StreamEventStore {
     if (typeof redis.appendStreamEvent !== 'function') {
       redis.defineCommand('appendStreamEvent', { numberOfKeys: 3, lua: APPEND_SCRIPT })
       redis.defineCommand('readStreamEvents', { numberOfKeys: 1, lua: READ_SCRIPT })
+      redis.defineCommand('renewStream', { numberOfKeys: 2, lua: RENEW_SCRIPT })
       redis.defineCommand('removeSessionStreams', { numberOfKeys: 1, lua: REMOVE_SESSION_SCRIPT })
     }
     this.#redis = redis
@@ -133,6 +145,11 @@ export class RedisStreamEventStore implements StreamEventStore {
     const stored = await storeCommand(() => this.#redis.appendStreamEvent(sessionKey(this.#prefix, sessionId, principal), key, streamIndexKey(this.#prefix, sessionId, principal), ...args))
     if (stored === -1) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be above the stream\'s last one' })
     return stored === 1
+  }
+
+  async renew (owner: StreamOwner, stream: string): Promise<boolean> {
+    const { sessionId, principal } = owner
+    return await storeCommand(() => this.#redis.renewStream(streamKey(this.#prefix, sessionId, principal, stream), streamIndexKey(this.#prefix, sessionId, principal), this.#limits.retention, stream)) === 1
   }
 
   async read (owner: StreamOwner, stream: string, after: number, limit: number): Promise<StoredEvent[] | null> {

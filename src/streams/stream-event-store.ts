@@ -48,6 +48,11 @@ export interface StreamEventStore {
    */
   append (owner: StreamOwner, stream: string, event: StoredEvent): Promise<boolean>
   /**
+   * Renews the retention of a stream whose writer still runs (a quiet call is kept as long as it
+   * lasts, and `retention` after its last sign of life). Resolves false when no such stream is kept.
+   */
+  renew (owner: StreamOwner, stream: string): Promise<boolean>
+  /**
    * The stored events of `stream` with `seq` > `after`, oldest first, at most `limit` of them; null
    * when the store holds no such stream for this owner (never stored, expired, removed, or another
    * session's).

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import { formatEventId, type ParsedEventId } from './event-id.js'
+import { heartbeatInterval } from './recorded-stream.js'
 import type { SseResponse } from './sse-response.js'
 import type { StoredEvent, StreamEventStore, StreamOwner } from './stream-event-store.js'
 
@@ -54,6 +55,8 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
     if (page === null) return 'unknown'
     const standalone = lastEventId.kind === 'standalone'
     client.start()
+    // The response head leaves now, even with nothing to replay yet; clients skip comments.
+    if (page.length === 0) client.comment('stream resumed')
     // The writer learns that someone reads (it keeps going), and a response still open elsewhere gives way.
     const claim = async (): Promise<void> => {
       await options.relay.claimStream(owner.sessionId, { stream: lastEventId.stream }).catch((error: unknown) => {
@@ -61,7 +64,7 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
       })
     }
     await claim()
-    heartbeat = setInterval(() => { void claim() }, Math.max(1_000, Math.floor(options.retention / 3)))
+    heartbeat = setInterval(() => { void claim() }, heartbeatInterval(options.retention))
     heartbeat.unref()
     const quietLimit = standalone ? STANDALONE_HANDOVER_MS : options.retention
     let after = lastEventId.seq
@@ -75,8 +78,11 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
       if (page.length < PAGE) {
         const reason = await nextAppend(() => appended, (resume) => { wake = resume }, client, options.sessionEnded, quietLimit)
         appended = false
-        if (reason === 'quiet') return standalone ? 'ended' : 'interrupted'
-        if (reason !== 'appended') return 'interrupted'
+        // A standalone stream's holder had its moment to end it: it is gone, the caller goes on.
+        if (reason === 'quiet' && standalone) return 'ended'
+        if (reason !== 'appended' && reason !== 'quiet') return 'interrupted'
+        // Quiet for a whole retention: the read below tells a quiet call (its writer keeps it) from a
+        // stream no one keeps any more (its writer died with its replica).
       }
       const next = await events.read(owner, lastEventId.stream, after, PAGE)
       // Gone from the store meanwhile (expired, or the session ended): nothing more will come.
