@@ -225,7 +225,7 @@ function step (n: number): unknown {
 async function listening (t: Teardown, keyPrefix: string, count: number): Promise<void> {
   const client = redis.client()
   t.teardown(() => client.disconnect())
-  await eventually(async () => (await client.pubsub('NUMSUB', `${keyPrefix}bridge:all`))[1] === count, { ...WAIT, description: `${count} replicas listening` })
+  await eventually(async () => (await client.pubsub('NUMSUB', `${keyPrefix}bridge:all`))[1] as number >= count, { ...WAIT, description: `${count} replicas listening` })
 }
 
 let redis: TestRedis
