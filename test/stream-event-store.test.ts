@@ -120,6 +120,22 @@ function contract (name: string, open: ReplicasFactory): void {
       t.same(await store.read(owner, 'post-1', 0, 10), [message(2)], 'and a later append starts the stream again')
     })
 
+    t.test('renew: a stream whose writer runs is kept past its last append', async (t) => {
+      const { store, owner, advance, interval } = await openSession({ maxEvents: 100, retention: 600 })
+      t.equal(await store.renew(owner, 'post-1'), false, 'nothing to renew before the first append')
+      await store.append(owner, 'post-1', message(1))
+      for (let beat = 0; beat < 3; beat++) {
+        // Real time for Redis (its TTL), the fake clock for memory: each beat comes before the retention ends.
+        advance(400)
+        if (interval > 0) await new Promise((resolve) => setTimeout(resolve, 400))
+        t.equal(await store.renew(owner, 'post-1'), true)
+      }
+      t.same(await store.read(owner, 'post-1', 0, 10), [message(1)], 'kept well past 600 ms after its only append')
+      advance(700)
+      await eventually(async () => await store.read(owner, 'post-1', 0, 10) === null, { ...WAIT, interval, description: 'the stream to expire once no longer renewed' })
+      t.equal(await store.renew(owner, 'post-1'), false)
+    })
+
     t.test('removeSession: every stream of the session, only those', async (t) => {
       const { sessions, store, owner, keysOf } = await openSession(LIMITS, 'alice-hash')
       const neighbour = { sessionId: mintSessionId(), principal: 'alice-hash' }
