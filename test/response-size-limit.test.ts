@@ -2,7 +2,7 @@ import t from 'tap'
 import { withGateway, type Teardown } from './helpers/fixtures.js'
 import { LATEST_LEGACY_VERSION, openSession, post } from './helpers/mcp-http.js'
 import { metricsText, sample } from './helpers/metrics.js'
-import { json, modernAnswers, withScriptedUpstream, type ScriptedExchange } from './helpers/scripted-upstream.js'
+import { json, legacyAnswers, modernAnswers, withScriptedUpstream, type ScriptedExchange } from './helpers/scripted-upstream.js'
 
 /*
  * limits.maxResponseBytes bounds what the gateway holds of one upstream answer: a JSON body it reads,
@@ -78,4 +78,26 @@ t.test('an answer within the limit passes', async (t) => {
   const answer = await post(gateway.url, call(5), gateway.sessionId, legacyHeaders)
   t.equal(answer.status, 200)
   t.match(answer.messages, [{ id: 5, result: { content: [{ type: 'text' }] } }])
+})
+
+t.test('a forwarded SSE event of 100 KiB on a stream already open: the stream ends with the JSON-RPC error', async (t) => {
+  const upstream = await withScriptedUpstream(t, (exchange) => {
+    if (exchange.message?.method !== 'tools/call') {
+      legacyAnswers(exchange)
+      return
+    }
+    exchange.response.writeHead(200, { 'content-type': 'text/event-stream' })
+    exchange.response.write(sseEvent({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'small' } }))
+    exchange.response.end(sseEvent({ jsonrpc: '2.0', id: exchange.message.id, result: { content: [{ type: 'text', text: big }] } }))
+  })
+  const gateway = await withGateway(t, { config: { limits: { maxResponseBytes: MAX_RESPONSE_BYTES }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
+  const url = `${gateway.origin}/mcp`
+  const answer = await post(url, call(6), await openSession(url), legacyHeaders)
+  t.equal(answer.status, 200)
+  t.match(answer.messages, [
+    { method: 'notifications/message', params: { data: 'small' } },
+    { jsonrpc: '2.0', id: 6, error: { code: -32603, message: TOO_LARGE } }
+  ])
+  t.equal(answer.messages.length, 2, 'nothing after the error')
+  t.equal(await tooLargeCount(gateway.origin), 1, 'counted kind="too_large"')
 })

@@ -97,7 +97,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
       const rpcId = post.isBatch ? null : request.mcp.rpcId
       const untrack = rpcId === null ? undefined : relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') })
       stream.start()
-      relayUpstreamEvents(body, stream, upstream.maxResponseBytes, request).finally(() => { untrack?.() }).catch(() => undefined)
+      relayUpstreamEvents(body, stream, upstream.maxResponseBytes, request, observeUpstream, rpcId ?? undefined).finally(() => { untrack?.() }).catch(() => undefined)
     })
   }
 
@@ -108,7 +108,6 @@ export class LegacyForwardedHandler implements LegacyHandler {
    */
   async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession, client?: SseResponse): Promise<FastifyReply> {
     const { store, relay, sessionTimeouts, upstream, observeUpstream } = this.#context
-    request.mcp.outcome = 'stream'
     const guard = guardSessionStream({ store, relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log })
     const stream = recordedStream(this.#context, request, reply, session, 'standalone', client)
     const onEnded = (): void => { stream.stop('session ended') }
@@ -145,7 +144,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
     }
     delete headers['content-length']
     stream.start(answer.statusCode, headers)
-    relayUpstreamEvents(answer.body, stream, upstream.maxResponseBytes, request).finally(release).catch(() => undefined)
+    relayUpstreamEvents(answer.body, stream, upstream.maxResponseBytes, request, observeUpstream).finally(release).catch(() => undefined)
     return reply
   }
 }

@@ -1,11 +1,13 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Readable } from 'node:stream'
+import { GatewayError, jsonRpcErrorBody, type JsonRpcId } from '../errors.js'
 import { SseParser } from '../mcp/sse-parser.js'
 import type { LiveSession } from '../sessions/session-store.js'
 import type { StreamKind } from '../streams/event-id.js'
 import { RecordedStream } from '../streams/recorded-stream.js'
 import { SseResponse } from '../streams/sse-response.js'
 import type { StreamSettings } from '../streams/stream-settings.js'
+import type { UpstreamObserver } from '../upstream/forward-request.js'
 import type { RouteContext } from './route-context.js'
 
 /* The SSE streams of a route's legacy sessions (docs/streams.md): how they are made and fed. */
@@ -37,9 +39,10 @@ export function recordedStream (context: RouteContext, request: FastifyRequest, 
 /**
  * Relays an upstream SSE body event by event into `stream` until the upstream ends it or the
  * stream is stopped (then the upstream request is closed). Each event is held whole, up to
- * `maxEventBytes`; the next is read only once the client took this one (or left).
+ * `maxEventBytes`; the next is read only once the client took this one (or left). An event over
+ * that ends a response stream with MCPGW_UPSTREAM_RESPONSE_TOO_LARGE for `requestId`.
  */
-export async function relayUpstreamEvents (body: Readable, stream: RecordedStream, maxEventBytes: number, request: FastifyRequest): Promise<void> {
+export async function relayUpstreamEvents (body: Readable, stream: RecordedStream, maxEventBytes: number, request: FastifyRequest, observe: UpstreamObserver, requestId?: JsonRpcId): Promise<void> {
   const parser = new SseParser(maxEventBytes)
   const stop = (): void => { body.destroy() }
   stream.stopped.addEventListener('abort', stop, { once: true })
@@ -51,7 +54,12 @@ export async function relayUpstreamEvents (body: Readable, stream: RecordedStrea
       }
     }
   } catch (error) {
-    if (!stream.stopped.aborted) request.log.debug({ code: (error as { code?: unknown }).code }, 'upstream stream ended early')
+    if (error instanceof GatewayError && error.code === 'MCPGW_UPSTREAM_RESPONSE_TOO_LARGE') {
+      observe.upstreamFailed(error)
+      if (requestId !== undefined) await stream.event({ data: JSON.stringify(jsonRpcErrorBody(error, requestId)) })
+    } else if (!stream.stopped.aborted) {
+      request.log.debug({ code: (error as { code?: unknown }).code }, 'upstream stream ended early')
+    }
   } finally {
     stream.stopped.removeEventListener('abort', stop)
     if (stream.stopped.aborted) request.mcp.outcome = `stream ended: ${String(stream.stopped.reason)}`
