@@ -120,6 +120,15 @@ function contract (name: string, open: ReplicasFactory): void {
       t.same(await store.read(owner, 'post-1', 0, 10), [message(2)], 'and a later append starts the stream again')
     })
 
+    t.test('read: a byte budget cuts a page after the event that reaches it, never before the first', async (t) => {
+      const { store, owner } = await openSession(LIMITS)
+      const big = (seq: number): StoredEvent => ({ seq, kind: 'message', data: 'x'.repeat(1000) })
+      for (let seq = 1; seq <= 5; seq++) await store.append(owner, 'post-1', big(seq))
+      t.same((await store.read(owner, 'post-1', 0, 100, 2500))?.map((event) => event.seq), [1, 2, 3], 'cut once 2500 bytes are reached')
+      t.same((await store.read(owner, 'post-1', 3, 100, 10))?.map((event) => event.seq), [4], 'one event even over the budget')
+      t.same((await store.read(owner, 'post-1', 0, 2, 1_000_000))?.map((event) => event.seq), [1, 2], 'the count still bounds it')
+    })
+
     t.test('renew: a stream whose writer runs is kept past its last append', async (t) => {
       const { store, owner, advance, interval } = await openSession({ maxEvents: 100, retention: 600 })
       t.equal(await store.renew(owner, 'post-1'), false, 'nothing to renew before the first append')

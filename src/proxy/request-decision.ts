@@ -92,6 +92,9 @@ export class RequestDecision {
     const known = this.#probe.knownEra()
     const standalone = this.#context.route.getStream === 'forward'
     const lastEventId = this.#context.streams.events === undefined ? undefined : parseEventId(request.headers['last-event-id'])
+    if (lastEventId === undefined && this.#context.streams.events !== undefined && request.headers['last-event-id'] !== undefined) {
+      request.log.info('Last-Event-ID is none of the gateway\'s event ids: served as a GET without it')
+    }
     const session = await this.#liveSession(request, standalone && known !== 'legacy')
     if (!standalone && lastEventId?.kind !== 'response') throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'POST, DELETE' } })
     const path = known === undefined && !standalone ? 'forwarded' : pathFor(known ?? await this.#probe.era(probeHeaders(request)))

@@ -32,6 +32,7 @@ export function recordedStream (context: RouteContext, request: FastifyRequest, 
     relay,
     retention: streams.retention,
     log: request.log,
+    sessionLive: async () => await context.store.touch(session.id, request.mcp.principal) !== null,
     onEnded: (end) => { streams.observe.streamEnded(end) }
   })
 }

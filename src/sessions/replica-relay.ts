@@ -42,6 +42,10 @@ type RelayMessage =
 export interface StreamClaim {
   readonly stream?: string | undefined
   readonly standalone?: string | undefined
+  /** Who claims (a stream's name, a resume's own id): a claimant hears its own claim come back. */
+  readonly by: string
+  /** A reader reminding the writer it still reads; it takes nothing over. */
+  readonly heartbeat?: boolean | undefined
 }
 
 interface PendingAnswer {
@@ -149,9 +153,11 @@ export class ReplicaRelay {
     }
   }
 
-  /** Tells every replica (this one at once) that a stream of `session` is claimed. */
+  /**
+   * Tells every replica, this one included, that a stream of `session` is claimed. Only through the
+   * store's pub/sub, never short-cut here: every replica hears claims in the same order.
+   */
   async claimStream (session: string, claim: StreamClaim): Promise<void> {
-    this.#claimed(session, claim)
     await this.#publish('all', { kind: 'stream claimed', session, claim })
   }
 

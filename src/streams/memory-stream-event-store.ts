@@ -127,13 +127,16 @@ export class MemoryStreamEventStore implements StreamEventStore {
     return true
   }
 
-  async read (owner: StreamOwner, stream: string, after: number, limit: number): Promise<StoredEvent[] | null> {
+  async read (owner: StreamOwner, stream: string, after: number, limit: number, maxBytes = 0): Promise<StoredEvent[] | null> {
     const stored = this.#streams.find(owner, stream, this.#now())
     if (stored === undefined) return null
     const events: StoredEvent[] = []
+    let bytes = 0
     for (const event of stored.events) {
-      if (events.length >= limit) break
-      if (event.seq > after) events.push(event)
+      if (events.length >= limit || (maxBytes > 0 && events.length > 0 && bytes >= maxBytes)) break
+      if (event.seq <= after) continue
+      events.push(event)
+      bytes += Buffer.byteLength(event.data) + Buffer.byteLength(event.type ?? '') + event.kind.length
     }
     return events
   }

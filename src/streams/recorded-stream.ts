@@ -32,6 +32,8 @@ export interface RecordedStreamOptions {
   /** streams.retention: how long the stream runs on while no client reads it. */
   readonly retention: number
   readonly log: FastifyBaseLogger
+  /** Whether the session still exists (asked when a session change is heard from any replica). */
+  readonly sessionLive: () => Promise<boolean>
   /** Told how the stream ended: `complete` or a StopReason. */
   readonly onEnded?: ((end: string) => void) | undefined
 }
@@ -57,6 +59,11 @@ export class RecordedStream {
   #abandonTimer: NodeJS.Timeout | undefined
   #renewTimer: NodeJS.Timeout | undefined
   #releaseHold: (() => void) | undefined
+  #unwatchSession: (() => void) | undefined
+  /** A standalone stream heard its own claim back: claims heard from now on are newer than its own. */
+  #established = false
+  /** Kept until an append failed: what follows is not kept, but the end is tried once more. */
+  #broken = false
 
   constructor (options: RecordedStreamOptions) {
     this.#options = options
@@ -78,6 +85,12 @@ export class RecordedStream {
     const { client, relay, owner } = this.#options
     if (!client.started) client.start(statusCode, headers)
     this.#releaseHold = relay.holdStream(owner.sessionId, (claim) => { this.#claimed(claim) })
+    // Whatever ends the session, on any replica, ends this stream now, not at its next event.
+    this.#unwatchSession = relay.watchSession(owner.sessionId, () => {
+      this.#options.sessionLive().then((live) => { if (!live) this.stop('session ended') }, (error: unknown) => {
+        this.#options.log.debug({ code: (error as { code?: unknown }).code }, 'session check of an open stream failed')
+      })
+    })
     // Claims, and cancellations, made on other replicas reach this one only once it listens.
     relay.join().catch((error: unknown) => {
       this.#options.log.debug({ code: (error as { code?: unknown }).code }, 'cannot hear other replicas now: resumes elsewhere will not end this response')
@@ -86,7 +99,7 @@ export class RecordedStream {
     if (!client.attached) this.#clientDetached(client.detached.reason)
     if (this.#options.kind === 'standalone') {
       // One standalone stream per session: any older one, on any replica, ends (never a 409).
-      relay.claimStream(owner.sessionId, { standalone: this.name }).catch((error: unknown) => {
+      relay.claimStream(owner.sessionId, { standalone: this.name, by: this.name }).catch((error: unknown) => {
         this.#options.log.debug({ code: (error as { code?: unknown }).code }, 'could not tell the other replicas of a new GET stream')
       })
     }
@@ -120,6 +133,7 @@ export class RecordedStream {
     if (this.#ended) return
     this.#ended = true
     if (this.#recording) this.#next({ kind: 'end', data: '' })
+    else if (this.#broken) this.#endBroken()
     this.#options.client.end()
     this.#release()
     this.#options.onEnded?.(this.#stopped.signal.aborted ? String(this.#stopped.signal.reason) : 'complete')
@@ -130,9 +144,14 @@ export class RecordedStream {
     this.#options.client.comment(text)
   }
 
-  /** Stops the writer (the session ended, a cancellation): the stream then ends. */
+  /**
+   * Stops the writer (the session ended, a cancellation …): the client's response ends now, even
+   * one stalled on a client that reads nothing, and the writer closes its upstream.
+   */
   stop (reason: StopReason): void {
-    if (!this.#stopped.signal.aborted) this.#stopped.abort(reason)
+    if (this.#stopped.signal.aborted) return
+    this.#stopped.abort(reason)
+    this.#options.client.end()
   }
 
   #next (event: Omit<StoredEvent, 'seq'>): number {
@@ -146,15 +165,27 @@ export class RecordedStream {
       if (!this.#recording) return
       // A gap would replay later events without this one: nothing more is kept of this stream.
       this.#recording = false
+      this.#broken = true
       this.#options.log.warn({ code: (error as { code?: unknown }).code, stream: this.name }, 'event store unavailable: this stream can no longer be resumed')
       if (!this.#options.client.attached) this.stop('store unavailable')
     })
     return seq
   }
 
+  /**
+   * A stream no longer kept (an append failed) is marked ended, if the store takes it now, so that a
+   * client resuming it stops there instead of waiting for events that were never kept.
+   */
+  #endBroken (): void {
+    ;(this.#options.events as StreamEventStore).append(this.#options.owner, this.name, { seq: this.#seq + 1, kind: 'end', data: '' }).catch(() => undefined)
+  }
+
   #renew (): void {
     if (!this.#recording || this.#seq === 0) return
-    ;(this.#options.events as StreamEventStore).renew(this.#options.owner, this.name).catch((error: unknown) => {
+    ;(this.#options.events as StreamEventStore).renew(this.#options.owner, this.name).then((kept) => {
+      // Removed: its session has ended (an expired stream of a running writer cannot be: it renews it).
+      if (!kept) this.stop('session ended')
+    }, (error: unknown) => {
       this.#options.log.debug({ code: (error as { code?: unknown }).code, stream: this.name }, 'could not renew a kept stream now')
     })
   }
@@ -178,16 +209,24 @@ export class RecordedStream {
 
   #claimed (claim: StreamClaim): void {
     if (this.#ended) return
+    if (claim.by === this.name) {
+      this.#established = true
+      return
+    }
     if (claim.stream === this.name) {
+      // Someone still reads it: the writer goes on.
+      this.#armAbandonTimer()
+      if (claim.heartbeat === true) return
       // A client reads this stream elsewhere now: this response (if still open) gives way.
       this.#options.client.takeOver()
       // A resumed standalone stream continues as a new one there, once this one has ended.
       if (this.#options.kind === 'standalone') this.stop('taken over')
-      else this.#armAbandonTimer()
       return
     }
-    if (this.#options.kind === 'standalone' && claim.standalone !== undefined && claim.standalone !== this.name) {
-      // One standalone stream per session: the newer GET takes over.
+    // One standalone stream per session: a newer GET takes over. Newer means claimed after this one,
+    // in the one order every replica hears claims in (the store's pub/sub); an older claim heard
+    // late is ignored, so two GETs racing leave exactly the later one.
+    if (this.#options.kind === 'standalone' && claim.standalone !== undefined && this.#established) {
       this.#options.client.takeOver()
       this.stop('taken over')
     }
@@ -196,6 +235,8 @@ export class RecordedStream {
   #release (): void {
     clearTimeout(this.#abandonTimer)
     clearInterval(this.#renewTimer)
+    this.#unwatchSession?.()
+    this.#unwatchSession = undefined
     this.#releaseHold?.()
     this.#releaseHold = undefined
   }

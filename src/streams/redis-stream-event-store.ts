@@ -66,7 +66,17 @@ return 1
  */
 const READ_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-return redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+local entries = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+local budget = tonumber(ARGV[3])
+if budget == 0 then return entries end
+local page = {}
+local bytes = 0
+for _, entry in ipairs(entries) do
+  if #page > 0 and bytes >= budget then break end
+  table.insert(page, entry)
+  for index = 2, #entry[2], 2 do bytes = bytes + #entry[2][index] end
+end
+return page
 `
 
 /**
@@ -90,7 +100,7 @@ type StreamEntry = [string, string[]]
 
 interface StreamScripts {
   appendStreamEvent (session: string, stream: string, index: string, ...args: Array<string | number>): Promise<number>
-  readStreamEvents (stream: string, after: number, limit: number): Promise<StreamEntry[] | null>
+  readStreamEvents (stream: string, after: number, limit: number, maxBytes: number): Promise<StreamEntry[] | null>
   renewStream (stream: string, index: string, retention: number, name: string): Promise<number>
   removeSessionStreams (index: string, prefixLength: number): Promise<number>
 }
@@ -152,9 +162,9 @@ export class RedisStreamEventStore implements StreamEventStore {
     return await storeCommand(() => this.#redis.renewStream(streamKey(this.#prefix, sessionId, principal, stream), streamIndexKey(this.#prefix, sessionId, principal), this.#limits.retention, stream)) === 1
   }
 
-  async read (owner: StreamOwner, stream: string, after: number, limit: number): Promise<StoredEvent[] | null> {
+  async read (owner: StreamOwner, stream: string, after: number, limit: number, maxBytes = 0): Promise<StoredEvent[] | null> {
     const from = Number.isSafeInteger(after) && after > 0 ? after : 0
-    const entries = await storeCommand(() => this.#redis.readStreamEvents(streamKey(this.#prefix, owner.sessionId, owner.principal, stream), from, Math.max(0, Math.floor(limit))))
+    const entries = await storeCommand(() => this.#redis.readStreamEvents(streamKey(this.#prefix, owner.sessionId, owner.principal, stream), from, Math.max(0, Math.floor(limit)), Math.max(0, Math.floor(maxBytes))))
     return entries === null ? null : entries.map(eventFromEntry)
   }
 

@@ -115,15 +115,28 @@ export class SseResponse {
       }
     }
     if (flowing || stream.destroyed) return
+    // Released by drain, by the stream closing, or by the client's detach (a client resumed elsewhere
+    // leaves this one stalled: its writer must not wait on it).
+    const detached = this.#detached.signal
     await new Promise<void>((resolve) => {
       const done = (): void => {
         stream.off('drain', done)
         stream.off('close', done)
+        detached.removeEventListener('abort', done)
         resolve()
       }
       stream.on('drain', done)
       stream.on('close', done)
+      detached.addEventListener('abort', done, { once: true })
     })
+  }
+
+  /**
+   * This response continues a stream whose last id the client already has (it sent it back): with
+   * `maxConnectionTime` the response may end at once when the time is up, even with no new event.
+   */
+  continuesFromId (): void {
+    this.#idSent = true
   }
 
   /** An SSE comment: it makes the response head leave now, and clients skip it. */
@@ -137,10 +150,14 @@ export class SseResponse {
     this.#detach('ended')
   }
 
-  /** Another response now serves this stream's client (a resume, a newer GET): this one ends. */
+  /**
+   * Another response now serves this stream's client (a resume, a newer GET): this one ends. Its
+   * connection is closed rather than drained: it may be a dead one nobody reads any more.
+   */
   takeOver (): void {
-    if (this.#stream !== undefined && this.attached) this.#stream.end()
+    const open = this.#stream !== undefined && this.attached
     this.#detach('taken over')
+    if (open) this.#reply.raw.destroy()
   }
 
   #pollingEnd (): void {

@@ -53,11 +53,12 @@ export interface StreamEventStore {
    */
   renew (owner: StreamOwner, stream: string): Promise<boolean>
   /**
-   * The stored events of `stream` with `seq` > `after`, oldest first, at most `limit` of them; null
-   * when the store holds no such stream for this owner (never stored, expired, removed, or another
-   * session's).
+   * The stored events of `stream` with `seq` > `after`, oldest first, at most `limit` of them and,
+   * when `maxBytes` is given, no more once their data reach that many bytes (always at least one);
+   * null when the store holds no such stream for this owner (never stored, expired, removed, or
+   * another session's).
    */
-  read (owner: StreamOwner, stream: string, after: number, limit: number): Promise<StoredEvent[] | null>
+  read (owner: StreamOwner, stream: string, after: number, limit: number, maxBytes?: number): Promise<StoredEvent[] | null>
   /**
    * Calls `onAppended` after each append to `stream` of `owner`, by any replica sharing the store
    * (a signal to `read` again, not the event itself: several appends may be told once). Resolves

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import { randomBytes } from 'node:crypto'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import { formatEventId, type ParsedEventId } from './event-id.js'
 import { heartbeatInterval } from './recorded-stream.js'
@@ -34,8 +35,12 @@ export interface ResumeOptions {
 /** What a resume came to: `unknown` when the store holds no such stream (nothing was sent). */
 export type ResumeOutcome = 'unknown' | 'ended' | 'interrupted'
 
-/** Events read per round trip while replaying. */
+/**
+ * Events read per round trip while replaying, and their data bytes: a page is cut once it holds
+ * that much (at least one event), so that large events never make one huge Redis reply.
+ */
 const PAGE = 100
+const PAGE_BYTES = 256 * 1024
 /** How long a claimed standalone stream's holder has to end it. */
 const STANDALONE_HANDOVER_MS = 1_000
 
@@ -50,21 +55,35 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
   // Listening before the first read: nothing appended in between is missed.
   const unwatch = await events.watch(owner, lastEventId.stream, onAppended)
   let heartbeat: NodeJS.Timeout | undefined
+  let releaseHold: (() => void) | undefined
   try {
-    let page = await events.read(owner, lastEventId.stream, lastEventId.seq, PAGE)
+    let page = await events.read(owner, lastEventId.stream, lastEventId.seq, PAGE, PAGE_BYTES)
     if (page === null) return 'unknown'
+    const first = page.find((event) => event.kind !== 'priming')
+    if (first !== undefined && first.seq > lastEventId.seq + 1) {
+      options.log.warn({ missed: first.seq - lastEventId.seq - 1 }, 'a resumed stream lost events to streams.maxEvents: the client gets what is kept')
+    }
     const standalone = lastEventId.kind === 'standalone'
     client.start()
+    client.continuesFromId()
     // The response head leaves now, even with nothing to replay yet; clients skip comments.
     if (page.length === 0) client.comment('stream resumed')
+    // One reader per stream: a later resume of it, on any replica, ends this one (claims are heard in
+    // one order everywhere; this reader only gives way to claims made after its own).
+    const me = randomBytes(9).toString('base64url')
+    let established = false
+    releaseHold = options.relay.holdStream(owner.sessionId, (claim) => {
+      if (claim.by === me) established = true
+      else if (established && claim.stream === lastEventId.stream && claim.heartbeat !== true) client.takeOver()
+    })
     // The writer learns that someone reads (it keeps going), and a response still open elsewhere gives way.
-    const claim = async (): Promise<void> => {
-      await options.relay.claimStream(owner.sessionId, { stream: lastEventId.stream }).catch((error: unknown) => {
+    const claim = async (heartbeat: boolean): Promise<void> => {
+      await options.relay.claimStream(owner.sessionId, { stream: lastEventId.stream, by: me, heartbeat }).catch((error: unknown) => {
         options.log.debug({ code: (error as { code?: unknown }).code }, 'could not tell the other replicas of a resumed stream')
       })
     }
-    await claim()
-    heartbeat = setInterval(() => { void claim() }, heartbeatInterval(options.retention))
+    await claim(false)
+    heartbeat = setInterval(() => { void claim(true) }, heartbeatInterval(options.retention))
     heartbeat.unref()
     const quietLimit = standalone ? STANDALONE_HANDOVER_MS : options.retention
     let after = lastEventId.seq
@@ -84,13 +103,14 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
         // Quiet for a whole retention: the read below tells a quiet call (its writer keeps it) from a
         // stream no one keeps any more (its writer died with its replica).
       }
-      const next = await events.read(owner, lastEventId.stream, after, PAGE)
+      const next = await events.read(owner, lastEventId.stream, after, PAGE, PAGE_BYTES)
       // Gone from the store meanwhile (expired, or the session ended): nothing more will come.
       if (next === null) return 'interrupted'
       page = next
     }
   } finally {
     clearInterval(heartbeat)
+    releaseHold?.()
     unwatch()
   }
 }
