@@ -87,3 +87,24 @@ export function cpuSnapshot (pids: Readonly<Record<string, number>>): Record<str
 export function cpuPerRequest (before: Readonly<Record<string, number>>, after: Readonly<Record<string, number>>, requests: number): Record<string, number> {
   return Object.fromEntries(Object.keys(before).map((name) => [name, requests === 0 ? 0 : ((after[name] ?? 0) - (before[name] ?? 0)) * 1e6 / requests]))
 }
+
+/**
+ * Read and write system calls a process (all its threads) has made, from /proc/<pid>/io (proc(5):
+ * syscr, syscw): for a proxy, mostly its socket reads and writes. Writes that Node coalesces (a
+ * corked response, an auto-pipelined batch of Redis commands) count once.
+ */
+export function ioSyscalls (pid: number): { reads: number, writes: number } {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8')
+  return { reads: Number(/^syscr: (\d+)/m.exec(io)?.[1]), writes: Number(/^syscw: (\d+)/m.exec(io)?.[1]) }
+}
+
+/**
+ * The cores of gateways measured against each other (the resumable-streams comparison): the
+ * gateway's cores when pinned; below PIN_MIN_CORES, the last core, shared by all of them (they are
+ * measured one at a time). Left to the scheduler, a process's place alone moved its CPU time per
+ * request by about 25% on a 2-core machine: two identical gateways came out 1.24× apart, the one
+ * started first the dearer, and 0.99× once they shared a core (docs/performance.md).
+ */
+export function comparedGatewayCores (layout: CoreLayout, availableCores: number): string | undefined {
+  return layout.cores?.gateway ?? (availableCores >= 2 ? String(availableCores - 1) : undefined)
+}

@@ -6,8 +6,12 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Redis } from 'ioredis'
 import { startTestRedis } from '../test/helpers/redis-server.js'
-import { coreLayout, cpuPerRequest, cpuSnapshot, onCores, pinProcess, type BenchRole } from './process-cpu.js'
+import { comparedGatewayCores, coreLayout, cpuPerRequest, cpuSnapshot, onCores, pinProcess, type BenchRole } from './process-cpu.js'
 import { renderChart } from './render-chart.js'
+import { initialize, mcpHeaders, toolsList } from './mcp-requests.js'
+import { gatewayCounts, redisScriptCalls, usedMemory } from './redis-counts.js'
+import { format, LATENCY_LOAD_SHARE, printResults, summarize, type ProxyName, type RoundLoad, type RunResult, type Scenario } from './rounds.js'
+import { streamsBench } from './stream-bench.js'
 
 /*
  * `npm run bench` (docs/performance.md): what the gateway costs. Real Redis, a minimal upstream, a bare
@@ -19,6 +23,9 @@ import { renderChart } from './render-chart.js'
  * round, divided by the requests it served): unlike requests per second it does not depend on what
  * else runs on the machine. Then latency at one fixed rate with BASELINE_SESSIONS live sessions and
  * again after BENCH_SESSIONS were created through the gateway, and what those sessions cost in Redis.
+ *
+ * BENCH_STREAMS=1 adds the resumable-streams comparison (stream-bench.ts) after all that;
+ * BENCH_STREAMS=only runs that comparison alone.
  */
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -40,31 +47,11 @@ const CREATE_BATCH = 50_000
 const SAMPLED_KEYS = 5
 /** Latency at equal load is measured below capacity, with fewer connections, so it is not queueing. */
 const LATENCY_CONNECTIONS = 32
-const LATENCY_LOAD_SHARE = 0.4
+/** 0: not the resumable-streams comparison; 1: it too, last; only: it alone. */
+const STREAMS = process.env.BENCH_STREAMS ?? '0'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const serversScript = join(root, 'dist/bench/bench-servers.js')
 const resultsDir = join(root, 'bench/results')
-
-type ProxyName = 'bare' | 'gateway'
-
-interface Scenario {
-  readonly name: string
-  /** The proxy process in the request's path, if any. */
-  readonly proxy?: ProxyName
-  readonly url: () => string
-  readonly body: string
-  readonly headers?: () => Record<string, string>
-}
-
-/** Microseconds of CPU per request: of the proxy in the path, the upstream and Redis. */
-interface CpuPerRequest { proxy?: number, upstream: number, redis: number }
-
-interface RunResult { requestsPerSecond: number, p50: number, p99: number, errors: number, requests: number, cpu: CpuPerRequest }
-
-const toolsList = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list' })
-// A realistic client: what the official SDK clients send in initialize, as a coding agent fills it.
-const initialize = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: { roots: { listChanged: true }, sampling: {}, elicitation: {} }, clientInfo: { name: 'claude-code', version: '2.1.4' } } })
-const mcpHeaders = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }
 
 const layout = coreLayout(availableParallelism())
 
@@ -72,11 +59,17 @@ function coresOf (role: BenchRole): string | undefined {
   return layout.cores?.[role]
 }
 
+/** The gateways of the resumable-streams comparison share cores, even on a machine too small to pin the rest. */
+function coresOfServer (role: 'upstream' | ProxyName): string | undefined {
+  if (role === 'upstream' || role === 'bare' || role === 'gateway') return coresOf(role)
+  return comparedGatewayCores(layout, availableParallelism())
+}
+
 async function startServer (role: 'upstream' | ProxyName, ...args: string[]): Promise<{ port: number, child: ChildProcess, pid: number }> {
   // BENCH_PROFILE=1: CPU profiles of the proxies into bench/profiles (open them in Chrome DevTools).
   const profile = process.env.BENCH_PROFILE === '1' && role !== 'upstream' ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench/profiles')}`] : []
   // taskset execs the command: the child's pid is the Node process's own.
-  const [command, commandArgs] = onCores(coresOf(role), process.execPath, [...profile, serversScript, role, ...args])
+  const [command, commandArgs] = onCores(coresOfServer(role), process.execPath, [...profile, serversScript, role, ...args])
   const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout?.on('data', (chunk: Buffer) => {
@@ -85,6 +78,7 @@ async function startServer (role: 'upstream' | ProxyName, ...args: string[]): Pr
     })
     child.once('exit', (code) => reject(new Error(`${role} exited with ${String(code)}`)))
   })
+  if (profile.length > 0) process.stdout.write(`profiling ${role}: pid ${String(child.pid)}\n`)
   return { port, child, pid: child.pid as number }
 }
 
@@ -92,70 +86,9 @@ async function redisPid (redis: Redis): Promise<number> {
   return Number(/^process_id:(\d+)/m.exec(await redis.info('server'))?.[1])
 }
 
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  const middle = Math.floor(sorted.length / 2)
-  return sorted.length % 2 === 1 ? sorted[middle] as number : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2
-}
-
-function summarize (runs: RunResult[]): RunResult {
-  const proxies = runs.flatMap((r) => r.cpu.proxy === undefined ? [] : [r.cpu.proxy])
-  return {
-    requestsPerSecond: Math.round(median(runs.map((r) => r.requestsPerSecond))),
-    p50: median(runs.map((r) => r.p50)),
-    p99: median(runs.map((r) => r.p99)),
-    errors: runs.reduce((sum, r) => sum + r.errors, 0),
-    requests: runs.reduce((sum, r) => sum + r.requests, 0),
-    cpu: {
-      ...(proxies.length === 0 ? {} : { proxy: median(proxies) }),
-      upstream: median(runs.map((r) => r.cpu.upstream)),
-      redis: median(runs.map((r) => r.cpu.redis))
-    }
-  }
-}
-
-/**
- * Redis round trips the gateway has made so far, from its own metrics (every store call is timed,
- * one sample per round trip): `touch` alone, the one a request on a live session needs, and every
- * store operation, which must come to the same number; beside them the tools/list requests the
- * gateway answered, counted on its side. Redis's commandstats would not do for round trips: it also
- * counts the commands a Lua script runs inside the one EVALSHA.
- */
-async function gatewayCounts (metricsUrl: string): Promise<{ touch: number, storeCalls: number, answered: number }> {
-  const text = await (await fetch(metricsUrl)).text()
-  const counts = { touch: 0, storeCalls: 0, answered: 0 }
-  for (const match of text.matchAll(/^mcpgw_redis_duration_seconds_count\{([^}]*)\} (\d+)/gm)) {
-    counts.storeCalls += Number(match[2])
-    if ((match[1] as string).includes('operation="touch"')) counts.touch += Number(match[2])
-  }
-  for (const match of text.matchAll(/^mcpgw_requests_total\{([^}]*)\} (\d+)/gm)) {
-    if ((match[1] as string).includes('rpc_method="tools/list"')) counts.answered += Number(match[2])
-  }
-  return counts
-}
-
-/** EVALSHA calls Redis served, the server-side view of the same number. */
-async function redisScriptCalls (redis: Redis): Promise<number> {
-  const stats = await redis.info('commandstats')
-  return Number(/^cmdstat_evalsha:calls=(\d+)/m.exec(stats)?.[1] ?? 0) + Number(/^cmdstat_eval:calls=(\d+)/m.exec(stats)?.[1] ?? 0)
-}
-
-async function usedMemory (redis: Redis): Promise<number> {
-  return Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1])
-}
-
-function formatMicroseconds (value: number | undefined): string {
-  return (value === undefined ? '-' : value.toFixed(1)).padStart(9)
-}
-
-function format (result: RunResult): string {
-  return `${String(result.requestsPerSecond).padStart(9)}  ${result.p50.toFixed(2).padStart(7)}  ${result.p99.toFixed(2).padStart(7)}  ${String(result.errors).padStart(6)}  ${formatMicroseconds(result.cpu.proxy)}  ${formatMicroseconds(result.cpu.upstream)}  ${formatMicroseconds(result.cpu.redis)}`
-}
-
-const tableHeader = '    req/s   p50 ms   p99 ms  errors  proxy µs  upstr. µs  Redis µs   (CPU per request)'
-
 async function main (): Promise<void> {
   const started = Date.now()
+  if (!['0', '1', 'only'].includes(STREAMS)) throw new Error(`BENCH_STREAMS must be 0, 1 or only, not ${STREAMS}`)
   const loadGeneratorCores = coresOf('load generator')
   if (loadGeneratorCores !== undefined) pinProcess(process.pid, loadGeneratorCores)
   const redis = await startTestRedis()
@@ -165,10 +98,16 @@ async function main (): Promise<void> {
   if (redisCores !== undefined) pinProcess(redisProcess, redisCores)
   const upstream = await startServer('upstream')
   const upstreamUrl = `http://127.0.0.1:${upstream.port}/mcp`
-  const bare = await startServer('bare', upstreamUrl)
-  const gateway = await startServer('gateway', upstreamUrl, redis.url)
-  const children = [upstream.child, bare.child, gateway.child]
-  const pids: Record<'upstream' | 'redis' | ProxyName, number> = { upstream: upstream.pid, redis: redisProcess, bare: bare.pid, gateway: gateway.pid }
+  const children = [upstream.child]
+  /** Every process whose CPU time a round reads: the proxies join as they are started. */
+  const pids: Record<string, number> = { upstream: upstream.pid, redis: redisProcess }
+
+  async function startProxy (role: ProxyName): Promise<{ port: number, pid: number }> {
+    const proxy = await (role === 'bare' ? startServer(role, upstreamUrl) : startServer(role, upstreamUrl, redis.url))
+    children.push(proxy.child)
+    pids[role] = proxy.pid
+    return { port: proxy.port, pid: proxy.pid }
+  }
 
   /**
    * One round. At capacity it is a fixed number of requests (`amount`), all of them answered before it
@@ -176,7 +115,7 @@ async function main (): Promise<void> {
    * a round of fixed duration would end with its in-flight requests aborted, work done and not counted.
    * At a fixed rate it is a fixed duration: few requests are in flight at its end.
    */
-  async function run (scenario: Scenario, load: { amount: number } | { duration: number, overallRate?: number }): Promise<RunResult> {
+  async function run (scenario: Scenario, load: RoundLoad): Promise<RunResult> {
     const before = cpuSnapshot(pids)
     const fixedRate = 'overallRate' in load && load.overallRate !== undefined
     const result = await autocannon({
@@ -198,9 +137,13 @@ async function main (): Promise<void> {
     }
   }
 
-  async function roundsOf (scenarios: Scenario[], label: string, overallRate?: number): Promise<Record<string, RunResult>> {
+  /**
+   * Each scenario's rounds, in alternating order (A/B/C, then C/B/A...). At capacity a warm-up of
+   * each scenario comes first and sizes its rounds.
+   */
+  async function roundRuns (scenarios: Scenario[], label: string, overallRate?: number): Promise<Map<string, RunResult[]>> {
     const runs = new Map<string, RunResult[]>(scenarios.map((scenario) => [scenario.name, []]))
-    const loads = new Map<string, { amount: number } | { duration: number, overallRate?: number }>()
+    const loads = new Map<string, RoundLoad>()
     for (const scenario of scenarios) {
       if (overallRate !== undefined) {
         loads.set(scenario.name, { duration: DURATION_S, overallRate })
@@ -212,35 +155,37 @@ async function main (): Promise<void> {
     }
     for (let round = 0; round < ROUNDS; round++) {
       for (const scenario of round % 2 === 0 ? scenarios : [...scenarios].reverse()) {
-        const result = await run(scenario, loads.get(scenario.name) as { amount: number })
+        const result = await run(scenario, loads.get(scenario.name) as RoundLoad)
         runs.get(scenario.name)?.push(result)
         process.stdout.write(`  round ${round + 1}${label}: ${scenario.name.padEnd(34)} ${format(result)}\n`)
       }
     }
+    return runs
+  }
+
+  async function roundsOf (scenarios: Scenario[], label: string, overallRate?: number): Promise<Record<string, RunResult>> {
+    const runs = await roundRuns(scenarios, label, overallRate)
     return Object.fromEntries([...runs].map(([name, results]) => [name, summarize(results)]))
   }
 
   /** Live sessions created through the gateway: real initialize requests, CREATE_CONNECTIONS at a time. */
-  async function createSessions (count: number): Promise<{ seconds: number, errors: number }> {
+  async function createSessions (gatewayUrl: string, count: number): Promise<{ seconds: number, errors: number }> {
     const start = Date.now()
     let errors = 0
     for (let done = 0; done < count; done += CREATE_BATCH) {
       const amount = Math.min(CREATE_BATCH, count - done)
-      const result = await autocannon({ url: `http://127.0.0.1:${gateway.port}/mcp`, method: 'POST', headers: mcpHeaders, body: initialize, connections: Math.min(CREATE_CONNECTIONS, amount), amount })
+      const result = await autocannon({ url: gatewayUrl, method: 'POST', headers: mcpHeaders, body: initialize, connections: Math.min(CREATE_CONNECTIONS, amount), amount })
       errors += result.errors + result.timeouts + result.non2xx
       if (count > CREATE_BATCH) process.stdout.write(`  created ${(done + amount).toLocaleString('en-US')} of ${count.toLocaleString('en-US')} sessions (${((Date.now() - start) / 1000).toFixed(0)} s)\n`)
     }
     return { seconds: (Date.now() - start) / 1000, errors }
   }
 
-  function print (title: string, results: Record<string, RunResult>): void {
-    process.stdout.write(`\n${title.padEnd(36)}${tableHeader}\n`)
-    for (const [name, result] of Object.entries(results)) process.stdout.write(`${name.padEnd(36)} ${format(result)}\n`)
-  }
-
-  try {
-    const gatewayUrl = `http://127.0.0.1:${gateway.port}/mcp`
-    const bareUrl = `http://127.0.0.1:${bare.port}/mcp`
+  /** Sections 1 to 3: the gateway against a bare proxy, and what sessions cost. */
+  async function sessionsBench (): Promise<void> {
+    const bareUrl = `http://127.0.0.1:${(await startProxy('bare')).port}/mcp`
+    const gatewayPort = (await startProxy('gateway')).port
+    const gatewayUrl = `http://127.0.0.1:${gatewayPort}/mcp`
     const opened = await fetch(gatewayUrl, { method: 'POST', headers: mcpHeaders, body: initialize })
     const sessionId = opened.headers.get('mcp-session-id') as string
     const direct: Scenario = { name: 'direct: upstream, tools/list', url: () => upstreamUrl, body: toolsList }
@@ -251,13 +196,13 @@ async function main (): Promise<void> {
     process.stdout.write(`mcp-session-gateway benchmark: ${ROUNDS} alternating rounds of ${DURATION_S}s per scenario, ${CONNECTIONS} connections (at a fixed rate: ${LATENCY_CONNECTIONS}), ${BASELINE_SESSIONS.toLocaleString('en-US')} then ${SESSIONS.toLocaleString('en-US')} live sessions, Node ${process.version}\n${layout.description}\n\n`)
 
     // 1. Capacity and CPU per request of a request on a live session.
-    const metricsUrl = `http://127.0.0.1:${gateway.port}/metrics`
+    const metricsUrl = `http://127.0.0.1:${gatewayPort}/metrics`
     const throughput = await roundsOf([direct, bareList, gatewayList], '')
     // Redis round trips: a fixed number of requests on the live session, every one answered.
-    const countsBefore = await gatewayCounts(metricsUrl)
+    const countsBefore = await gatewayCounts(metricsUrl, 'tools/list')
     const scriptsBefore = await redisScriptCalls(redisClient)
     await run(gatewayList, { amount: ROUND_TRIP_REQUESTS })
-    const countsAfter = await gatewayCounts(metricsUrl)
+    const countsAfter = await gatewayCounts(metricsUrl, 'tools/list')
     const redisTrips = {
       roundTripsPerProxiedRequest: (countsAfter.touch - countsBefore.touch) / ROUND_TRIP_REQUESTS,
       storeCallsPerProxiedRequest: (countsAfter.storeCalls - countsBefore.storeCalls) / ROUND_TRIP_REQUESTS,
@@ -269,12 +214,12 @@ async function main (): Promise<void> {
     const fixedRate = Math.round(Math.min((throughput[bareList.name] as RunResult).requestsPerSecond, (throughput[gatewayList.name] as RunResult).requestsPerSecond) * LATENCY_LOAD_SHARE)
     const memoryBefore = await usedMemory(redisClient)
     const keysBefore = await redisClient.dbsize()
-    await createSessions(Math.max(0, BASELINE_SESSIONS - keysBefore))
+    await createSessions(gatewayUrl, Math.max(0, BASELINE_SESSIONS - keysBefore))
     const atBaseline = await roundsOf([bareList, gatewayList], ` at ${fixedRate} req/s, ${BASELINE_SESSIONS} sessions`, fixedRate)
 
     // ...and again, at the same rate, once SESSIONS are live.
     const toCreate = Math.max(0, SESSIONS - await redisClient.dbsize())
-    const created = await createSessions(toCreate)
+    const created = await createSessions(gatewayUrl, toCreate)
     const liveSessions = await redisClient.dbsize()
     const memoryAfter = await usedMemory(redisClient)
     process.stdout.write(`  ${liveSessions.toLocaleString('en-US')} live sessions: ${toCreate.toLocaleString('en-US')} created through the gateway in ${created.seconds.toFixed(1)} s (${CREATE_CONNECTIONS} at a time), ${created.errors} errors\n`)
@@ -312,13 +257,13 @@ async function main (): Promise<void> {
       { target: 'Redis round trips per proxied request = 1', value: redisTrips.roundTripsPerProxiedRequest, pass: Math.abs(redisTrips.roundTripsPerProxiedRequest - 1) < 0.01 }
     ]
 
-    print('scenario (median of rounds)', throughput)
+    printResults('scenario (median of rounds)', throughput)
     process.stdout.write(`gateway / bare proxy: CPU per request ${ratios.cpuPerRequest.toFixed(2)}×, req/s ${ratios.requestsPerSecond.toFixed(2)}×\n`)
-    print(`at ${fixedRate} req/s, ${BASELINE_SESSIONS} live sessions`, atBaseline)
+    printResults(`at ${fixedRate} req/s, ${BASELINE_SESSIONS} live sessions`, atBaseline)
     if (atSessions === undefined) process.stdout.write(`(BENCH_SESSIONS ≤ ${BASELINE_SESSIONS}: no second measurement)\n`)
-    else print(`at ${fixedRate} req/s, ${SESSIONS} live sessions`, atSessions)
+    else printResults(`at ${fixedRate} req/s, ${SESSIONS} live sessions`, atSessions)
     if (p99Growth !== undefined) process.stdout.write(`p99 with ${SESSIONS} / with ${BASELINE_SESSIONS} sessions: gateway ${p99Growth.toFixed(2)}×, bare proxy ${(bareP99Growth as number).toFixed(2)}× (the bare proxy never reads Redis: its change is the machine's noise)\n`)
-    print('session creation', initializeRate)
+    printResults('session creation', initializeRate)
     process.stdout.write(`gateway / bare proxy, initialize: CPU per request ${ratios.initializeCpuPerRequest.toFixed(2)}×, req/s ${ratios.initializeRequestsPerSecond.toFixed(2)}×\n`)
     process.stdout.write(`\nRedis: ${bytesPerSession} bytes per session (used_memory delta over ${(liveSessions - keysBefore).toLocaleString('en-US')} sessions created through the gateway; MEMORY USAGE of ${sampleKeys.length} sampled keys: ${sampleKeyBytes.join(', ')}); ${redisTrips.roundTripsPerProxiedRequest.toFixed(3)} round trips per proxied request (touch), ${redisTrips.storeCallsPerProxiedRequest.toFixed(3)} store calls of any kind, ${redisTrips.scriptCallsPerProxiedRequest.toFixed(3)} script calls per request (Redis side), over ${ROUND_TRIP_REQUESTS.toLocaleString('en-US')} requests (${(redisTrips.answeredPerRequest * ROUND_TRIP_REQUESTS).toLocaleString('en-US')} answered as counted by the gateway)\n\n`)
     for (const target of targets) process.stdout.write(`${target.pass ? 'PASS' : 'MISS'}  ${target.target}: ${target.value.toFixed(3)}\n`)
@@ -352,6 +297,24 @@ async function main (): Promise<void> {
     await writeFile(join(resultsDir, 'latest.json'), JSON.stringify(report, null, 2) + '\n')
     await writeFile(join(resultsDir, 'latest.svg'), renderChart(report))
     process.stdout.write(`\nwrote bench/results/latest.json and bench/results/latest.svg (${report.runSeconds} s)\n`)
+  }
+
+  try {
+    if (STREAMS !== 'only') await sessionsBench()
+    if (STREAMS === '1' || STREAMS === 'only') {
+      const report = await streamsBench({
+        upstreamUrl,
+        redis: redisClient,
+        pinning: layout.description,
+        gatewayCores: comparedGatewayCores(layout, availableParallelism()),
+        startGateway: startProxy,
+        run,
+        roundRuns
+      })
+      await mkdir(resultsDir, { recursive: true })
+      await writeFile(join(resultsDir, 'streams.json'), JSON.stringify({ ...report, runSeconds: Math.round((Date.now() - started) / 1000) }, null, 2) + '\n')
+      process.stdout.write(`\nwrote bench/results/streams.json (${Math.round((Date.now() - started) / 1000)} s since the start)\n`)
+    }
   } finally {
     // SIGINT, not SIGKILL: a profiled process writes its profile on the way out.
     await Promise.all(children.map(async (child) => {
