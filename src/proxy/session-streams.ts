@@ -50,9 +50,9 @@ export async function relayUpstreamEvents (body: Readable, stream: RecordedStrea
   if (stream.stopped.aborted) stop()
   try {
     for await (const chunk of body) {
-      for (const event of parser.push(chunk as Buffer)) {
-        await stream.event({ data: event.data, type: event.event, id: event.id, retry: event.retry })
-      }
+      // What one read brought goes on together: one append, one write to the client.
+      const events = parser.push(chunk as Buffer)
+      if (events.length > 0) await stream.events(events.map((event) => ({ data: event.data, type: event.event, id: event.id, retry: event.retry })))
     }
   } catch (error) {
     if (error instanceof GatewayError && error.code === 'MCPGW_UPSTREAM_RESPONSE_TOO_LARGE') {

@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js'
+import { checkedBatch } from './redis-stream-event-store.js'
 import { ChannelListeners } from '../sessions/channel-listeners.js'
 import type { StoredEvent, StreamEventStore, StreamEventStoreLimits, StreamOwner } from './stream-event-store.js'
 
@@ -103,18 +104,16 @@ export class MemoryStreamEventStore implements StreamEventStore {
   }
 
   /** Like the Redis store: an event whose seq is not above the stream's last one rejects (MCPGW_INTERNAL_ERROR), storing nothing. */
-  async append (owner: StreamOwner, stream: string, event: StoredEvent): Promise<boolean> {
-    if (!Number.isSafeInteger(event.seq) || event.seq < 1) {
-      throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be a whole number from 1' })
-    }
+  async append (owner: StreamOwner, stream: string, appended: StoredEvent | readonly StoredEvent[]): Promise<boolean> {
+    const events = checkedBatch(appended)
     if (!this.#isLive(owner)) return false
     const now = this.#now()
     const expiresAt = now + this.#limits.retention
     const stored = this.#streams.find(owner, stream, now) ?? this.#streams.create(owner, stream, expiresAt)
-    if (event.seq <= stored.lastSeq) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be above the stream\'s last one' })
-    stored.events.push({ seq: event.seq, kind: event.kind, data: event.data, ...(event.type === undefined ? {} : { type: event.type }) })
+    if ((events[0] as StoredEvent).seq <= stored.lastSeq) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be above the stream\'s last one' })
+    for (const event of events) stored.events.push({ seq: event.seq, kind: event.kind, data: event.data, ...(event.type === undefined ? {} : { type: event.type }) })
     if (stored.events.length > this.#limits.maxEvents) stored.events.splice(0, stored.events.length - this.#limits.maxEvents)
-    stored.lastSeq = event.seq
+    stored.lastSeq = (events.at(-1) as StoredEvent).seq
     stored.expiresAt = expiresAt
     this.#streams.appended(owner, stream)
     return true

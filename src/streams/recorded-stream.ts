@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
 import type { ReplicaRelay, StreamClaim } from '../sessions/replica-relay.js'
 import { formatEventId, newStreamName, type StreamKind } from './event-id.js'
-import type { SseResponse } from './sse-response.js'
+import type { OutgoingEvent, SseResponse } from './sse-response.js'
 import type { StoredEvent, StreamEventStore, StreamOwner } from './stream-event-store.js'
 
 /*
@@ -119,13 +119,27 @@ export class RecordedStream {
 
   /** One event: kept, and sent to the client while it reads. Resolves once the client can take more. */
   async event (event: RelayedEvent): Promise<void> {
-    if (this.#ended) return
-    if (!this.resumable) {
-      await this.#options.client.send(event)
-      return
+    await this.events([event])
+  }
+
+  /**
+   * Events that arrived together (one upstream read): kept in one append, sent in one write.
+   * Returns undefined when the client can take more at once, else a promise (see SseResponse.sendAll).
+   */
+  events (events: readonly RelayedEvent[]): Promise<void> | undefined {
+    if (this.#ended) return undefined
+    if (!this.resumable) return this.#options.client.sendAll(events)
+    const kept: StoredEvent[] = []
+    const outgoing: OutgoingEvent[] = []
+    for (const { data, type: relayedType } of events) {
+      this.#seq += 1
+      // `message` is the default type: not kept (it would cost bytes in every stored event).
+      const type = relayedType === 'message' ? undefined : relayedType
+      kept.push({ seq: this.#seq, kind: 'message', data, type })
+      outgoing.push({ id: formatEventId(this.name, this.#seq), data, type })
     }
-    const seq = this.#next({ kind: 'message', data: event.data, type: event.type })
-    await this.#options.client.send({ id: formatEventId(this.name, seq), data: event.data, type: event.type })
+    this.#keep(kept)
+    return this.#options.client.sendAll(outgoing)
   }
 
   /** The stream is complete (or cut): kept as ended, so that a resuming client stops there too. */
@@ -156,10 +170,15 @@ export class RecordedStream {
 
   #next (event: Omit<StoredEvent, 'seq'>): number {
     this.#seq += 1
-    const seq = this.#seq
-    if (!this.#recording) return seq
+    this.#keep([{ ...event, seq: this.#seq }])
+    return this.#seq
+  }
+
+  /** Appends without waiting (the store pipelines); a failure stops keeping this stream. */
+  #keep (kept: readonly StoredEvent[]): void {
+    if (!this.#recording) return
     const events = this.#options.events as StreamEventStore
-    events.append(this.#options.owner, this.name, { ...event, seq }).then((stored) => {
+    events.append(this.#options.owner, this.name, kept).then((stored) => {
       if (!stored) this.stop('session ended')
     }, (error: unknown) => {
       if (!this.#recording) return
@@ -169,7 +188,6 @@ export class RecordedStream {
       this.#options.log.warn({ code: (error as { code?: unknown }).code, stream: this.name }, 'event store unavailable: this stream can no longer be resumed')
       if (!this.#options.client.attached) this.stop('store unavailable')
     })
-    return seq
   }
 
   /**

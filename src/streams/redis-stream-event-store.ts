@@ -21,30 +21,36 @@ import type { StoredEvent, StreamEventStore, StreamEventStoreLimits, StreamOwner
  */
 
 /**
- * KEYS: session, stream, index. ARGV: max events, retention (ms), stream name, channel, seq, kind,
- * data[, type]. Returns 1 stored; 0 the session does not exist (nothing stored); -1 the seq is not
- * above the stream's last one (nothing stored). XADD is the only step that can refuse, and it
- * comes before any other write.
+ * KEYS: session, stream, index. ARGV: max events, retention (ms), stream name, channel, new stream
+ * ('1': also enter it in the session's index), then per event: seq, kind, data, type ('' for
+ * none). Returns 1 stored; 0 the session does not exist (nothing stored); -1 the first seq is not
+ * above the stream's last one (nothing stored). XADD is the only step that can refuse, and the first
+ * one comes before any other write. One call per batch of events: the TTL, the index and the
+ * publish are paid once per batch, the index only once per stream (renew keeps it after that).
  */
 const APPEND_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local added
-if ARGV[8] then
-  added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '=', ARGV[1], '0-' .. ARGV[5], 'k', ARGV[6], 'd', ARGV[7], 't', ARGV[8])
-else
-  added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '=', ARGV[1], '0-' .. ARGV[5], 'k', ARGV[6], 'd', ARGV[7])
-end
-if type(added) == 'table' and added.err then
-  if string.find(added.err, 'equal or smaller', 1, true) then return -1 end
-  return added
-end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local retention = tonumber(ARGV[2])
+for index = 6, #ARGV, 4 do
+  local added
+  if ARGV[index + 3] ~= '' then
+    added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '=', ARGV[1], '0-' .. ARGV[index], 'k', ARGV[index + 1], 'd', ARGV[index + 2], 't', ARGV[index + 3])
+  else
+    added = redis.pcall('XADD', KEYS[2], 'MAXLEN', '=', ARGV[1], '0-' .. ARGV[index], 'k', ARGV[index + 1], 'd', ARGV[index + 2])
+  end
+  if type(added) == 'table' and added.err then
+    if index == 6 and string.find(added.err, 'equal or smaller', 1, true) then return -1 end
+    return added
+  end
+end
 redis.call('PEXPIRE', KEYS[2], retention)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
-redis.call('ZADD', KEYS[3], string.format('%.0f', now + retention), ARGV[3])
-redis.call('PEXPIRE', KEYS[3], retention)
+if ARGV[5] == '1' then
+  local time = redis.call('TIME')
+  local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+  redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+  redis.call('ZADD', KEYS[3], string.format('%.0f', now + retention), ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], retention)
+end
 redis.call('PUBLISH', ARGV[4], '')
 return 1
 `
@@ -143,15 +149,13 @@ export class RedisStreamEventStore implements StreamEventStore {
    * order, auto-pipelined or not). An event whose seq is not above the stream's last one (a
    * duplicate, or one overtaken) rejects with MCPGW_INTERNAL_ERROR and stores nothing.
    */
-  async append (owner: StreamOwner, stream: string, event: StoredEvent): Promise<boolean> {
-    if (!Number.isSafeInteger(event.seq) || event.seq < 1) {
-      throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be a whole number from 1' })
-    }
+  async append (owner: StreamOwner, stream: string, appended: StoredEvent | readonly StoredEvent[]): Promise<boolean> {
+    const events = checkedBatch(appended)
     const { sessionId, principal } = owner
     const key = streamKey(this.#prefix, sessionId, principal, stream)
     const args: Array<string | number> = [this.#limits.maxEvents, this.#limits.retention, stream,
-      channelName(this.#prefix, this.#channel(key)), event.seq, event.kind, event.data]
-    if (event.type !== undefined) args.push(event.type)
+      channelName(this.#prefix, this.#channel(key)), events.some((event) => event.seq === 1) ? '1' : '']
+    for (const event of events) args.push(event.seq, event.kind, event.data, event.type ?? '')
     const stored = await storeCommand(() => this.#redis.appendStreamEvent(sessionKey(this.#prefix, sessionId, principal), key, streamIndexKey(this.#prefix, sessionId, principal), ...args))
     if (stored === -1) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be above the stream\'s last one' })
     return stored === 1
@@ -195,4 +199,18 @@ function eventFromEntry ([id, fields]: StreamEntry): StoredEvent {
   const kind = values.k === 'priming' || values.k === 'end' ? values.k : 'message'
   const event = { seq: Number(id.slice(id.indexOf('-') + 1)), kind, data: values.d ?? '' } as const
   return values.t === undefined ? event : { ...event, type: values.t }
+}
+
+/** A batch to append: at least one event, seqs whole numbers from 1, ascending. */
+export function checkedBatch (appended: StoredEvent | readonly StoredEvent[]): readonly StoredEvent[] {
+  const events = Array.isArray(appended) ? appended as readonly StoredEvent[] : [appended as StoredEvent]
+  let previous = 0
+  for (const event of events) {
+    if (!Number.isSafeInteger(event.seq) || event.seq <= previous) {
+      throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'stored events\' seqs must be whole numbers from 1, ascending' })
+    }
+    previous = event.seq
+  }
+  if (events.length === 0) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'an append needs at least one event' })
+  return events
 }

@@ -98,27 +98,39 @@ export class SseResponse {
     }
   }
 
+  /** Writes one event (see sendAll). */
+  send (event: OutgoingEvent): Promise<void> | undefined {
+    return this.sendAll([event])
+  }
+
   /**
-   * Writes one event. Resolves at once, or once a slow client has taken the buffered output (or
-   * left). Nothing is written once the client is detached.
+   * Writes events in one write. Returns undefined when the client can take more at once, else a
+   * promise that settles once a slow client has taken the buffered output (or left, or was
+   * detached). Nothing is written once the client is detached.
    */
-  async send (event: OutgoingEvent): Promise<void> {
+  sendAll (events: readonly OutgoingEvent[]): Promise<void> | undefined {
     const stream = this.#stream
-    if (stream === undefined || !this.attached) return
-    const flowing = stream.write(serializeEvent(event))
+    if (stream === undefined || !this.attached) return undefined
+    let text = ''
+    let withId = false
+    for (const event of events) {
+      text += serializeEvent(event)
+      if (event.id !== undefined) withId = true
+    }
+    const flowing = stream.write(text)
     this.#keepAlive?.refresh()
-    if (event.id !== undefined) {
+    if (withId) {
       this.#idSent = true
       if (this.#endAtNextId) {
         this.#pollingEnd()
-        return
+        return undefined
       }
     }
-    if (flowing || stream.destroyed) return
+    if (flowing || stream.destroyed) return undefined
     // Released by drain, by the stream closing, or by the client's detach (a client resumed elsewhere
     // leaves this one stalled: its writer must not wait on it).
     const detached = this.#detached.signal
-    await new Promise<void>((resolve) => {
+    return new Promise<void>((resolve) => {
       const done = (): void => {
         stream.off('drain', done)
         stream.off('close', done)

@@ -40,13 +40,13 @@ export interface StreamEventStoreLimits {
 
 export interface StreamEventStore {
   /**
-   * Appends one event to `stream` of `owner`, in the same step checking that the session still
+   * Appends events (one, or a batch in `seq` order: one round trip) to `stream` of `owner`, in the same step checking that the session still
    * exists: resolves false (and stores nothing) when it does not. Each append renews the stream's
    * retention. Appends to one stream are issued in `seq` order without waiting for each other
    * (pipelined: the hot path never waits for the store) and are stored in that order. Rejects with
    * MCPGW_SESSION_STORE_UNAVAILABLE when the store cannot be reached.
    */
-  append (owner: StreamOwner, stream: string, event: StoredEvent): Promise<boolean>
+  append (owner: StreamOwner, stream: string, events: StoredEvent | readonly StoredEvent[]): Promise<boolean>
   /**
    * Renews the retention of a stream whose writer still runs (a quiet call is kept as long as it
    * lasts, and `retention` after its last sign of life). Resolves false when no such stream is kept.
