@@ -1,11 +1,11 @@
 import type { ServerResponse } from 'node:http'
 import t from 'tap'
-import { SseParser, type SseEvent } from '../src/mcp/sse-parser.js'
 import { eventually } from './helpers/eventually.js'
 import { withGateway, withRedis, type Teardown } from './helpers/fixtures.js'
 import type { TestGateway } from './helpers/gateway.js'
 import { initializeRequest, LATEST_LEGACY_VERSION } from './helpers/mcp-http.js'
 import { startModernUpstream } from './helpers/modern-upstream.js'
+import { lastId, openStream, progressOf, type OpenStream } from './helpers/sse-stream.js'
 import { startTestCluster } from './helpers/redis-topologies.js'
 import type { TestRedis } from './helpers/redis-server.js'
 import { json, legacyAnswers, withScriptedUpstream, type ScriptedExchange, type ScriptedUpstream } from './helpers/scripted-upstream.js'
@@ -133,57 +133,6 @@ async function initializeOn (gateway: TestGateway): Promise<string> {
   return sessionId
 }
 
-/** An SSE (or any) response read as it comes: events, comments and the raw text. */
-interface OpenStream {
-  readonly status: number
-  readonly headers: Headers
-  readonly events: SseEvent[]
-  readonly comments: string[]
-  readonly raw: string[]
-  /** Resolves once `count` events with data arrived. */
-  waitFor (count: number): Promise<void>
-  readonly ended: Promise<void>
-  isEnded (): boolean
-  cut (): void
-}
-
-async function openStream (url: string, init: RequestInit): Promise<OpenStream> {
-  const abort = new AbortController()
-  const response = await fetch(url, { ...init, signal: abort.signal })
-  const events: SseEvent[] = []
-  const comments: string[] = []
-  const raw: string[] = []
-  const parser = new SseParser()
-  const decoder = new TextDecoder()
-  let isEnded = false
-  const ended = (async () => {
-    if (response.body === null) return
-    try {
-      for await (const chunk of response.body) {
-        const text = decoder.decode(chunk as Uint8Array, { stream: true })
-        raw.push(text)
-        for (const line of text.split('\n')) if (line.startsWith(':')) comments.push(line)
-        events.push(...parser.push(Buffer.from(chunk as Uint8Array)))
-      }
-    } catch {
-      // cut by the test
-    } finally {
-      isEnded = true
-    }
-  })()
-  return {
-    status: response.status,
-    headers: response.headers,
-    events,
-    comments,
-    raw,
-    waitFor: async (count) => { await eventually(() => events.filter((event) => event.data !== '').length >= count, { ...WAIT, description: `${count} events` }) },
-    ended,
-    isEnded: () => isEnded,
-    cut: () => { abort.abort() }
-  }
-}
-
 async function ended (stream: OpenStream, what: string): Promise<void> {
   await eventually(() => stream.isEnded(), { ...WAIT, description: what })
 }
@@ -203,19 +152,6 @@ function getOn (gateway: TestGateway, sessionId: string, lastEventId?: string): 
   })
 }
 
-/** The progress of each message with data, 'result' for a result, the `step` of a GET stream's notifications. */
-function progressOf (events: readonly SseEvent[]): unknown[] {
-  return events.filter((event) => event.data !== '').map((event) => {
-    const message = JSON.parse(event.data) as { params?: { progress?: unknown, step?: unknown }, result?: unknown }
-    return message.result !== undefined ? 'result' : message.params?.progress ?? message.params?.step
-  })
-}
-
-function lastId (stream: OpenStream): string {
-  const id = stream.events.at(-1)?.id
-  if (id === undefined) throw new Error('no event id')
-  return id
-}
 
 function step (n: number): unknown {
   return { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: `step ${n}`, step: n } }

@@ -1,12 +1,12 @@
 import type { ServerResponse } from 'node:http'
 import t from 'tap'
-import { SseParser, type SseEvent } from '../src/mcp/sse-parser.js'
 import { eventually } from './helpers/eventually.js'
 import { withGateway, withRedis, type Teardown } from './helpers/fixtures.js'
 import type { TestGateway } from './helpers/gateway.js'
 import { initializeRequest, LATEST_LEGACY_VERSION } from './helpers/mcp-http.js'
 import { legacyAnswers, withScriptedUpstream, type ScriptedExchange, type ScriptedUpstream } from './helpers/scripted-upstream.js'
 import type { TestRedis } from './helpers/redis-server.js'
+import { lastId, openStream, progressOf, type OpenStream } from './helpers/sse-stream.js'
 
 /*
  * Resumable streams (docs/streams.md) on two gateway replicas sharing one real Redis, in front of a
@@ -81,50 +81,6 @@ async function initializeOn (gateway: TestGateway, protocolVersion = LATEST_LEGA
   return sessionId
 }
 
-/** An SSE response read event by event (comments included, as `:` lines). */
-interface OpenStream {
-  readonly status: number
-  readonly events: SseEvent[]
-  readonly comments: string[]
-  readonly raw: string[]
-  /** Resolves once `count` events (with data) arrived. */
-  waitFor (count: number): Promise<void>
-  readonly ended: Promise<void>
-  cut (): void
-}
-
-async function openStream (url: string, init: RequestInit): Promise<OpenStream> {
-  const abort = new AbortController()
-  const response = await fetch(url, { ...init, signal: abort.signal })
-  const events: SseEvent[] = []
-  const comments: string[] = []
-  const raw: string[] = []
-  const parser = new SseParser()
-  const decoder = new TextDecoder()
-  const ended = (async () => {
-    if (response.body === null) return
-    try {
-      for await (const chunk of response.body) {
-        const text = decoder.decode(chunk as Uint8Array, { stream: true })
-        raw.push(text)
-        for (const line of text.split('\n')) if (line.startsWith(':')) comments.push(line)
-        events.push(...parser.push(Buffer.from(chunk as Uint8Array)))
-      }
-    } catch {
-      // cut by the test
-    }
-  })()
-  return {
-    status: response.status,
-    events,
-    comments,
-    raw,
-    waitFor: async (count) => { await eventually(() => events.filter((event) => event.data !== '').length >= count, { timeout: 10_000, description: `${count} events` }) },
-    ended,
-    cut: () => { abort.abort() }
-  }
-}
-
 function callTool (gateway: TestGateway, sessionId: string, id = 7): Promise<OpenStream> {
   return openStream(`${gateway.origin}/mcp`, {
     method: 'POST',
@@ -137,19 +93,6 @@ function resume (gateway: TestGateway, sessionId: string, lastEventId: string, a
   return openStream(`${gateway.origin}/mcp`, {
     headers: { ...baseHeaders, 'x-api-key': apiKey, accept: 'text/event-stream', 'mcp-session-id': sessionId, 'mcp-protocol-version': LATEST_LEGACY_VERSION, 'last-event-id': lastEventId }
   })
-}
-
-function progressOf (events: readonly SseEvent[]): unknown[] {
-  return events.filter((event) => event.data !== '').map((event) => {
-    const message = JSON.parse(event.data) as { params?: { progress?: unknown }, result?: unknown }
-    return message.result === undefined ? message.params?.progress : 'result'
-  })
-}
-
-function lastId (stream: OpenStream): string {
-  const id = stream.events.at(-1)?.id
-  if (id === undefined) throw new Error('no event id')
-  return id
 }
 
 t.test('a stream cut after 2 of 6 events resumes on the other replica: 3 to 6 once each, in order, then the result', async (t) => {
@@ -277,4 +220,36 @@ t.test('a cancellation ends a call whose client left; without one it runs to its
   t.equal(cancel.status, 202)
   await eventually(() => call.closedEarly(), { timeout: 10_000, description: 'the upstream call closed' })
   await eventually(async () => /mcpgw_streams_ended_total\{end="cancelled"\} 1/.test(await (await fetch(`${a.origin}/metrics`)).text()), { timeout: 10_000, description: 'counted as cancelled' })
+})
+
+t.test('a resume whose events outweigh one replay page gets them all, then the result', async (t) => {
+  const redis = await withRedis(t)
+  let held: ScriptedExchange | undefined
+  const upstream = await withScriptedUpstream(t, (exchange) => {
+    if (exchange.message?.method !== 'tools/call') {
+      legacyAnswers(exchange)
+      return
+    }
+    exchange.response.writeHead(200, { 'content-type': 'text/event-stream' })
+    // Node sends the head with the first bytes: a comment makes it leave now.
+    exchange.response.write(': open\n\n')
+    held = exchange
+  })
+  const [a, b] = await replicas(t, redis, upstream)
+  const sessionId = await initializeOn(a)
+  const first = await callTool(a, sessionId)
+  await eventually(() => held !== undefined, { timeout: 10_000, description: 'the call upstream' })
+  const { response, message } = held as ScriptedExchange
+  const big = 'x'.repeat(100 * 1024)
+  const progress = (n: number): string => `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 'p', progress: n, message: big } })}\n\n`
+  response.write(progress(1))
+  await first.waitFor(1)
+  first.cut()
+  // 8 events of 100 KiB: several replay pages (each at most 256 KiB).
+  for (let n = 2; n <= 9; n++) response.write(progress(n))
+  response.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id: message?.id, result: {} })}\n\n`)
+  await eventually(async () => (await redis.client().xlen((await redis.client().keys('resume:stream*')).find((key) => !key.includes('streams:')) ?? 'none')) >= 11, { timeout: 10_000, description: 'every event kept' })
+  const resumed = await resume(b, sessionId, lastId(first))
+  await resumed.ended
+  t.same(progressOf(resumed.events), [2, 3, 4, 5, 6, 7, 8, 9, 'result'])
 })

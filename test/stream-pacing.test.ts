@@ -155,3 +155,40 @@ t.test('events split across chunks and CRLF line ends are relayed whole', async 
     { jsonrpc: '2.0', id: 4, result: {} }
   ])
 })
+
+t.test('a client that takes nothing for a whole retention is let go: the call ends after another retention', async (t) => {
+  let closed = false
+  const upstream = await withScriptedUpstream(t, (exchange) => {
+    if (exchange.message?.method !== 'tools/call') {
+      legacyAnswers(exchange)
+      return
+    }
+    const response: ServerResponse = exchange.response
+    response.once('close', () => { closed = true })
+    response.writeHead(200, { 'content-type': 'text/event-stream' })
+    const event = `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'x'.repeat(MIB) } })}\n\n`
+    const writeMore = (): void => {
+      while (!response.destroyed) {
+        if (!response.write(event)) {
+          response.once('drain', writeMore)
+          return
+        }
+      }
+    }
+    writeMore()
+  })
+  const gateway = await withGateway(t, { config: { streams: { retention: '500ms' }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
+  const url = `${gateway.origin}/mcp`
+  const sessionId = await openSessionOf(url)
+  const outgoing = httpRequest(url, { method: 'POST', headers: sessionHeaders(sessionId) })
+  t.teardown(() => { outgoing.destroy() })
+  const response = await new Promise<IncomingMessage>((resolve, reject) => {
+    outgoing.once('response', resolve)
+    outgoing.once('error', reject)
+    outgoing.end(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'flood', arguments: {} } }))
+  })
+  // Connected, reading nothing: the writer must not wait on it for ever.
+  response.pause()
+  await eventually(() => closed, { timeout: 15_000, description: 'the upstream call closed' })
+  t.pass('the upstream call was closed: nobody took the stream over within retention')
+})

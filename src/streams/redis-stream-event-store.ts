@@ -72,15 +72,22 @@ return 1
  */
 const READ_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-local entries = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', ARGV[2])
+local limit = tonumber(ARGV[2])
 local budget = tonumber(ARGV[3])
-if budget == 0 then return entries end
+if budget == 0 then return redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[1], '+', 'COUNT', limit) end
+-- A few entries at a time: large entries never make Redis copy more than a few past the budget.
 local page = {}
 local bytes = 0
-for _, entry in ipairs(entries) do
-  if #page > 0 and bytes >= budget then break end
-  table.insert(page, entry)
-  for index = 2, #entry[2], 2 do bytes = bytes + #entry[2][index] end
+local after = '(0-' .. ARGV[1]
+while #page < limit and bytes < budget do
+  local entries = redis.call('XRANGE', KEYS[1], after, '+', 'COUNT', math.min(8, limit - #page))
+  if #entries == 0 then break end
+  for _, entry in ipairs(entries) do
+    if #page > 0 and bytes >= budget then break end
+    table.insert(page, entry)
+    after = '(' .. entry[1]
+    for index = 2, #entry[2], 2 do bytes = bytes + #entry[2][index] end
+  end
 end
 return page
 `

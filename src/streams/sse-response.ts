@@ -16,6 +16,11 @@ export interface SseResponseOptions {
   readonly keepAlive: number
   /** Milliseconds after which the response ends at the next event with an id; 0: never. */
   readonly maxConnectionTime: number
+  /**
+   * streams.retention: a client that takes nothing for this long while output waits for it is gone
+   * (a stalled connection nobody reads); its response is closed and the writer no longer waits.
+   */
+  readonly retention: number
 }
 
 export interface OutgoingEvent {
@@ -131,7 +136,13 @@ export class SseResponse {
     // leaves this one stalled: its writer must not wait on it).
     const detached = this.#detached.signal
     return new Promise<void>((resolve) => {
+      const stalled = setTimeout(() => {
+        this.#detach('client gone')
+        this.#reply.raw.destroy()
+      }, this.#options.retention)
+      stalled.unref()
       const done = (): void => {
+        clearTimeout(stalled)
         stream.off('drain', done)
         stream.off('close', done)
         detached.removeEventListener('abort', done)

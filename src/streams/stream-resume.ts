@@ -94,7 +94,8 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
         if (event.kind === 'message') await client.send(toOutgoing(lastEventId.stream, event))
         if (!client.attached) return 'interrupted'
       }
-      if (page.length < PAGE) {
+      // A full page (by count or by bytes) may have more behind it: read on before waiting.
+      if (page.length < PAGE && pageBytes(page) < PAGE_BYTES) {
         const reason = await nextAppend(() => appended, (resume) => { wake = resume }, client, options.sessionEnded, quietLimit)
         appended = false
         // A standalone stream's holder had its moment to end it: it is gone, the caller goes on.
@@ -141,4 +142,11 @@ async function nextAppend (alreadyAppended: () => boolean, setWake: (wake: (() =
     client.detached.addEventListener('abort', onGone, { once: true })
     sessionEnded.addEventListener('abort', onEnded, { once: true })
   })
+}
+
+/** The bytes a page's events count against PAGE_BYTES (as the store counts them). */
+function pageBytes (page: readonly StoredEvent[]): number {
+  let bytes = 0
+  for (const event of page) bytes += Buffer.byteLength(event.data) + event.kind.length + (event.type === undefined ? 0 : Buffer.byteLength(event.type))
+  return bytes
 }
