@@ -3,7 +3,7 @@ import { request as httpRequest, type IncomingMessage, type ServerResponse } fro
 import { setTimeout as sleep } from 'node:timers/promises'
 import { SseParser } from '../src/mcp/sse-parser.js'
 import { eventually } from './helpers/eventually.js'
-import { withGateway } from './helpers/fixtures.js'
+import { withGateway, type Teardown } from './helpers/fixtures.js'
 import { initializeRequest, LATEST_LEGACY_VERSION, post } from './helpers/mcp-http.js'
 import { legacyAnswers, withScriptedUpstream } from './helpers/scripted-upstream.js'
 
@@ -24,6 +24,17 @@ function sessionHeaders (sessionId: string, version = LATEST_LEGACY_VERSION): Re
 async function openSessionOf (url: string, version = LATEST_LEGACY_VERSION): Promise<string> {
   const answer = await post(url, initializeRequest(1, version))
   return answer.headers.get('mcp-session-id') as string
+}
+
+/** A tools/call whose response the test reads (or not) itself: node:http, the connection its own. */
+async function toolCallResponse (t: Teardown, url: string, sessionId: string): Promise<IncomingMessage> {
+  const outgoing = httpRequest(url, { method: 'POST', agent: false, headers: sessionHeaders(sessionId) })
+  t.teardown(() => { outgoing.destroy() })
+  return await new Promise<IncomingMessage>((resolve, reject) => {
+    outgoing.once('response', resolve)
+    outgoing.once('error', reject)
+    outgoing.end(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'flood', arguments: {} } }))
+  })
 }
 
 t.test('a client that reads nothing holds a forwarded upstream stream back', async (t) => {
@@ -55,13 +66,7 @@ t.test('a client that reads nothing holds a forwarded upstream stream back', asy
   const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
   const url = `${gateway.origin}/mcp`
   const sessionId = await openSessionOf(url)
-  const outgoing = httpRequest(url, { method: 'POST', headers: sessionHeaders(sessionId) })
-  t.teardown(() => { outgoing.destroy() })
-  const response = await new Promise<IncomingMessage>((resolve, reject) => {
-    outgoing.once('response', resolve)
-    outgoing.once('error', reject)
-    outgoing.end(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'flood', arguments: {} } }))
-  })
+  const response = await toolCallResponse(t, url, sessionId)
   // Read nothing: only the socket buffers fill.
   response.pause()
   const stalled = await eventually(async () => {
@@ -180,13 +185,7 @@ t.test('a client that takes nothing for a whole retention is let go: the call en
   const gateway = await withGateway(t, { config: { streams: { retention: '500ms' }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
   const url = `${gateway.origin}/mcp`
   const sessionId = await openSessionOf(url)
-  const outgoing = httpRequest(url, { method: 'POST', headers: sessionHeaders(sessionId) })
-  t.teardown(() => { outgoing.destroy() })
-  const response = await new Promise<IncomingMessage>((resolve, reject) => {
-    outgoing.once('response', resolve)
-    outgoing.once('error', reject)
-    outgoing.end(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'flood', arguments: {} } }))
-  })
+  const response = await toolCallResponse(t, url, sessionId)
   // Connected, reading nothing: the writer must not wait on it for ever.
   response.pause()
   await eventually(() => closed, { timeout: 15_000, description: 'the upstream call closed' })
