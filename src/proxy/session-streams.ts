@@ -12,7 +12,6 @@ import type { RouteContext } from './route-context.js'
 
 /* The SSE streams of a route's legacy sessions (docs/streams.md): how they are made and fed. */
 
-
 /** The first revision whose clients expect a priming event (an id, empty data) at a stream's start. */
 const PRIMING_SINCE = '2025-11-25'
 
@@ -21,6 +20,11 @@ export function relaysStreams (streams: StreamSettings): boolean {
   return streams.events !== undefined || streams.keepAlive > 0
 }
 
+/**
+ * A stream of `session` for this request: kept in the route's event store (when resumable), primed
+ * for 2025-11-25 sessions (version dates compare as text), ended with its session. `client`: a
+ * response a resume already opened.
+ */
 export function recordedStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, session: LiveSession, kind: StreamKind, client?: SseResponse): RecordedStream {
   const { streams, relay } = context
   return new RecordedStream({
