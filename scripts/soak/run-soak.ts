@@ -63,6 +63,9 @@ function gatewayConfig (redis: TestRedis, upstreams: SoakUpstreams): Record<stri
     admin: { token: ADMIN_TOKEN },
     sessions: { idleTimeout: `${IDLE_TIMEOUT_MS / 1000}s`, binding: { header: 'x-soak-principal' }, maxPerPrincipal: 0 },
     shutdownGrace: '2s',
+    // A stream whose client left is read on until someone resumes it or `retention` passes
+    // (docs/streams.md): short here, so that the drain at the end measures leaks, not retention.
+    streams: { retention: '2s' },
     routes: [
       { path: '/legacy', upstream: upstreams.legacyUrl, upstreamEra: 'legacy', getStream: 'forward' },
       { path: '/bridged', upstream: upstreams.modernUrl, upstreamEra: 'modern', getStream: 'forward' }
