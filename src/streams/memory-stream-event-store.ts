@@ -1,7 +1,6 @@
 import { GatewayError } from '../errors.js'
-import { checkedBatch } from './redis-stream-event-store.js'
 import { ChannelListeners } from '../sessions/channel-listeners.js'
-import type { StoredEvent, StreamEventStore, StreamEventStoreLimits, StreamOwner } from './stream-event-store.js'
+import { checkedBatch, storedEventBytes, type StoredEvent, type StreamEventStore, type StreamEventStoreLimits, type StreamOwner } from './stream-event-store.js'
 
 /*
  * Stored SSE streams in this process's memory, for the memory session store (one gateway instance
@@ -135,7 +134,7 @@ export class MemoryStreamEventStore implements StreamEventStore {
       if (events.length >= limit || (maxBytes > 0 && events.length > 0 && bytes >= maxBytes)) break
       if (event.seq <= after) continue
       events.push(event)
-      bytes += Buffer.byteLength(event.data) + Buffer.byteLength(event.type ?? '') + event.kind.length
+      bytes += storedEventBytes(event)
     }
     return events
   }

@@ -153,11 +153,6 @@ export class RecordedStream {
     this.#options.onEnded?.(this.#stopped.signal.aborted ? String(this.#stopped.signal.reason) : 'complete')
   }
 
-  /** An SSE comment for the client (not kept). */
-  comment (text: string): void {
-    this.#options.client.comment(text)
-  }
-
   /**
    * Stops the writer (the session ended, a cancellation …): the client's response ends now, even
    * one stalled on a client that reads nothing, and the writer closes its upstream.

@@ -1,7 +1,7 @@
 import { GatewayError } from '../errors.js'
 import { storeCommand, type RedisClient } from '../sessions/redis-client.js'
 import { channelName, sessionKey, streamIndexKey, streamKey } from '../sessions/redis-keys.js'
-import type { StoredEvent, StreamEventStore, StreamEventStoreLimits, StreamOwner } from './stream-event-store.js'
+import { checkedBatch, type StoredEvent, type StreamEventStore, type StreamEventStoreLimits, type StreamOwner } from './stream-event-store.js'
 
 /*
  * Stored SSE streams in Redis (docs/scaling.md, "Keys and scripts"). One Redis Stream per response
@@ -206,18 +206,4 @@ function eventFromEntry ([id, fields]: StreamEntry): StoredEvent {
   const kind = values.k === 'priming' || values.k === 'end' ? values.k : 'message'
   const event = { seq: Number(id.slice(id.indexOf('-') + 1)), kind, data: values.d ?? '' } as const
   return values.t === undefined ? event : { ...event, type: values.t }
-}
-
-/** A batch to append: at least one event, seqs whole numbers from 1, ascending. */
-export function checkedBatch (appended: StoredEvent | readonly StoredEvent[]): readonly StoredEvent[] {
-  const events = Array.isArray(appended) ? appended as readonly StoredEvent[] : [appended as StoredEvent]
-  let previous = 0
-  for (const event of events) {
-    if (!Number.isSafeInteger(event.seq) || event.seq <= previous) {
-      throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'stored events\' seqs must be whole numbers from 1, ascending' })
-    }
-    previous = event.seq
-  }
-  if (events.length === 0) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'an append needs at least one event' })
-  return events
 }

@@ -1,3 +1,5 @@
+import { GatewayError } from '../errors.js'
+
 /*
  * Where the events of resumable SSE streams are kept (docs/streams.md). One stored stream per SSE
  * response the gateway relays for a legacy session (a POST's response stream, or a standalone GET
@@ -67,4 +69,23 @@ export interface StreamEventStore {
   watch (owner: StreamOwner, stream: string, onAppended: () => void): Promise<() => void>
   /** Removes every stream of the session (it has ended, whatever ended it). */
   removeSession (owner: StreamOwner): Promise<void>
+}
+
+/** What one stored event counts against a read's `maxBytes` (as the Redis store counts its fields). */
+export function storedEventBytes (event: StoredEvent): number {
+  return Buffer.byteLength(event.data) + event.kind.length + (event.type === undefined ? 0 : Buffer.byteLength(event.type))
+}
+
+/** A batch to append: at least one event, seqs whole numbers from 1, ascending. */
+export function checkedBatch (appended: StoredEvent | readonly StoredEvent[]): readonly StoredEvent[] {
+  const events = Array.isArray(appended) ? appended as readonly StoredEvent[] : [appended as StoredEvent]
+  let previous = 0
+  for (const event of events) {
+    if (!Number.isSafeInteger(event.seq) || event.seq <= previous) {
+      throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'stored events\' seqs must be whole numbers from 1, ascending' })
+    }
+    previous = event.seq
+  }
+  if (events.length === 0) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'an append needs at least one event' })
+  return events
 }

@@ -4,7 +4,7 @@ import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import { formatEventId, type ParsedEventId } from './event-id.js'
 import { heartbeatInterval } from './recorded-stream.js'
 import type { SseResponse } from './sse-response.js'
-import type { StoredEvent, StreamEventStore, StreamOwner } from './stream-event-store.js'
+import { storedEventBytes, type StoredEvent, type StreamEventStore, type StreamOwner } from './stream-event-store.js'
 
 /*
  * A client comes back with `GET` + `Last-Event-ID` (MCP 2025-11-25, Resumability and Redelivery;
@@ -95,7 +95,7 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
         if (!client.attached) return 'interrupted'
       }
       // A full page (by count or by bytes) may have more behind it: read on before waiting.
-      if (page.length < PAGE && pageBytes(page) < PAGE_BYTES) {
+      if (page.length < PAGE && page.reduce((bytes, event) => bytes + storedEventBytes(event), 0) < PAGE_BYTES) {
         const reason = await nextAppend(() => appended, (resume) => { wake = resume }, client, options.sessionEnded, quietLimit)
         appended = false
         // A standalone stream's holder had its moment to end it: it is gone, the caller goes on.
@@ -142,11 +142,4 @@ async function nextAppend (alreadyAppended: () => boolean, setWake: (wake: (() =
     client.detached.addEventListener('abort', onGone, { once: true })
     sessionEnded.addEventListener('abort', onEnded, { once: true })
   })
-}
-
-/** The bytes a page's events count against PAGE_BYTES (as the store counts them). */
-function pageBytes (page: readonly StoredEvent[]): number {
-  let bytes = 0
-  for (const event of page) bytes += Buffer.byteLength(event.data) + event.kind.length + (event.type === undefined ? 0 : Buffer.byteLength(event.type))
-  return bytes
 }
