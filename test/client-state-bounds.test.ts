@@ -1,5 +1,5 @@
 import t from 'tap'
-import { MAX_SUBSCRIPTION_URI_BYTES } from '../src/bridge/legacy-bridged-handler.js'
+import { MAX_SUBSCRIPTION_URI_BYTES } from '../src/mcp/session-settings.js'
 import { DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION } from '../src/config/validate-config.js'
 import { withGateway, withRedis } from './helpers/fixtures.js'
 import { initializeRequest, LATEST_LEGACY_VERSION, post } from './helpers/mcp-http.js'

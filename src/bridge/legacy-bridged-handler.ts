@@ -9,7 +9,8 @@ import { guardSessionStream } from '../proxy/session-stream-guard.js'
 import { recordedStream } from '../proxy/session-streams.js'
 import type { SseResponse } from '../streams/sse-response.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
-import type { BridgeStateChange, LiveSession } from '../sessions/session-store.js'
+import type { LiveSession } from '../sessions/session-store.js'
+import { isSessionSetting, settingChange } from '../mcp/session-settings.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
 import { bridgedRequestHeaders } from '../upstream/upstream-headers.js'
 import { runBridgedCall } from './bridged-call.js'
@@ -26,44 +27,12 @@ import { discoverServer, initializeResultFrom, type DiscoverResult } from './ser
  * (the GET stream).
  */
 
-/** The levels `logging/setLevel` accepts (the RFC 5424 severities, as MCP lists them). */
-const logLevels = new Set(['debug', 'info', 'notice', 'warning', 'error', 'critical', 'alert', 'emergency'])
-
-const sessionSettings = new Set(['logging/setLevel', 'resources/subscribe', 'resources/unsubscribe'])
-
 function identityOf (session: LiveSession): ClientIdentity {
   return { clientInfo: session.clientInfo, clientCapabilities: session.clientCapabilities, logLevel: session.bridge?.logLevel }
 }
 
 function sendJsonRpc (reply: FastifyReply, id: JsonRpcRequest['id'], body: { result: unknown } | { error: { code: number, message: string } }): FastifyReply {
   return reply.type('application/json').send({ jsonrpc: '2.0', id, ...body })
-}
-
-/**
- * What a session keeps of its subscriptions is bounded, so that a session costs a bounded amount of
- * Redis whatever the client sends (docs/era-bridge.md): a number of subscriptions
- * (limits.maxSubscriptionsPerSession), and their URIs together.
- */
-export const MAX_SUBSCRIPTION_URI_BYTES = 3 * 1024
-
-/**
- * The session change a setting asks for, or the reason its params are invalid. `subscribed`: what
- * the session holds now (read with it, in the same round trip as the session check).
- */
-function settingChange (message: JsonRpcRequest, subscribed: readonly string[], maxSubscriptions: number): BridgeStateChange | string {
-  const params = (message.params ?? {}) as Record<string, unknown>
-  if (message.method === 'logging/setLevel') {
-    const level = params.level
-    return typeof level === 'string' && logLevels.has(level) ? { logLevel: level } : `level must be one of ${[...logLevels].join(', ')}`
-  }
-  const uri = params.uri
-  if (typeof uri !== 'string') return 'uri must be a string'
-  if (message.method === 'resources/unsubscribe') return { unsubscribe: uri }
-  if (subscribed.includes(uri)) return { subscribe: uri }
-  if (subscribed.length >= maxSubscriptions) return `this session already holds ${maxSubscriptions} subscriptions (limits.maxSubscriptionsPerSession)`
-  const bytes = subscribed.reduce((total, held) => total + Buffer.byteLength(held), Buffer.byteLength(uri))
-  if (bytes > MAX_SUBSCRIPTION_URI_BYTES) return `the session's subscribed URIs would take more than ${MAX_SUBSCRIPTION_URI_BYTES} bytes`
-  return { subscribe: uri }
 }
 
 export class LegacyBridgedHandler implements LegacyHandler {
@@ -110,7 +79,7 @@ export class LegacyBridgedHandler implements LegacyHandler {
       return await reply.code(202).send()
     }
     if (message.method === 'ping') return sendJsonRpc(reply, message.id, { result: {} })
-    if (sessionSettings.has(message.method)) return await this.#setting(request, reply, message, session)
+    if (isSessionSetting(message.method)) return await this.#setting(request, reply, message, session)
     request.mcp.outcome = 'bridged to 2026-07-28'
     const { route, upstream, observeUpstream } = this.#context
     const legacyReply = new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'response'))

@@ -89,6 +89,14 @@ export const upstreamEras = ['auto', 'legacy', 'modern'] as const
 export type UpstreamEra = typeof upstreamEras[number]
 export const DEFAULT_UPSTREAM_ERA: UpstreamEra = 'auto'
 
+/** Stateful upstreams (docs/stateful-upstreams.md): how a new session picks its instance. */
+export const balanceModes = ['leastSessions', 'roundRobin'] as const
+export type BalanceMode = typeof balanceModes[number]
+export const DEFAULT_BALANCE: BalanceMode = 'leastSessions'
+export const DEFAULT_UPSTREAM_SESSIONS = false
+/** A tools/call whose fate is unknown when its instance fails is answered with an error, never run twice. */
+export const DEFAULT_RETRY_TOOL_CALLS = false
+
 export const getStreamModes = ['reject', 'forward'] as const
 export type GetStreamMode = typeof getStreamModes[number]
 export const DEFAULT_GET_STREAM: GetStreamMode = 'reject'
@@ -502,7 +510,15 @@ const routePath = text().superRefine((value, context) => {
 
 const routeSchema = mapping({
   path: routePath.describe('Literal path clients use on the gateway, e.g. `/mcp` (not `/healthz`, `/readyz`, `/metrics` or `/admin`).'),
-  upstream: url(HTTP_PROTOCOLS).describe('`http(s)://` URL of the stateless upstream MCP endpoint.'),
+  upstream: z.union([url(HTTP_PROTOCOLS), list(url(HTTP_PROTOCOLS), { nonEmpty: true })], {
+    error: (issue) => `must be an http(s):// URL or a list of them, got ${describeSecretValue(issue.input)}`
+  }).describe('`http(s)://` URL of the upstream MCP endpoint, or a list of the URLs of several instances of one stateful server (needs `upstreamSessions: true`, docs/stateful-upstreams.md).'),
+  upstreamSessions: flag().prefault(DEFAULT_UPSTREAM_SESSIONS).describe('The upstream keeps its own sessions (a stateful legacy server, such as an SDK\'s default): the gateway initializes one upstream session per gateway session, sends every message of the session to its instance from any replica, and moves it to a live instance when that one fails (docs/stateful-upstreams.md).'),
+  balance: oneOf(balanceModes).prefault(DEFAULT_BALANCE).describe('`upstreamSessions`: which instance a new session goes to: the one with the fewest live sessions (counted in the session store, across replicas), or the next in turn.'),
+  retryToolCalls: flag().prefault(DEFAULT_RETRY_TOOL_CALLS).describe('`upstreamSessions`: send a `tools/call` again on the new instance when its instance failed after the call reached it (it may then run twice). Off: the client gets a JSON-RPC error for that call and the session goes on.'),
+  healthCheck: mapping({
+    interval: duration(10_000).describe('How often each instance is checked (an HTTP request; any answer is healthy).')
+  }).nullish().transform((value) => value ?? null).describe('`upstreamSessions`: check every instance actively. Passive ejection (a refused or reset connection takes an instance out of placement for a while) is always on.'),
   timeout: duration(DEFAULT_ROUTE_TIMEOUT_MS).describe('Wait this long for the upstream\'s response headers (504 after); a stream may then run as long as it likes.'),
   getStream: oneOf(getStreamModes).prefault(DEFAULT_GET_STREAM).describe('A legacy `GET` (standalone SSE stream) on a live session: `reject` answers 405 at the edge, `forward` sends it to the upstream (bridged: served from `subscriptions/listen`).'),
   upstreamEra: oneOf(upstreamEras).prefault(DEFAULT_UPSTREAM_ERA).describe('What the upstream speaks: `legacy`, `modern` (the gateway bridges legacy clients to a 2026-07-28 server) or `auto` (ask `server/discover` once).'),
@@ -541,6 +557,14 @@ export const gatewayConfigSchema = mapping({
   if (config.streams.maxConnectionTime > 0 && !config.streams.resumable) {
     context.addIssue({ code: 'custom', path: ['streams', 'maxConnectionTime'], message: 'needs streams.resumable: true (a client can only come back to a stream the gateway kept)', input: undefined })
   }
+  config.routes.forEach((route, index) => {
+    if (Array.isArray(route.upstream) && route.upstream.length > 1 && !route.upstreamSessions) {
+      context.addIssue({ code: 'custom', path: ['routes', index, 'upstream'], message: 'lists several instances: that needs upstreamSessions: true (a stateless upstream scales behind one URL)', input: undefined })
+    }
+    if (route.upstreamSessions && route.upstreamEra === 'modern') {
+      context.addIssue({ code: 'custom', path: ['routes', index, 'upstreamEra'], message: 'cannot be modern with upstreamSessions: true (a 2026-07-28 upstream keeps no sessions)', input: undefined })
+    }
+  })
   const metricsPort = config.metrics.port ?? null
   const clash = config.routes.findIndex((route) => metricsPort === null && route.path === config.metrics.path)
   if (clash !== -1) context.addIssue({ code: 'custom', path: ['routes', clash, 'path'], message: `${config.metrics.path} is served by metrics.path`, input: undefined })
@@ -556,7 +580,11 @@ export const gatewayConfigSchema = mapping({
     shutdownGrace: config.shutdownGrace,
     metrics: { enabled: config.metrics.enabled, path: config.metrics.path, port: metricsPort, host: config.metrics.host ?? config.listen.host },
     tracing: config.tracing,
-    routes: config.routes
+    // `upstream` is always the first (or only) instance; `instances` lists them all.
+    routes: config.routes.map(({ upstream, ...route }) => {
+      const instances = typeof upstream === 'string' ? [upstream] : upstream
+      return { ...route, upstream: instances[0] as string, instances }
+    })
   }
 })
 

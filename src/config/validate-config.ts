@@ -18,11 +18,12 @@ export {
   MIN_ADMIN_TOKEN_LENGTH, MIN_JWT_SECRET_BYTES, getStreamModes, logLevels, reservedPaths, upstreamEras,
   DEFAULT_MAX_PER_PRINCIPAL_POLICY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_CLIENT_STATE_BYTES, DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION,
   DEFAULT_INITIALIZE_TIMEOUT_MS, DEFAULT_JWT_REQUIRE_EXP, maxPerPrincipalPolicies, DEFAULT_CORS_CREDENTIALS,
-  DEFAULT_STREAMS_RESUMABLE, DEFAULT_STREAMS_RETENTION_MS, DEFAULT_STREAMS_MAX_EVENTS, DEFAULT_STREAMS_KEEP_ALIVE_MS, DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS
+  DEFAULT_STREAMS_RESUMABLE, DEFAULT_STREAMS_RETENTION_MS, DEFAULT_STREAMS_MAX_EVENTS, DEFAULT_STREAMS_KEEP_ALIVE_MS, DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS,
+  DEFAULT_BALANCE, DEFAULT_UPSTREAM_SESSIONS, DEFAULT_RETRY_TOOL_CALLS, balanceModes
 } from './config-schema.js'
 export type {
   GatewayConfig, GetStreamMode, LogLevel, RedisConfig, RedisTopology, RouteConfig, SecurityConfig, StreamsConfig, SentinelAddress, SessionBinding,
-  TracingConfig, UpstreamEra, MaxPerPrincipalPolicy
+  TracingConfig, UpstreamEra, MaxPerPrincipalPolicy, BalanceMode
 } from './config-schema.js'
 
 /** `['routes', 1, 'upstream']` → `routes[1].upstream`; the document itself is `(document)`. */

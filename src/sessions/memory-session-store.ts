@@ -4,13 +4,13 @@ import type { StreamEventStore, StreamEventStoreLimits } from '../streams/stream
 import { ChannelListeners } from './channel-listeners.js'
 import {
   parseListCursor, type BridgeStateChange, type ExpiryReason, type ListSessionsOptions, type LiveSession, type RateLimitResult, type SessionData, type SessionPage,
-  type SessionRecord, type SessionStore, type SessionTimeouts, type StoreEndListener
+  type SessionRecord, type SessionStore, type SessionTimeouts, type StoreEndListener, type EndedUpstreamSession, type UpstreamSessionRef, UPSTREAM_GRACE_MS
 } from './session-store.js'
 
 interface MemoryEntry {
   readonly record: SessionRecord
   /** The same session as `touch` returns it (no client info), like the Redis store. */
-  readonly live: LiveSession
+  live: LiveSession
   /** Absolute end: createdAt + maxLifetime. */
   readonly deadline: number
   /** Current end: min(last touch + idleTimeout, deadline). */
@@ -37,6 +37,8 @@ export class MemorySessionStore implements SessionStore {
   readonly #expiryListeners: StoreEndListener[] = []
   readonly #channels = new ChannelListeners()
   readonly #streams = new MemoryStreams()
+  /** Stateful upstreams: each session's upstream session, kept past the session's end until taken (see takeUpstream). */
+  readonly #upstreams = new Map<string, { ended: EndedUpstreamSession, principal: string | undefined, forgetAt: number }>()
   #sequence = 0
 
   constructor (timeouts: SessionTimeouts, now: () => number = Date.now) {
@@ -60,8 +62,9 @@ export class MemorySessionStore implements SessionStore {
     for (const old of evicted) this.#sessions.delete(old)
     const createdAt = this.#now()
     const record: SessionRecord = { ...data, id, createdAt }
-    const live: LiveSession = { id, route: data.route, protocolVersion: data.protocolVersion, createdAt }
+    const live: LiveSession = { id, route: data.route, protocolVersion: data.protocolVersion, createdAt, ...(data.upstream === undefined ? {} : { upstream: data.upstream }) }
     const deadline = createdAt + this.#timeouts.maxLifetime
+    if (data.upstream !== undefined) this.#upstreams.set(id, { ended: { route: data.route, upstream: data.upstream }, principal: data.principal, forgetAt: deadline + UPSTREAM_GRACE_MS })
     this.#sessions.set(id, { record, live, deadline, expiresAt: Math.min(createdAt + this.#timeouts.idleTimeout, deadline), sequence: ++this.#sequence, resourceSubscriptions: new Set() })
     for (const old of evicted) {
       for (const listener of this.#expiryListeners) listener('evicted', old, data.principal)
@@ -75,7 +78,39 @@ export class MemorySessionStore implements SessionStore {
     entry.expiresAt = Math.min(this.#now() + this.#timeouts.idleTimeout, entry.deadline)
     if (options?.withClient !== true) return entry.live
     const bridge = { resourceSubscriptions: [...entry.resourceSubscriptions], ...(entry.logLevel === undefined ? {} : { logLevel: entry.logLevel }) }
-    return { ...entry.live, clientInfo: entry.record.clientInfo, clientCapabilities: entry.record.clientCapabilities, bridge }
+    return {
+      ...entry.live,
+      clientInfo: entry.record.clientInfo,
+      clientCapabilities: entry.record.clientCapabilities,
+      bridge,
+      ...(entry.record.initialize === undefined ? {} : { initialize: entry.record.initialize })
+    }
+  }
+
+  async swapUpstream (id: string, principal: string | undefined, from: UpstreamSessionRef, to: UpstreamSessionRef): Promise<UpstreamSessionRef | null> {
+    const entry = this.#ownedEntry(id, principal)
+    if (entry === undefined) return null
+    const current = entry.live.upstream
+    if (current === undefined || current.instance !== from.instance || current.sessionId !== from.sessionId) return current ?? null
+    entry.live = { ...entry.live, upstream: to }
+    const kept = this.#upstreams.get(id)
+    this.#upstreams.set(id, { ended: { route: entry.record.route, upstream: to }, principal, forgetAt: kept?.forgetAt ?? entry.deadline + UPSTREAM_GRACE_MS })
+    return to
+  }
+
+  async takeUpstream (id: string, principal: string | undefined): Promise<EndedUpstreamSession | null> {
+    const kept = this.#upstreams.get(id)
+    if (kept === undefined || kept.principal !== principal || this.#ownedEntry(id, principal) !== undefined) return null
+    this.#upstreams.delete(id)
+    return kept.ended
+  }
+
+  async upstreamSessionCounts (route: string): Promise<Map<string, number>> {
+    const counts = new Map<string, number>()
+    for (const [id, { ended }] of this.#upstreams) {
+      if (ended.route === route && this.#liveEntry(id) !== undefined) counts.set(ended.upstream.instance, (counts.get(ended.upstream.instance) ?? 0) + 1)
+    }
+    return counts
   }
 
   async updateBridgeState (id: string, principal: string | undefined, change: BridgeStateChange): Promise<boolean> {
@@ -185,6 +220,7 @@ export class MemorySessionStore implements SessionStore {
     this.#rateWindows.clear()
     this.#channels.clear()
     this.#streams.clear()
+    this.#upstreams.clear()
   }
 
   #liveEntry (id: string): MemoryEntry | undefined {
@@ -214,6 +250,9 @@ export class MemorySessionStore implements SessionStore {
     }
     for (const [key, window] of this.#rateWindows) {
       if (window.resetsAt <= now) this.#rateWindows.delete(key)
+    }
+    for (const [id, kept] of this.#upstreams) {
+      if (kept.forgetAt <= now) this.#upstreams.delete(id)
     }
     this.#streams.sweep(now)
   }

@@ -47,6 +47,19 @@ function streamKeyBase (prefix: string, id: string, principal: string | undefine
   return `${prefix}stream:{${hashTag(sessionKey(prefix, id, principal))}}:${id}`
 }
 
+/**
+ * What a stateful upstream's session needs after its gateway session has gone,
+ * `<prefix>upstream:{<tag>}:<id>`, in the session's slot (docs/stateful-upstreams.md).
+ */
+export function upstreamSessionKey (prefix: string, id: string, principal: string | undefined): string {
+  return `${prefix}upstream:{${hashTag(sessionKey(prefix, id, principal))}}:${id}`
+}
+
+/** Live upstream sessions per instance of one route: a hash of instance URL → count. */
+export function upstreamCountsKey (prefix: string, route: string): string {
+  return `${prefix}upstream-sessions:${route}`
+}
+
 /** The Redis channel of a store's publish/subscribe `channel`. */
 export function channelName (prefix: string, channel: string): string {
   return `${prefix}bridge:${channel}`

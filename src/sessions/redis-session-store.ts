@@ -7,11 +7,11 @@ import type { StreamEventStore, StreamEventStoreLimits } from '../streams/stream
 import { createRedisClient, escapeGlob, redisFailureSummary, reviveWhenEnded, scanKeys, storeCommand, type RedisClient } from './redis-client.js'
 import { ChannelListeners } from './channel-listeners.js'
 import { listenForExpiries, type ExpiryListener } from './redis-expiry-listener.js'
-import { channelName, indexKey, sessionKey, sessionKeyParser } from './redis-keys.js'
+import { channelName, indexKey, sessionKey, sessionKeyParser, upstreamCountsKey, upstreamSessionKey } from './redis-keys.js'
 import { SESSION_ID_SOURCE } from './session-id.js'
 import {
   parseListCursor, type BridgeState, type BridgeStateChange, type ListSessionsOptions, type LiveSession, type RateLimitResult, type SessionData, type SessionPage,
-  type SessionRecord, type SessionStore, type SessionTimeouts, type StoreEndListener
+  type SessionRecord, type SessionStore, type SessionTimeouts, type StoreEndListener, type EndedUpstreamSession, type UpstreamSessionRef, UPSTREAM_GRACE_MS
 } from './session-store.js'
 
 /*
@@ -52,7 +52,9 @@ end
 
 /**
  * ARGV: idle, lifetime, route, version, client info, capabilities, principal, maxPerPrincipal, id,
- * policy ('refuse' or 'evictOldest'), snapshot ('1' or ''). Returns { 'OK', created, then per
+ * policy ('refuse' or 'evictOldest'), snapshot ('1' or''), and on a stateful route (else '')
+ * upstream instance, upstream session id, initialize, the ended-session record (KEYS[3]), its
+ * grace past the lifetime (ms). Returns { 'OK', created, then per
  * evicted session: its id and (with snapshot) its snapshot, else '' }.
  * Eviction ends the principal's oldest sessions (by creation, Redis clock) until the new one fits;
  * their keys are not among KEYS but share the index's hash tag, so they live in the same slot.
@@ -91,6 +93,10 @@ local ttl = math.min(tonumber(ARGV[1]), lifetime)
 redis.call('HSET', KEYS[1], 'r', ARGV[3], 'v', ARGV[4], 'i', ARGV[5], 'k', ARGV[6], 'p', ARGV[7],
   'c', string.format('%.0f', now), 'd', string.format('%.0f', now + lifetime))
 redis.call('PEXPIRE', KEYS[1], ttl)
+if ARGV[12] ~= '' then
+  redis.call('HSET', KEYS[1], 'n', ARGV[12], 'u', ARGV[13], 'q', ARGV[14])
+  redis.call('SET', KEYS[3], ARGV[15], 'PX', lifetime + tonumber(ARGV[16]))
+end
 if bound then
   redis.call('ZADD', KEYS[2], string.format('%.0f', now + ttl), ARGV[9])
   if redis.call('PTTL', KEYS[2]) < lifetime then redis.call('PEXPIRE', KEYS[2], lifetime) end
@@ -102,12 +108,14 @@ return result
 
 /**
  * Check and slide in one round trip. ARGV: idle, principal, id, with-client ('1' or ''). Returns
- * { route, version, created[, every field and value] }, or nil when the session is gone or not
- * this principal's. The whole hash (client info, capabilities, bridge state) is only read for a route
- * that bridges to a modern upstream: the usual hot path never carries or decodes it.
+ * { route, version, created, upstream instance, upstream session[, every field and value] } (the
+ * upstream pair '' unless the route is stateful), or nil when the session is gone or not this
+ * principal's. The whole hash (client info, capabilities, bridge state) is only read for a route
+ * that bridges to a modern upstream or replays a stateful one: the usual hot path never carries or
+ * decodes it.
  */
 const TOUCH_SESSION_SCRIPT = `
-local fields = redis.call('HMGET', KEYS[1], 'r', 'v', 'c', 'd', 'p')
+local fields = redis.call('HMGET', KEYS[1], 'r', 'v', 'c', 'd', 'p', 'n', 'u')
 if not fields[4] or (fields[5] or '') ~= ARGV[2] then return false end
 ${NOW}
 local left = tonumber(fields[4]) - now
@@ -118,14 +126,35 @@ end
 local ttl = math.min(tonumber(ARGV[1]), left)
 redis.call('PEXPIRE', KEYS[1], ttl)
 if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', now + ttl), ARGV[3]) end
+local upstream = { fields[1], fields[2], fields[3], fields[6] or '', fields[7] or '' }
 if ARGV[4] == '1' then
-  local all = redis.call('HGETALL', KEYS[1])
-  table.insert(all, 1, fields[3])
-  table.insert(all, 1, fields[2])
-  table.insert(all, 1, fields[1])
-  return all
+  for _, value in ipairs(redis.call('HGETALL', KEYS[1])) do table.insert(upstream, value) end
 end
-return { fields[1], fields[2], fields[3] }
+return upstream
+`
+
+/**
+ * Moves a session to another upstream session if it is still on the expected one (racing replicas:
+ * the first wins, the others read its result). KEYS: session, ended-session record. ARGV: principal,
+ * expected instance, expected session, new instance, new session, grace (ms). Returns { won (1 or
+ * 0), instance, session, route } afterwards, or nil when the session is gone.
+ */
+const SWAP_UPSTREAM_SCRIPT = `
+local fields = redis.call('HMGET', KEYS[1], 'd', 'p', 'n', 'u', 'r')
+if not fields[1] or (fields[2] or '') ~= ARGV[1] then return false end
+if (fields[3] or '') ~= ARGV[2] or (fields[4] or '') ~= ARGV[3] then return { 0, fields[3] or '', fields[4] or '', fields[5] } end
+redis.call('HSET', KEYS[1], 'n', ARGV[4], 'u', ARGV[5])
+redis.call('SET', KEYS[2], cjson.encode({ r = fields[5], n = ARGV[4], u = ARGV[5] }))
+redis.call('PEXPIREAT', KEYS[2], tonumber(fields[1]) + tonumber(ARGV[6]))
+return { 1, ARGV[4], ARGV[5], fields[5] }
+`
+
+/** Hands out an ended session's upstream record once. KEYS: session, record. Nil while the session lives. */
+const TAKE_UPSTREAM_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+local record = redis.call('GET', KEYS[2])
+if record then redis.call('DEL', KEYS[2]) end
+return record
 `
 
 /**
@@ -195,6 +224,8 @@ interface SessionScripts {
   terminateSession (session: string, index: string, route: string, principal: string, id: string, snapshot: '1' | ''): Promise<Ended>
   restoreSession (session: string, index: string, principal: string, id: string, ...snapshot: string[]): Promise<number>
   consumeRateLimit (key: string, windowMs: number): Promise<[number, number]>
+  swapUpstream (session: string, record: string, principal: string, ...args: string[]): Promise<[number, string, string, string] | null>
+  takeUpstream (session: string, record: string): Promise<string | null>
 }
 
 /** What a removing script answers per session: 0 nothing removed, 1 removed, or its snapshot (see SNAPSHOT). */
@@ -248,7 +279,9 @@ export class RedisSessionStore implements SessionStore {
     reviveWhenEnded(redis, () => this.#closing !== undefined, (attempt) => {
       options.onConnectionError?.(new Error(`the Redis client gave up reconnecting; starting it again (attempt ${attempt})`))
     })
-    redis.defineCommand('createSession', { numberOfKeys: 2, lua: CREATE_SESSION_SCRIPT })
+    redis.defineCommand('createSession', { numberOfKeys: 3, lua: CREATE_SESSION_SCRIPT })
+    redis.defineCommand('swapUpstream', { numberOfKeys: 2, lua: SWAP_UPSTREAM_SCRIPT })
+    redis.defineCommand('takeUpstream', { numberOfKeys: 2, lua: TAKE_UPSTREAM_SCRIPT })
     redis.defineCommand('touchSession', { numberOfKeys: 2, lua: TOUCH_SESSION_SCRIPT })
     redis.defineCommand('terminateSession', { numberOfKeys: 2, lua: TERMINATE_SESSION_SCRIPT })
     redis.defineCommand('restoreSession', { numberOfKeys: 2, lua: RESTORE_SESSION_SCRIPT })
@@ -303,9 +336,11 @@ export class RedisSessionStore implements SessionStore {
     const key = this.#sessionKey(id, data.principal)
     const index = this.#indexKey(id, data.principal)
     const { waitForReplicas, waitTimeout } = this.#config
-    const args = [key, index, this.#options.idleTimeout, this.#options.maxLifetime, data.route, data.protocolVersion,
+    const upstream = data.upstream
+    const args = [key, index, this.#upstreamKey(id, data.principal), this.#options.idleTimeout, this.#options.maxLifetime, data.route, data.protocolVersion,
       JSON.stringify(data.clientInfo ?? null), JSON.stringify(data.clientCapabilities ?? null), data.principal ?? '',
-      this.#options.maxPerPrincipal ?? 0, id, this.#options.maxPerPrincipalPolicy ?? 'refuse', waitForReplicas > 0 ? '1' : ''] as const
+      this.#options.maxPerPrincipal ?? 0, id, this.#options.maxPerPrincipalPolicy ?? 'refuse', waitForReplicas > 0 ? '1' : '',
+      upstream?.instance ?? '', upstream?.sessionId ?? '', data.initialize ?? '', upstream === undefined ? '' : endedRecord(data.route, upstream), UPSTREAM_GRACE_MS] as const
     let outcome: Array<string | string[]>
     if (waitForReplicas === 0) {
       outcome = await this.#call(() => this.#redis.createSession(...args))
@@ -325,22 +360,64 @@ export class RedisSessionStore implements SessionStore {
     }
     if (outcome[0] === 'LIMIT') throw new GatewayError('MCPGW_TOO_MANY_SESSIONS', { detail: `at most ${String(this.#options.maxPerPrincipal)}` })
     if (outcome[0] !== 'OK') throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'session id collision' })
+    if (upstream !== undefined) this.#countUpstream(data.route, [[upstream.instance, 1]])
     for (const { id: evicted } of evictedOf(outcome)) {
       for (const listener of this.#endListeners) listener('evicted', evicted, data.principal)
     }
     return { ...data, id, createdAt: Number(outcome[1]) }
   }
 
+  #upstreamKey (id: string, principal: string | undefined): string {
+    return upstreamSessionKey(this.#config.keyPrefix, id, principal)
+  }
+
+  /**
+   * The per-instance counts behind `balance: leastSessions`: changed after the session changes, not
+   * in its script (they live in another Cluster slot). Not awaited: a count off by one while Redis
+   * fails only places one session less evenly.
+   */
+  #countUpstream (route: string, changes: ReadonlyArray<readonly [string, number]>): void {
+    const key = upstreamCountsKey(this.#config.keyPrefix, route)
+    for (const [instance, delta] of changes) this.#redis.hincrby(key, instance, delta).catch(() => undefined)
+  }
+
+  async swapUpstream (id: string, principal: string | undefined, from: UpstreamSessionRef, to: UpstreamSessionRef): Promise<UpstreamSessionRef | null> {
+    const answer = await this.#call(() => this.#redis.swapUpstream(this.#sessionKey(id, principal), this.#upstreamKey(id, principal), principal ?? '',
+      from.instance, from.sessionId, to.instance, to.sessionId, String(UPSTREAM_GRACE_MS)))
+    if (answer === null) return null
+    const [won, instance, sessionId, route] = answer
+    if (won === 1) this.#countUpstream(route, [[from.instance, -1], [to.instance, 1]])
+    return { instance, sessionId }
+  }
+
+  async takeUpstream (id: string, principal: string | undefined): Promise<EndedUpstreamSession | null> {
+    const record = await this.#call(() => this.#redis.takeUpstream(this.#sessionKey(id, principal), this.#upstreamKey(id, principal)))
+    const ended = record === null ? null : parseEndedRecord(record)
+    if (ended !== null) this.#countUpstream(ended.route, [[ended.upstream.instance, -1]])
+    return ended
+  }
+
+  async upstreamSessionCounts (route: string): Promise<Map<string, number>> {
+    const counts = await this.#call(() => this.#redis.hgetall(upstreamCountsKey(this.#config.keyPrefix, route)))
+    return new Map(Object.entries(counts).map(([instance, count]) => [instance, Math.max(0, Number(count))]))
+  }
+
   async touch (id: string, principal?: string, options?: { readonly withClient?: boolean }): Promise<LiveSession | null> {
     const withClient = options?.withClient === true
     const fields = await this.#call(() => this.#redis.touchSession(this.#sessionKey(id, principal), this.#indexKey(id, principal), this.#options.idleTimeout, principal ?? '', id, withClient ? '1' : ''))
     if (fields === null) return null
-    const [route = '', protocolVersion = '', createdAt] = fields
-    const live = { id, route, protocolVersion, createdAt: Number(createdAt) }
+    const [route = '', protocolVersion = '', createdAt, instance = '', upstreamSession = ''] = fields
+    const live: LiveSession = { id, route, protocolVersion, createdAt: Number(createdAt), ...(instance === '' ? {} : { upstream: { instance, sessionId: upstreamSession } }) }
     if (!withClient) return live
     const hash: Record<string, string> = {}
-    for (let index = 3; index + 1 < fields.length; index += 2) hash[fields[index] as string] = fields[index + 1] as string
-    return { ...live, clientInfo: parseStoredJson(hash.i), clientCapabilities: parseStoredJson(hash.k), bridge: bridgeStateFromFields(hash) }
+    for (let index = 5; index + 1 < fields.length; index += 2) hash[fields[index] as string] = fields[index + 1] as string
+    return {
+      ...live,
+      clientInfo: parseStoredJson(hash.i),
+      clientCapabilities: parseStoredJson(hash.k),
+      bridge: bridgeStateFromFields(hash),
+      ...(hash.q === undefined ? {} : { initialize: hash.q })
+    }
   }
 
   async updateBridgeState (id: string, principal: string | undefined, change: BridgeStateChange): Promise<boolean> {
@@ -568,6 +645,17 @@ function evictedOf (outcome: ReadonlyArray<string | string[]>): Array<{ id: stri
     evicted.push({ id: outcome[index] as string, snapshot: Array.isArray(snapshot) ? snapshot : [] })
   }
   return evicted
+}
+
+/** What is kept of an upstream session for after its gateway session (KEYS[3] of create; the swap script writes the same shape). */
+function endedRecord (route: string, upstream: UpstreamSessionRef): string {
+  return JSON.stringify({ r: route, n: upstream.instance, u: upstream.sessionId })
+}
+
+function parseEndedRecord (text: string): EndedUpstreamSession | null {
+  const record = parseJsonText(text) as { r?: unknown, n?: unknown, u?: unknown } | undefined
+  if (typeof record?.r !== 'string' || typeof record.n !== 'string' || typeof record.u !== 'string') return null
+  return { route: record.r, upstream: { instance: record.n, sessionId: record.u } }
 }
 
 function parseStoredJson (text: string | undefined): unknown {

@@ -26,6 +26,33 @@ export interface SessionData {
   readonly clientCapabilities: unknown
   /** Hash of the identity that created the session (see security/principal.ts); undefined: unbound. */
   readonly principal?: string | undefined
+  /** Stateful upstreams only: the upstream session behind this one (docs/stateful-upstreams.md). */
+  readonly upstream?: UpstreamSessionRef | undefined
+  /** Stateful upstreams only: the client's initialize request as JSON text, replayed on failover. */
+  readonly initialize?: string | undefined
+}
+
+/**
+ * The session a stateful upstream instance keeps for a gateway session (docs/stateful-upstreams.md).
+ * Never shown to the client: it sees the gateway's id only.
+ */
+export interface UpstreamSessionRef {
+  /** The instance's URL, as configured in `routes[].upstream`. */
+  readonly instance: string
+  /** The instance's `Mcp-Session-Id` for it; '' when the instance assigned none. */
+  readonly sessionId: string
+}
+
+/**
+ * An ended session's upstream session is kept this long past the session's max lifetime, for the
+ * replica that ends it upstream (see SessionStore.takeUpstream).
+ */
+export const UPSTREAM_GRACE_MS = 10 * 60 * 1000
+
+/** An upstream session whose gateway session has ended: what is needed to end it too. */
+export interface EndedUpstreamSession {
+  readonly route: string
+  readonly upstream: UpstreamSessionRef
 }
 
 /** What the hot path needs of a live session; returned by `touch` without decoding the client's JSON. */
@@ -38,8 +65,15 @@ export interface LiveSession {
   /** Only with `touch(..., { withClient: true })`: what a modern upstream needs on every request. */
   readonly clientInfo?: unknown
   readonly clientCapabilities?: unknown
-  /** Only with `withClient`: what the era bridge answered for the upstream (see BridgeState). */
+  /**
+   * Only with `withClient`: what the era bridge answered for the upstream (see BridgeState); on a
+   * stateful route, the log level and subscriptions a failover replays.
+   */
   readonly bridge?: BridgeState
+  /** Stateful upstreams: the upstream session, read in the same round trip as the check. */
+  readonly upstream?: UpstreamSessionRef
+  /** Stateful upstreams, only with `withClient`: the client's initialize request (JSON text). */
+  readonly initialize?: string
 }
 
 /**
@@ -176,6 +210,22 @@ export interface SessionStore {
    * Resolves false when the session is not live (or not this principal's).
    */
   updateBridgeState (id: string, principal: string | undefined, change: BridgeStateChange): Promise<boolean>
+  /**
+   * Stateful upstreams: moves a live session from upstream session `from` to `to`, atomically, only
+   * if it is still on `from`. Resolves with the session's upstream session afterwards: `to` when
+   * this call won, the winner's when another replica moved it first; null when the session is not
+   * live (or not this principal's). Keeps the counts of `upstreamSessionCounts`.
+   */
+  swapUpstream (id: string, principal: string | undefined, from: UpstreamSessionRef, to: UpstreamSessionRef): Promise<UpstreamSessionRef | null>
+  /**
+   * Stateful upstreams: the upstream session of an ended gateway session, handed out once (to the
+   * one caller that ends it upstream); null when there is none or it was already taken. Kept past
+   * the session's own end (Redis forgets an expired session's hash before anyone hears of it) until
+   * its max lifetime plus a grace.
+   */
+  takeUpstream (id: string, principal: string | undefined): Promise<EndedUpstreamSession | null>
+  /** Stateful upstreams: live upstream sessions per instance URL of `route`, across every replica. */
+  upstreamSessionCounts (route: string): Promise<Map<string, number>>
   /**
    * Messages between gateway instances sharing the store (the era bridge routes a client's answer
    * to the instance holding the stream that asked). Delivered to every subscriber of `channel` on
