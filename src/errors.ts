@@ -167,6 +167,12 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.InternalError,
     message: 'Bad Gateway: the upstream MCP server could not be reached'
   },
+  MCPGW_UPSTREAM_CALL_INTERRUPTED: {
+    // In-band (HTTP 200): the session is fine and goes on; only this request's fate is unknown.
+    statusCode: 200,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'The upstream instance failed while serving this request, which may or may not have run; the gateway did not send it again (routes[].retryToolCalls). The session goes on on another instance'
+  },
   MCPGW_UPSTREAM_INVALID_RESPONSE: {
     statusCode: 502,
     jsonRpcCode: JsonRpcErrorCode.InternalError,

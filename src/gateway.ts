@@ -5,7 +5,7 @@ import type { IncomingMessage } from 'node:http'
 import type { DestinationStream } from 'pino'
 import { pino } from 'pino'
 import { adminApi } from './admin/admin-api.js'
-import type { GatewayConfig } from './config/validate-config.js'
+import type { GatewayConfig, RouteConfig } from './config/validate-config.js'
 import { GatewayError } from './errors.js'
 import { closeConnectionsWhenDraining } from './lifecycle/graceful-shutdown.js'
 import { loggerOptions, resolveLogLevel } from './logging/logger-options.js'
@@ -26,6 +26,8 @@ import { createSessionStore } from './sessions/create-session-store.js'
 import { ReplicaRelay } from './sessions/replica-relay.js'
 import { SessionEnding } from './sessions/session-ending.js'
 import type { SessionStore } from './sessions/session-store.js'
+import { UpstreamInstances } from './stateful/upstream-instances.js'
+import { UpstreamSessionEnding } from './stateful/upstream-session-ending.js'
 
 export interface BuildGatewayOptions {
   /** Where JSON log lines go (tests read them back); stdout by default. */
@@ -115,7 +117,8 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       resumed: (outcome: string) => { metrics.streamResumes.inc({ outcome }) }
     }
   }
-  const sessionEnding = new SessionEnding({ store, relay, events: streams.events, terminated: metrics.sessionsTerminated, log: app.log })
+  const upstreamSessions = new UpstreamSessionEnding()
+  const sessionEnding = new SessionEnding({ store, relay, events: streams.events, terminated: metrics.sessionsTerminated, upstreamSessions, log: app.log })
   app.decorate('sessionStore', store)
   app.decorate('metricsServer', null)
   app.decorateRequest('mcp', null as never)
@@ -194,14 +197,17 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     await app.register(cors, corsOptions(originPolicy, config.security.corsCredentials, corsPaths))
   }
   const principalResolver = createPrincipalResolver(config.sessions.binding, app.log)
-  const upstreams: UpstreamClient[] = []
+  const upstreams: Array<UpstreamClient | UpstreamInstances> = []
   app.addHook('onClose', async function closeUpstreamPools () {
     await Promise.all(upstreams.map(async (upstream) => { await upstream.close() }))
   })
   const metadataPaths = new Set<string>()
   for (const route of config.routes) {
-    const upstream = new UpstreamClient(route.upstream, route.timeout, config.limits.maxResponseBytes)
-    upstreams.push(upstream)
+    const instances = route.upstreamSessions ? upstreamInstances(route, store, config.limits.maxResponseBytes, metrics, app.log) : undefined
+    if (instances !== undefined) upstreamSessions.addRoute(route.path, instances)
+    // A stateful route's first instance also answers what is not a session's (its OAuth metadata).
+    const upstream = instances?.all[0]?.client ?? new UpstreamClient(route.upstream, route.timeout, config.limits.maxResponseBytes)
+    upstreams.push(instances ?? upstream)
     // Routes `/mcp` and `/mcp/` share one metadata path: the first serves it.
     if (!metadataPaths.has(resourceMetadataPath(route.path))) {
       metadataPaths.add(resourceMetadataPath(route.path))
@@ -221,8 +227,26 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       corsEnabled: originPolicy.originsConfigured,
       principalResolver,
       metrics,
-      tracing
+      tracing,
+      instances
     })
   }
   return app
+}
+
+/** A stateful route's instances, their health shown in `mcpgw_upstream_instance_up` and logged as it changes. */
+function upstreamInstances (route: RouteConfig, store: SessionStore, maxResponseBytes: number, metrics: GatewayMetrics, log: FastifyBaseLogger): UpstreamInstances {
+  return new UpstreamInstances({
+    urls: route.instances,
+    balance: route.balance,
+    route: route.path,
+    store,
+    headersTimeout: route.timeout,
+    maxResponseBytes,
+    healthCheckInterval: route.healthCheck?.interval ?? null,
+    onHealthChanged: (instance, healthy, reason) => {
+      metrics.upstreamInstanceUp.set({ route: route.path, instance: instance.label }, healthy ? 1 : 0)
+      if (reason !== 'configured') log[healthy ? 'info' : 'warn']({ route: route.path, instance: instance.label, reason }, healthy ? 'upstream instance placed again' : 'upstream instance ejected')
+    }
+  })
 }

@@ -30,11 +30,18 @@ export interface GatewayMetrics {
   readonly upstreamEra: Gauge<'route' | 'era'>
   readonly streamsEnded: Counter<'end'>
   readonly streamResumes: Counter<'outcome'>
+  /** Stateful upstreams (docs/stateful-upstreams.md). */
+  readonly upstreamFailovers: Counter<'route' | 'cause'>
+  readonly upstreamInstanceUp: Gauge<'route' | 'instance'>
+  readonly upstreamSessions: Gauge<'route' | 'instance'>
+  /** Read at each scrape to set `upstreamSessions` (the counts live in the session store). */
+  readonly upstreamSessionSources: Array<() => Promise<void>>
 }
 
 export function createGatewayMetrics (): GatewayMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
+  const upstreamSessionSources: Array<() => Promise<void>> = []
   const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
   return {
     registry,
@@ -47,6 +54,18 @@ export function createGatewayMetrics (): GatewayMetrics {
     upstreamEra: new Gauge({ name: 'mcpgw_upstream_era', help: 'The era each route\'s upstream speaks, as decided (1) on this replica: legacy, modern, or undecided (auto, not probed yet or only transient failures)', labelNames: ['route', 'era'], registers: [registry] }),
     streamsEnded: new Counter({ name: 'mcpgw_streams_ended_total', help: 'SSE streams of legacy sessions relayed, by how they ended: complete, client gone (not resumable), session ended, cancelled, taken over, abandoned (nobody resumed within streams.retention), store unavailable', labelNames: ['end'], registers: [registry] }),
     streamResumes: new Counter({ name: 'mcpgw_stream_resumes_total', help: 'GET with Last-Event-ID, by outcome: replayed (to the stream\'s end), interrupted (client left, session ended, stream expired) or unknown (an id the store does not hold)', labelNames: ['outcome'], registers: [registry] }),
+    upstreamFailovers: new Counter({ name: 'mcpgw_upstream_failovers_total', help: 'Stateful routes: sessions moved to another upstream session, by cause: unreachable (the instance refused or dropped the connection), not_found (it answered 404 for its session: restarted or evicted), ejected (out of placement by health); counted once fleet-wide, by the replica whose move won', labelNames: ['route', 'cause'], registers: [registry] }),
+    upstreamInstanceUp: new Gauge({ name: 'mcpgw_upstream_instance_up', help: 'Stateful routes: whether this replica places sessions on the instance (1) or has ejected it (0)', labelNames: ['route', 'instance'], registers: [registry] }),
+    upstreamSessions: new Gauge({
+      name: 'mcpgw_upstream_sessions',
+      help: 'Stateful routes: live sessions per instance, across every replica (counted in the session store)',
+      labelNames: ['route', 'instance'],
+      registers: [registry],
+      async collect () {
+        await Promise.all(upstreamSessionSources.map(async (source) => { await source().catch(() => undefined) }))
+      }
+    }),
+    upstreamSessionSources,
     redisDuration: new Histogram({ name: 'mcpgw_redis_duration_seconds', help: 'Session store round trips, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: latencyBuckets, registers: [registry] })
   }
 }

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import { inspectInitializeResponse } from '../mcp/initialize-response.js'
 import type { ClientPost, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { forwardRequest, recordUpstreamTiming } from '../upstream/forward-request.js'
@@ -12,7 +13,7 @@ import type { RouteContext } from './route-context.js'
 import { ClientGone, initializeDeadline } from './initialize-deadline.js'
 import { mintSession } from './session-minting.js'
 import { guardSessionStream } from './session-stream-guard.js'
-import { recordedStream, relaysStreams, relayUpstreamEvents } from './session-streams.js'
+import { recordedStream, relayCancellations, relayResponseStream, relaysStreams, relayUpstreamEvents } from './session-streams.js'
 import type { SseResponse } from '../streams/sse-response.js'
 
 /*
@@ -21,11 +22,19 @@ import type { SseResponse } from '../streams/sse-response.js'
  * minted (docs/architecture.md).
  */
 
+/**
+ * Opens the upstream GET stream of a session, given the forwarded request's headers: the route's
+ * one upstream by default; a stateful route's session instance (docs/stateful-upstreams.md).
+ */
+export type OpenUpstreamStream = (request: FastifyRequest, session: LiveSession, headers: IncomingHttpHeaders, signal: AbortSignal) => Promise<UpstreamAnswer>
+
 export class LegacyForwardedHandler implements LegacyHandler {
   readonly #context: RouteContext
+  readonly #openStream: OpenUpstreamStream
 
-  constructor (context: RouteContext) {
+  constructor (context: RouteContext, openStream?: OpenUpstreamStream) {
     this.#context = context
+    this.#openStream = openStream ?? (async (_request, _session, headers, signal) => await context.upstream.getStream(headers, signal))
   }
 
   /**
@@ -80,24 +89,12 @@ export class LegacyForwardedHandler implements LegacyHandler {
    * resumption, keep-alive: docs/streams.md); a JSON answer passes through untouched.
    */
   async post (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
-    const { streams, relay, upstream, observeUpstream } = this.#context
+    const { streams, upstream, observeUpstream } = this.#context
     const resourceMetadataUrl = (): string => this.#context.resourceMetadataUrl(request)
-    // A client that left does not cancel its call any more: an explicit cancellation does, wherever the call runs.
-    for (const message of post.messages) {
-      const requestId = 'method' in message && message.method === 'notifications/cancelled' ? (message.params as { requestId?: unknown } | undefined)?.requestId : undefined
-      if (typeof requestId === 'string' || typeof requestId === 'number') {
-        await relay.cancel(session.id, requestId).catch((error: unknown) => {
-          request.log.debug({ code: (error as { code?: unknown }).code }, 'could not pass a cancellation to the other replicas')
-        })
-      }
-    }
+    await relayCancellations(this.#context, request, post, session)
     if (!relaysStreams(streams)) return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply)
     return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply, (body) => {
-      const stream = recordedStream(this.#context, request, reply, session, 'response')
-      const rpcId = post.isBatch ? null : request.mcp.rpcId
-      const untrack = rpcId === null ? undefined : relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') })
-      stream.start()
-      relayUpstreamEvents(body, stream, upstream.maxResponseBytes, request, observeUpstream, rpcId ?? undefined).finally(() => { untrack?.() }).catch(() => undefined)
+      relayResponseStream(this.#context, request, reply, post, session, body)
     })
   }
 
@@ -122,7 +119,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
       const headers = forwardedRequestHeaders(request, upstream.host)
       // The client's Last-Event-ID names one of the gateway's streams, nothing the upstream knows.
       if (this.#context.streams.events !== undefined) delete headers['last-event-id']
-      answer = await upstream.getStream(headers, AbortSignal.any([stream.stopped, client?.detached ?? new AbortController().signal]))
+      answer = await this.#openStream(request, session, headers, AbortSignal.any([stream.stopped, client?.detached ?? new AbortController().signal]))
       recordUpstreamTiming(request, observeUpstream, started)
     } catch (error) {
       release()

@@ -25,6 +25,9 @@ import { RequestDecision, type LegacyPath } from './request-decision.js'
 import { createEraProbe, createRouteContext } from './route-context.js'
 import type { RouteContext } from './route-context.js'
 import type { StreamSettings } from '../streams/stream-settings.js'
+import { StatefulFailover } from '../stateful/stateful-failover.js'
+import { StatefulHandler } from '../stateful/stateful-handler.js'
+import type { UpstreamInstances } from '../stateful/upstream-instances.js'
 
 /*
  * One MCP endpoint (`routes[i]`), registered once per route in its own encapsulated context (its
@@ -51,6 +54,19 @@ export interface McpRouteOptions {
   readonly principalResolver: PrincipalResolver | null
   readonly metrics: GatewayMetrics
   readonly tracing: Tracing
+  /** The instances of a stateful upstream (`upstreamSessions`); owned and closed by the gateway. */
+  readonly instances: UpstreamInstances | undefined
+}
+
+/** The handler of a stateful route, with its failover and its metrics (docs/stateful-upstreams.md). */
+function statefulHandler (context: RouteContext, instances: UpstreamInstances, metrics: GatewayMetrics, log: FastifyInstance['log']): StatefulHandler {
+  const { route, store } = context
+  metrics.upstreamSessionSources.push(async () => {
+    const counts = await store.upstreamSessionCounts(route.path)
+    for (const instance of instances.all) metrics.upstreamSessions.set({ route: route.path, instance: instance.label }, counts.get(instance.url) ?? 0)
+  })
+  const failover = new StatefulFailover({ route: route.path, store, instances, replayTimeout: route.initializeTimeout, failovers: metrics.upstreamFailovers, log })
+  return new StatefulHandler(context, instances, failover)
 }
 
 export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptions): Promise<void> {
@@ -60,9 +76,10 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   const context = createRouteContext(options, fastify.log)
   const probe = createEraProbe(context, options.metrics, fastify.log)
   const decide = new RequestDecision(context, probe)
-  const modern = new ModernPassThroughHandler(context)
+  const stateful = options.instances === undefined ? undefined : statefulHandler(context, options.instances, metrics, fastify.log)
+  const modern = stateful ?? new ModernPassThroughHandler(context)
   const legacy: Record<LegacyPath, LegacyHandler> = {
-    forwarded: new LegacyForwardedHandler(context),
+    forwarded: stateful ?? new LegacyForwardedHandler(context),
     bridged: new LegacyBridgedHandler(context)
   }
 
@@ -104,7 +121,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     request.mcp.rpcMethod = post.rpcMethod
     request.mcp.rpcId = post.id
     const decision = await decide.post(request, post)
-    if (decision.kind === 'modern') return await modern.post(request, reply)
+    if (decision.kind === 'modern') return await modern.modernPost(request, reply)
     const handler = legacy[decision.path]
     if (decision.kind === 'initialize') return await handler.initialize(request, reply, decision.initialize)
     return await handler.post(request, reply, post, decision.session)

@@ -14,7 +14,7 @@ export class ModernPassThroughHandler {
     this.#context = context
   }
 
-  async post (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  async modernPost (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     request.mcp.era = 'modern'
     return forwardRequest(this.#context.upstream, this.#context.observeUpstream, () => this.#context.resourceMetadataUrl(request), request, reply)
   }

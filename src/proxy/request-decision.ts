@@ -3,6 +3,7 @@ import { GatewayError } from '../errors.js'
 import type { ClientPost, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { classifyPost } from '../mcp/modern-request.js'
 import { LEGACY_PROTOCOL_VERSIONS } from '../mcp/protocol-versions.js'
+import { isSessionSetting } from '../mcp/session-settings.js'
 import type { LiveSession } from '../sessions/session-store.js'
 import { parseEventId, type ParsedEventId } from '../streams/event-id.js'
 import type { KnownEra, UpstreamEraProbe } from '../upstream/upstream-era.js'
@@ -13,8 +14,9 @@ import { checkBatchAllowed, checkClientStateSize, enforceInitializeRate, readSes
  * Where a request goes, decided once (docs/architecture.md, "The request path"). The request's own
  * era first: a 2026-07-28 POST passes through. A legacy request is checked at the edge (session,
  * version header, limits) and then goes to the forwarded or the bridged handler by the era of the
- * route's upstream. The session check comes first: a request refused at the edge never causes
- * upstream traffic, not even the one-time era probe of an `auto` route.
+ * route's upstream (a stateful upstream, `upstreamSessions`, is legacy: never probed). The session
+ * check comes first: a request refused at the edge never causes upstream traffic, not even the
+ * one-time era probe of an `auto` route.
  */
 
 /** Which legacy handler serves a request: by the era the route's upstream speaks. */
@@ -72,7 +74,14 @@ export class RequestDecision {
       }
       checkClientStateSize(post.initialize, this.#context.limits.maxClientStateBytes)
       await enforceInitializeRate(this.#context.store, this.#context.limits.initializePerMinute, request)
-      return { kind: 'initialize', path: pathFor(await this.#probe.era(probeHeaders(request))), initialize: post.initialize }
+      const path = this.#context.route.upstreamSessions ? 'forwarded' : pathFor(await this.#probe.era(probeHeaders(request)))
+      return { kind: 'initialize', path, initialize: post.initialize }
+    }
+    if (this.#context.route.upstreamSessions) {
+      // A stateful upstream is legacy by definition: no probe. A setting is kept for a failover's replay.
+      const session = await this.#liveSession(request, post.rpcMethod !== undefined && isSessionSetting(post.rpcMethod))
+      checkBatchAllowed(post, session)
+      return { kind: 'session', path: 'forwarded', session }
     }
     const known = this.#probe.knownEra()
     // A bridged request needs the client's identity: read in the same round trip as the check.
@@ -89,7 +98,7 @@ export class RequestDecision {
    */
   async getStream (request: FastifyRequest): Promise<StreamDecision> {
     refuseModernSessionlessCall(request)
-    const known = this.#probe.knownEra()
+    const known = this.#context.route.upstreamSessions ? 'legacy' : this.#probe.knownEra()
     const standalone = this.#context.route.getStream === 'forward'
     const lastEventId = this.#context.streams.events === undefined ? undefined : parseEventId(request.headers['last-event-id'])
     if (lastEventId === undefined && this.#context.streams.events !== undefined && request.headers['last-event-id'] !== undefined) {

@@ -73,7 +73,8 @@ export function createEraProbe (context: RouteContext, metrics: GatewayMetrics, 
   const { route, upstream } = context
   // Asked while an initialize waits for it: bounded like the initialize itself.
   const probeTimeout = Math.min(route.timeout, route.initializeTimeout)
-  const probe = new UpstreamEraProbe(route.upstreamEra, async (headers) => await probeUpstreamEra(upstream, headers, probeTimeout), {
+  // A stateful upstream keeps sessions: legacy by definition, never probed.
+  const probe = new UpstreamEraProbe(route.upstreamSessions ? 'legacy' : route.upstreamEra, async (headers) => await probeUpstreamEra(upstream, headers, probeTimeout), {
     onProbeFailed: (error, retryInMs) => {
       log.warn({ route: route.path, reason: (error as Error).message, retryInMs }, 'upstream era probe decided nothing: served as legacy until it does')
     },

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { JsonRpcRequest } from '../mcp/json-rpc.js'
 import { isJsonObject } from '../mcp/json-rpc.js'
 import { mintSessionId } from '../sessions/session-id.js'
+import type { SessionData } from '../sessions/session-store.js'
 import { SESSION_HEADER } from '../upstream/upstream-headers.js'
 import type { RouteContext } from './route-context.js'
 
@@ -9,9 +10,9 @@ import type { RouteContext } from './route-context.js'
  * Stores a new session for a successful initialize and marks the reply with its id. Called only
  * once the upstream (or, bridged, its `server/discover`) has answered with a result: a session id
  * is minted on the response carrying the InitializeResult, never before (MCP 2025-11-25, Basic ›
- * Transports › Session Management).
+ * Transports › Session Management). `stateful`: the upstream session behind it, on a stateful route.
  */
-export async function mintSession (context: RouteContext, request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest, protocolVersion: string): Promise<void> {
+export async function mintSession (context: RouteContext, request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest, protocolVersion: string, stateful?: Pick<SessionData, 'upstream' | 'initialize'>): Promise<void> {
   const params = isJsonObject(initialize.params) ? initialize.params : {}
   const sessionId = mintSessionId()
   await context.store.create(sessionId, {
@@ -19,7 +20,8 @@ export async function mintSession (context: RouteContext, request: FastifyReques
     protocolVersion,
     clientInfo: params.clientInfo ?? null,
     clientCapabilities: params.capabilities ?? null,
-    principal: request.mcp.principal
+    principal: request.mcp.principal,
+    ...stateful
   })
   request.mcp.sessionId = sessionId
   request.mcp.outcome = 'session created'

@@ -1,5 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
+import type { ClientPost } from '../mcp/json-rpc.js'
 import { GatewayError, jsonRpcErrorBody, type JsonRpcId } from '../errors.js'
 import { SseParser } from '../mcp/sse-parser.js'
 import type { LiveSession } from '../sessions/session-store.js'
@@ -42,6 +44,33 @@ export function recordedStream (context: RouteContext, request: FastifyRequest, 
 }
 
 /**
+ * A client's `notifications/cancelled` cancels its call wherever it runs: passed to every replica
+ * (a client that left does not cancel any more, docs/streams.md).
+ */
+export async function relayCancellations (context: RouteContext, request: FastifyRequest, post: ClientPost, session: LiveSession): Promise<void> {
+  for (const message of post.messages) {
+    const requestId = 'method' in message && message.method === 'notifications/cancelled' ? (message.params as { requestId?: unknown } | undefined)?.requestId : undefined
+    if (typeof requestId === 'string' || typeof requestId === 'number') {
+      await context.relay.cancel(session.id, requestId).catch((error: unknown) => {
+        request.log.debug({ code: (error as { code?: unknown }).code }, 'could not pass a cancellation to the other replicas')
+      })
+    }
+  }
+}
+
+/**
+ * Relays the SSE answer of a POST as a recorded response stream of `session`, cancellable from any
+ * replica by its JSON-RPC id. `start`: the status and headers when the reply does not carry them yet.
+ */
+export function relayResponseStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, body: Readable, start?: { statusCode: number, headers: OutgoingHttpHeaders }): void {
+  const stream = recordedStream(context, request, reply, session, 'response')
+  const rpcId = post.isBatch ? null : request.mcp.rpcId
+  const untrack = rpcId === null ? undefined : context.relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') })
+  stream.start(start?.statusCode, start?.headers)
+  relayUpstreamEvents(body, stream, context.upstream.maxResponseBytes, request, context.observeUpstream, rpcId ?? undefined).finally(() => { untrack?.() }).catch(() => undefined)
+}
+
+/**
  * Relays an upstream SSE body event by event into `stream` until the upstream ends it or the
  * stream is stopped (then the upstream request is closed). Each event is held whole, up to
  * `maxEventBytes`; the next is read only once the client took this one (or left). An event over
@@ -63,7 +92,11 @@ export async function relayUpstreamEvents (body: Readable, stream: RecordedStrea
       observe.upstreamFailed(error)
       if (requestId !== undefined) await stream.event({ data: JSON.stringify(jsonRpcErrorBody(error, requestId)) })
     } else if (!stream.stopped.aborted) {
+      // The upstream (or its instance) went away mid-answer: the pending request ends with an error, never a hang.
       request.log.debug({ code: (error as { code?: unknown }).code }, 'upstream stream ended early')
+      const failure = new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the connection to the upstream broke before its answer', cause: error })
+      observe.upstreamFailed(failure)
+      if (requestId !== undefined) await stream.event({ data: JSON.stringify(jsonRpcErrorBody(failure, requestId)) })
     }
   } finally {
     stream.stopped.removeEventListener('abort', stop)

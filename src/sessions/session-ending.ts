@@ -3,6 +3,7 @@ import type { Counter } from 'prom-client'
 import type { ReplicaRelay } from './replica-relay.js'
 import type { StreamEventStore } from '../streams/stream-event-store.js'
 import type { SessionStore, StoreEndReason } from './session-store.js'
+import type { UpstreamSessionEnding } from '../stateful/upstream-session-ending.js'
 
 /*
  * Every way a session ends goes through here (docs/architecture.md, "How a session ends"): the
@@ -12,7 +13,8 @@ import type { SessionStore, StoreEndReason } from './session-store.js'
  * always told to every replica, so that a stream any replica holds for the session ends with it,
  * whatever the route's era and whether or not this replica has probed it.
  *
- * Whatever ended it, the session's kept stream events go too (docs/streams.md).
+ * Whatever ended it, the session's kept stream events go too (docs/streams.md), and on a stateful
+ * route its upstream session is ended, by this replica (docs/stateful-upstreams.md).
  *
  * With `redis.waitForReplicas`, the store only reports an end the replicas acknowledged; otherwise
  * it throws MCPGW_TERMINATION_UNACKNOWLEDGED (503, the session is still live) and nothing is
@@ -28,6 +30,8 @@ export interface SessionEndingOptions {
   readonly events: StreamEventStore | undefined
   /** `mcpgw_sessions_terminated_total`, by reason. */
   readonly terminated: Counter<'reason'>
+  /** Ends the upstream sessions of stateful routes. */
+  readonly upstreamSessions: UpstreamSessionEnding
   readonly log: FastifyBaseLogger
 }
 
@@ -36,6 +40,7 @@ export class SessionEnding {
   readonly #relay: ReplicaRelay
   readonly #events: StreamEventStore | undefined
   readonly #terminated: Counter<'reason'>
+  readonly #upstreamSessions: UpstreamSessionEnding
   readonly #log: FastifyBaseLogger
 
   constructor (options: SessionEndingOptions) {
@@ -43,6 +48,7 @@ export class SessionEnding {
     this.#relay = options.relay
     this.#events = options.events
     this.#terminated = options.terminated
+    this.#upstreamSessions = options.upstreamSessions
     this.#log = options.log
     // Expiry and eviction happen in the store; exactly one replica hears of each one.
     this.#store.onExpired((reason, id, principal) => { this.#ended(id, principal, reason).catch(() => undefined) })
@@ -91,5 +97,10 @@ export class SessionEnding {
     await this.#events?.removeSession({ sessionId: id, principal }).catch((error: unknown) => {
       this.#log.warn({ reason, code: (error as { code?: unknown }).code }, 'session ended, but its kept stream events could not be removed now: they expire after streams.retention')
     })
+    if (this.#upstreamSessions.active) {
+      await this.#upstreamSessions.ended(this.#store, id, principal, reason, this.#log).catch((error: unknown) => {
+        this.#log.warn({ reason, code: (error as { code?: unknown }).code }, 'session ended, but its upstream session could not be looked up: the instance keeps it until it ends it itself')
+      })
+    }
   }
 }

@@ -48,8 +48,8 @@ export class UpstreamClient {
     return await this.postBytes({ ...headers, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body, signal)
   }
 
-  /** POSTs a body as it is, with the headers as they are (a forwarded request the gateway reads the answer of). */
-  async postBytes (headers: IncomingHttpHeaders, body: string | Buffer, signal: AbortSignal): Promise<UpstreamAnswer> {
+  /** POSTs a body as it is, with the headers as they are (a forwarded request the gateway reads the answer of); without `signal` only `timeout` bounds the wait. */
+  async postBytes (headers: IncomingHttpHeaders, body: string | Buffer, signal?: AbortSignal): Promise<UpstreamAnswer> {
     const { statusCode, headers: responseHeaders, body: responseBody } = await this.pool.request({ path: this.path, method: 'POST', headers, body, signal })
     // A body destroyed or aborted while nobody reads it emits 'error'; unheard, that would end the
     // process. Readers still get the error through their own listeners or iterators.
@@ -60,6 +60,13 @@ export class UpstreamClient {
   /** GETs the upstream's standalone SSE stream with a forwarded request's headers. */
   async getStream (headers: IncomingHttpHeaders, signal: AbortSignal): Promise<UpstreamAnswer> {
     const { statusCode, headers: responseHeaders, body } = await this.pool.request({ path: this.path, method: 'GET', headers, signal })
+    body.on('error', ignoreBodyError)
+    return { statusCode, headers: responseHeaders, body }
+  }
+
+  /** DELETEs an upstream session (the session id is among `headers`): a stateful upstream's end. */
+  async delete (headers: IncomingHttpHeaders, signal: AbortSignal): Promise<UpstreamAnswer> {
+    const { statusCode, headers: responseHeaders, body } = await this.pool.request({ path: this.path, method: 'DELETE', headers, signal })
     body.on('error', ignoreBodyError)
     return { statusCode, headers: responseHeaders, body }
   }

@@ -1,0 +1,102 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { Counter } from 'prom-client'
+import { GatewayError } from '../errors.js'
+import type { LiveSession, SessionStore, UpstreamSessionRef } from '../sessions/session-store.js'
+import { upstreamFailure } from '../upstream/upstream-failure.js'
+import { closeUpstreamSession, openUpstreamSession, ReplayRefused } from './upstream-session-setup.js'
+import { instanceLabel, type UpstreamInstances } from './upstream-instances.js'
+
+/*
+ * Moving a session to a new upstream session when its own is lost (docs/stateful-upstreams.md,
+ * "Failover"): the instance is unreachable or ejected, or it answered 404 for the upstream session
+ * (restarted, or evicted it). The client's id never changes; only the mapping behind it does, in one
+ * atomic swap in the store. Replicas that race agree: the first swap wins, the others close the
+ * upstream session they opened and use the winner's. On one replica, concurrent requests of the
+ * same session wait for one move.
+ */
+
+/** Why a session moves: the `cause` label of `mcpgw_upstream_failovers_total`. */
+export type FailoverCause = 'unreachable' | 'not_found' | 'ejected'
+
+/** A session whose upstream session was never recorded (a route that became stateful): moved like a lost one. */
+export const NO_UPSTREAM_SESSION: UpstreamSessionRef = { instance: '', sessionId: '' }
+
+export interface StatefulFailoverOptions {
+  readonly route: string
+  readonly store: SessionStore
+  readonly instances: UpstreamInstances
+  /** routes[].initializeTimeout: the whole replay is bounded by it. */
+  readonly replayTimeout: number
+  /** `mcpgw_upstream_failovers_total` for the route, by cause. */
+  readonly failovers: Counter<'route' | 'cause'>
+  readonly log: FastifyBaseLogger
+}
+
+export function sameUpstreamSession (one: UpstreamSessionRef, other: UpstreamSessionRef): boolean {
+  return one.instance === other.instance && one.sessionId === other.sessionId
+}
+
+export class StatefulFailover {
+  readonly #options: StatefulFailoverOptions
+  /** Moves under way on this replica, by session id and the upstream session being left. */
+  readonly #moving = new Map<string, Promise<UpstreamSessionRef>>()
+
+  constructor (options: StatefulFailoverOptions) {
+    this.#options = options
+  }
+
+  /**
+   * The upstream session to use now instead of `lost`: a new one this call opened, or the one another
+   * request or replica moved the session to first. `headers`: the client's, for the replay (its
+   * Authorization). Rejects with MCPGW_SESSION_NOT_FOUND when the gateway session ended meanwhile,
+   * MCPGW_UPSTREAM_UNREACHABLE when no instance takes the session.
+   */
+  async move (session: LiveSession, principal: string | undefined, lost: UpstreamSessionRef, cause: FailoverCause, headers: Record<string, string>): Promise<UpstreamSessionRef> {
+    const key = `${session.id}\n${lost.instance}\n${lost.sessionId}`
+    let moving = this.#moving.get(key)
+    if (moving === undefined) {
+      moving = this.#move(session, principal, lost, cause, headers).finally(() => { this.#moving.delete(key) })
+      this.#moving.set(key, moving)
+    }
+    return await moving
+  }
+
+  async #move (session: LiveSession, principal: string | undefined, lost: UpstreamSessionRef, cause: FailoverCause, headers: Record<string, string>): Promise<UpstreamSessionRef> {
+    const { store, instances, log } = this.#options
+    // Read again, with what a replay needs: another replica may have moved the session already.
+    const live = await store.touch(session.id, principal, { withClient: true })
+    if (live === null) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+    const current = live.upstream ?? NO_UPSTREAM_SESSION
+    if (!sameUpstreamSession(current, lost)) return current
+    if (live.initialize === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the session kept no initialize to replay' })
+    const replay = { initialize: live.initialize, protocolVersion: live.protocolVersion, logLevel: live.bridge?.logLevel, resourceSubscriptions: live.bridge?.resourceSubscriptions ?? [] }
+    // A restarted instance (404) may take the session again; an unreachable one may not.
+    const excluded = new Set<string>(cause === 'not_found' ? [] : [lost.instance])
+    const signal = AbortSignal.timeout(this.#options.replayTimeout)
+    let opened: UpstreamSessionRef | undefined
+    while (opened === undefined) {
+      const instance = await instances.place(excluded)
+      if (instance === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'no instance could take the session over' })
+      try {
+        opened = await openUpstreamSession(instance, replay, headers, signal)
+      } catch (error) {
+        if (signal.aborted) throw new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { detail: 'the session could not be moved within routes[].initializeTimeout', cause: error })
+        if (!(error instanceof ReplayRefused) && upstreamFailure(error).code !== 'MCPGW_UPSTREAM_UNREACHABLE') throw upstreamFailure(error)
+        if (!(error instanceof ReplayRefused)) instances.eject(instance, 'refused or dropped a connection')
+        log.warn({ route: this.#options.route, instance: instance.label, reason: error instanceof ReplayRefused ? error.message : (error as { code?: unknown }).code }, 'could not move a session to this instance: trying another')
+        excluded.add(instance.url)
+      }
+    }
+    const winner = await store.swapUpstream(session.id, principal, lost, opened)
+    if (winner === null || !sameUpstreamSession(winner, opened)) {
+      // Lost the race (or the session ended): the upstream session opened here is nobody's.
+      const instance = instances.byUrl(opened.instance)
+      if (instance !== undefined) closeUpstreamSession(instance, opened, headers, AbortSignal.timeout(this.#options.replayTimeout)).catch(() => undefined)
+      if (winner === null) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
+      return winner
+    }
+    this.#options.failovers.inc({ route: this.#options.route, cause })
+    log.info({ route: this.#options.route, cause, from: instanceLabel(lost.instance), to: instanceLabel(opened.instance) }, 'session moved to another upstream session')
+    return winner
+  }
+}

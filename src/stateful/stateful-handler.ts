@@ -1,0 +1,260 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { GatewayError, jsonRpcErrorBody } from '../errors.js'
+import { inspectInitializeResponse } from '../mcp/initialize-response.js'
+import { isRequest, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { isSessionSetting, settingChange } from '../mcp/session-settings.js'
+import { initializeDeadline, ClientGone } from '../proxy/initialize-deadline.js'
+import type { LegacyHandler } from '../proxy/legacy-handler.js'
+import { LegacyForwardedHandler } from '../proxy/legacy-forwarded-handler.js'
+import type { RouteContext } from '../proxy/route-context.js'
+import { mintSession } from '../proxy/session-minting.js'
+import { relayCancellations, relayResponseStream, relaysStreams } from '../proxy/session-streams.js'
+import type { BridgeStateChange, LiveSession, UpstreamSessionRef } from '../sessions/session-store.js'
+import type { SseResponse } from '../streams/sse-response.js'
+import { isRelayableStream, recordUpstreamTiming } from '../upstream/forward-request.js'
+import { isSuccessStatus, type UpstreamAnswer } from '../upstream/upstream-client.js'
+import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
+import { bridgedRequestHeaders, forwardedRequestHeaders, rewriteUpstreamHeaders, SESSION_HEADER } from '../upstream/upstream-headers.js'
+import { mayRunTwice, neverReachedInstance } from './failover-rules.js'
+import { NO_UPSTREAM_SESSION, type FailoverCause, type StatefulFailover } from './stateful-failover.js'
+import { closeUpstreamSession, storedInitialize } from './upstream-session-setup.js'
+import type { UpstreamInstance, UpstreamInstances } from './upstream-instances.js'
+
+/*
+ * Legacy requests to a stateful upstream (docs/stateful-upstreams.md). initialize goes to the
+ * instance the balance picks; its upstream session id is kept in the gateway session and never
+ * shown to the client. Every later request goes to the session's instance with that id, from any
+ * replica (read with the session check, in the same round trip). A lost upstream session is moved
+ * (stateful-failover.ts) and the request sent again when that is safe (failover-rules.ts).
+ */
+
+/** Attempts of one request: its instance, then at most two moves (a race lost, a second instance gone). */
+const MAX_ATTEMPTS = 3
+/** An SDK server allows one GET stream per session: a 409 while the older one closes is waited out this often. */
+const GET_CONFLICT_RETRIES = 3
+const GET_CONFLICT_WAIT_MS = 100
+
+export class StatefulHandler implements LegacyHandler {
+  readonly #context: RouteContext
+  readonly #instances: UpstreamInstances
+  readonly #failover: StatefulFailover
+  /** The standalone GET stream is relayed like a forwarded one, from the session's instance. */
+  readonly #streams: LegacyForwardedHandler
+
+  constructor (context: RouteContext, instances: UpstreamInstances, failover: StatefulFailover) {
+    this.#context = context
+    this.#instances = instances
+    this.#failover = failover
+    this.#streams = new LegacyForwardedHandler(context, async (request, session, headers, signal) => await this.#openGetStream(request, session, headers, signal))
+  }
+
+  /**
+   * initialize on the instance the balance picks (another one when it refuses the connection). A
+   * result mints the gateway session with the upstream's session id inside it; the client's answer
+   * carries the gateway's id only.
+   */
+  async initialize (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): Promise<FastifyReply> {
+    const { route, observeUpstream } = this.#context
+    const deadline = initializeDeadline(reply, route.initializeTimeout)
+    const deciding = deadline.signal
+    let answer: UpstreamAnswer | undefined
+    let instance: UpstreamInstance | undefined
+    try {
+      const tried = new Set<string>()
+      while (answer === undefined) {
+        instance = await this.#instances.place(tried)
+        if (instance === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'no instance accepted the connection' })
+        const started = performance.now()
+        try {
+          answer = await instance.client.postBytes(forwardedRequestHeaders(request, instance.client.host), request.body as Buffer, deciding)
+          recordUpstreamTiming(request, observeUpstream, started)
+        } catch (error) {
+          if (deciding.aborted || !neverReachedInstance(error)) throw error
+          this.#instances.eject(instance, 'refused a connection')
+          tried.add(instance.url)
+        }
+      }
+      const chosen = instance as UpstreamInstance
+      const assigned = answer.headers[SESSION_HEADER]
+      const upstream: UpstreamSessionRef = { instance: chosen.url, sessionId: typeof assigned === 'string' ? assigned : '' }
+      reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request)))
+      if (!isSuccessStatus(answer.statusCode)) return reply.send(answer.body)
+      const inspected = await inspectInitializeResponse(answer.body, answer.headers['content-type'], initialize.id, chosen.client.maxResponseBytes)
+      if (inspected.outcome.minted) {
+        try {
+          await mintSession(this.#context, request, reply, initialize, inspected.outcome.protocolVersion, { upstream, initialize: storedInitialize(initialize) })
+        } catch (error) {
+          inspected.body.destroy()
+          this.#closeQuietly(chosen, upstream, request)
+          throw error
+        }
+      } else {
+        request.mcp.outcome = `not minted: ${inspected.outcome.reason}`
+        this.#closeQuietly(chosen, upstream, request)
+      }
+      return reply.send(inspected.body)
+    } catch (error) {
+      answer?.body.destroy()
+      const reason: unknown = deciding.aborted ? deciding.reason : error
+      if (reason instanceof ClientGone) {
+        request.mcp.outcome = 'client left before the initialize answer'
+        return reply
+      }
+      for (const name of Object.keys(reply.getHeaders())) if (name !== 'x-request-id') reply.removeHeader(name)
+      const failure = upstreamFailure(reason)
+      if (isUpstreamFailure(failure)) observeUpstream.upstreamFailed(failure)
+      throw failure
+    } finally {
+      deadline.release()
+    }
+  }
+
+  /**
+   * A POST of a live session, to its instance with its upstream session id. A lost upstream session
+   * is moved and the POST sent again when that is safe; otherwise the client gets
+   * MCPGW_UPSTREAM_CALL_INTERRUPTED for it, in-band, and the session goes on.
+   */
+  async post (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
+    const { observeUpstream } = this.#context
+    await relayCancellations(this.#context, request, post, session)
+    const setting = this.#settingOf(post, session)
+    let target = session.upstream ?? NO_UPSTREAM_SESSION
+    for (let attempt = 1; ; attempt++) {
+      const instance = this.#instances.byUrl(target.instance)
+      if (instance === undefined || !this.#instances.isHealthy(instance)) {
+        target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
+        continue
+      }
+      const headers = forwardedRequestHeaders(request, instance.client.host)
+      if (target.sessionId !== '') headers[SESSION_HEADER] = target.sessionId
+      const started = performance.now()
+      let answer: UpstreamAnswer
+      try {
+        answer = await instance.client.postBytes(headers, request.body as Buffer)
+      } catch (error) {
+        const failure = upstreamFailure(error)
+        // A slow instance is not a lost one: its sessions stay.
+        if (failure.code !== 'MCPGW_UPSTREAM_UNREACHABLE') {
+          observeUpstream.upstreamFailed(failure)
+          throw failure
+        }
+        this.#instances.eject(instance, 'refused or dropped a connection')
+        target = await this.#move(request, session, target, 'unreachable', attempt)
+        if (neverReachedInstance(error) || mayRunTwice(post, this.#context.route.retryToolCalls)) continue
+        request.mcp.outcome = 'interrupted: moved to another upstream session, not sent again'
+        return this.#interrupted(reply, post)
+      }
+      recordUpstreamTiming(request, observeUpstream, started)
+      // 404 for the upstream session: the instance does not know it (any more); the request did not run.
+      if (answer.statusCode === 404 && target.sessionId !== '') {
+        answer.body.destroy()
+        target = await this.#move(request, session, target, 'not_found', attempt)
+        continue
+      }
+      if (setting !== undefined && isSuccessStatus(answer.statusCode)) await this.#keepSetting(request, session, setting)
+      return this.#answer(request, reply, post, session, answer)
+    }
+  }
+
+  async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession, client?: SseResponse): Promise<FastifyReply> {
+    return await this.#streams.getStream(request, reply, session, client)
+  }
+
+  /** A 2026-07-28 request on this route: stateless, so any healthy instance serves it. */
+  async modernPost (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    request.mcp.era = 'modern'
+    const instance = this.#instances.any()
+    const headers = forwardedRequestHeaders(request, instance.client.host)
+    const started = performance.now()
+    let answer: UpstreamAnswer
+    try {
+      answer = await instance.client.postBytes(headers, request.body as Buffer)
+    } catch (error) {
+      const failure = upstreamFailure(error)
+      if (failure.code === 'MCPGW_UPSTREAM_UNREACHABLE') this.#instances.eject(instance, 'refused or dropped a connection')
+      this.#context.observeUpstream.upstreamFailed(failure)
+      throw failure
+    }
+    recordUpstreamTiming(request, this.#context.observeUpstream, started)
+    return reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))).send(answer.body)
+  }
+
+  /** The session's upstream GET stream, moved like a POST when its upstream session is lost. */
+  async #openGetStream (request: FastifyRequest, session: LiveSession, headers: Record<string, string | string[] | undefined>, signal: AbortSignal): Promise<UpstreamAnswer> {
+    let target = session.upstream ?? NO_UPSTREAM_SESSION
+    let conflicts = 0
+    for (let attempt = 1; ; attempt++) {
+      const instance = this.#instances.byUrl(target.instance)
+      if (instance === undefined || !this.#instances.isHealthy(instance)) {
+        target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
+        continue
+      }
+      const upstreamHeaders = { ...headers, host: instance.client.host, ...(target.sessionId === '' ? {} : { [SESSION_HEADER]: target.sessionId }) }
+      let answer: UpstreamAnswer
+      try {
+        answer = await instance.client.getStream(upstreamHeaders, signal)
+      } catch (error) {
+        if (signal.aborted || upstreamFailure(error).code !== 'MCPGW_UPSTREAM_UNREACHABLE') throw error
+        this.#instances.eject(instance, 'refused or dropped a connection')
+        target = await this.#move(request, session, target, 'unreachable', attempt)
+        continue
+      }
+      if (answer.statusCode === 404 && target.sessionId !== '') {
+        answer.body.destroy()
+        target = await this.#move(request, session, target, 'not_found', attempt)
+        continue
+      }
+      if (answer.statusCode === 409 && conflicts++ < GET_CONFLICT_RETRIES) {
+        // The session's older GET (ended by this newer one, docs/streams.md) is still closing upstream.
+        answer.body.destroy()
+        await new Promise((resolve) => setTimeout(resolve, GET_CONFLICT_WAIT_MS))
+        attempt--
+        continue
+      }
+      return answer
+    }
+  }
+
+  async #move (request: FastifyRequest, session: LiveSession, lost: UpstreamSessionRef, cause: FailoverCause, attempt: number): Promise<UpstreamSessionRef> {
+    if (attempt >= MAX_ATTEMPTS) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the session\'s upstream session was lost again while it was being moved' })
+    return await this.#failover.move(session, request.mcp.principal, lost, cause, bridgedRequestHeaders(request))
+  }
+
+  #answer (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, answer: UpstreamAnswer): FastifyReply {
+    const headers = rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))
+    reply.code(answer.statusCode).headers(headers)
+    if (relaysStreams(this.#context.streams) && isRelayableStream(reply)) {
+      reply.removeHeader('content-length')
+      relayResponseStream(this.#context, request, reply, post, session, answer.body)
+      return reply
+    }
+    return reply.send(answer.body)
+  }
+
+  /** MCPGW_UPSTREAM_CALL_INTERRUPTED for each request of the POST (in-band: the session is fine). */
+  #interrupted (reply: FastifyReply, post: ClientPost): FastifyReply {
+    const error = new GatewayError('MCPGW_UPSTREAM_CALL_INTERRUPTED')
+    const requests = post.messages.filter(isRequest)
+    const bodies = requests.map((message) => jsonRpcErrorBody(error, message.id))
+    return reply.code(error.statusCode).type('application/json').send(post.isBatch ? bodies : bodies[0] ?? jsonRpcErrorBody(error, post.id))
+  }
+
+  /** A `logging/setLevel` or `resources/(un)subscribe`, kept once the instance took it, for a replay on another. */
+  #settingOf (post: ClientPost, session: LiveSession): BridgeStateChange | undefined {
+    const message = post.isBatch ? undefined : post.messages[0]
+    if (message === undefined || !isRequest(message) || !isSessionSetting(message.method)) return undefined
+    const change = settingChange(message, session.bridge?.resourceSubscriptions ?? [], this.#context.limits.maxSubscriptionsPerSession)
+    // Invalid params are the instance's to answer; past the limit, it holds the subscription and a replay will not.
+    return typeof change === 'string' ? undefined : change
+  }
+
+  async #keepSetting (request: FastifyRequest, session: LiveSession, change: BridgeStateChange): Promise<void> {
+    await this.#context.store.updateBridgeState(session.id, request.mcp.principal, change).catch((error: unknown) => {
+      request.log.warn({ code: (error as { code?: unknown }).code }, 'a session setting could not be kept: a failover will not replay it')
+    })
+  }
+
+  #closeQuietly (instance: UpstreamInstance, upstream: UpstreamSessionRef, request: FastifyRequest): void {
+    closeUpstreamSession(instance, upstream, bridgedRequestHeaders(request), AbortSignal.timeout(this.#context.route.initializeTimeout)).catch(() => undefined)
+  }
+}
