@@ -7,16 +7,18 @@ import { fileURLToPath } from 'node:url'
 import { parse as parseYaml } from 'yaml'
 import { validateConfig } from '../src/config/validate-config.js'
 import { buildGateway } from '../src/gateway.js'
-import { startConformanceUpstream, startModernConformanceUpstream } from '../test/fixtures/conformance-upstream.js'
+import { startConformanceUpstream, startModernConformanceUpstream, startStatefulConformanceUpstream } from '../test/fixtures/conformance-upstream.js'
 import { startTestRedis } from '../test/helpers/redis-server.js'
 
 /*
  * `npm run conformance`: the official MCP conformance suite (pinned in package.json) at spec
  * 2025-11-25, side by side: straight against a stateless upstream, through the gateway (real Redis)
- * to that upstream, and through the gateway's era bridge (docs/era-bridge.md) to the same tools served by a
- * modern-only (2026-07-28) upstream that refuses every legacy client by itself. Exits non-zero when
- * a scenario that passes direct fails through the gateway, when one that passes through the gateway
- * fails bridged, or when one of the session scenarios the gateway exists for fails through it.
+ * to that upstream, through the gateway's era bridge (docs/era-bridge.md) to the same tools served by a
+ * modern-only (2026-07-28) upstream that refuses every legacy client by itself, and through a route
+ * with `upstreamSessions: true` to the same tools served by a stateful SDK v1 upstream that keeps
+ * its sessions in memory. Exits non-zero when a scenario that passes direct fails through the
+ * gateway, when one that passes through the gateway fails bridged or stateful, or when one of the
+ * session scenarios the gateway exists for fails through it.
  */
 
 const SPEC_VERSION = '2025-11-25'
@@ -69,53 +71,70 @@ async function main (): Promise<number> {
   const redis = await startTestRedis()
   const upstream = await startConformanceUpstream()
   const modernUpstream = await startModernConformanceUpstream()
-  const config = validateConfig({
-    listen: { host: '127.0.0.1', port: 0 },
-    log: { level: 'warn' },
-    redis: { url: redis.url, keyPrefix: 'conformance:' },
-    routes: [
-      { path: '/mcp', upstream: upstream.url },
-      { path: '/bridged', upstream: modernUpstream.url, upstreamEra: 'modern', getStream: 'forward' }
-    ]
-  })
-  const gateway = await buildGateway(config)
+  const statefulUpstream = await startStatefulConformanceUpstream()
+  let gateway: Awaited<ReturnType<typeof buildGateway>> | undefined
+  // Inside the try: a config the gateway refuses must not leave redis-server running.
   try {
+    const config = validateConfig({
+      listen: { host: '127.0.0.1', port: 0 },
+      log: { level: 'warn' },
+      redis: { url: redis.url, keyPrefix: 'conformance:' },
+      routes: [
+        { path: '/mcp', upstream: upstream.url },
+        { path: '/bridged', upstream: modernUpstream.url, upstreamEra: 'modern', getStream: 'forward' },
+        { path: '/stateful', upstream: [statefulUpstream.url], upstreamSessions: true, getStream: 'forward' }
+      ]
+    })
+    gateway = await buildGateway(config)
     await gateway.listen({ host: config.listen.host, port: 0 })
     const address = gateway.server.address()
     if (address === null || typeof address === 'string') throw new Error('gateway has no address')
     const gatewayUrl = `http://127.0.0.1:${address.port}/mcp`
     const bridgedUrl = `http://127.0.0.1:${address.port}/bridged`
-    process.stdout.write(`conformance ${SPEC_VERSION}: direct ${upstream.url}, gateway ${gatewayUrl}, bridged ${bridgedUrl} to ${modernUpstream.url} (Redis on ${redis.port})\n`)
-    const [direct, throughGateway, bridged] = await Promise.all([runSuite('direct', upstream.url), runSuite('gateway', gatewayUrl), runSuite('bridged', bridgedUrl)])
+    const statefulUrl = `http://127.0.0.1:${address.port}/stateful`
+    process.stdout.write(`conformance ${SPEC_VERSION}: direct ${upstream.url}, gateway ${gatewayUrl}, bridged ${bridgedUrl} to ${modernUpstream.url}, ` +
+      `stateful ${statefulUrl} to ${statefulUpstream.url} (Redis on ${redis.port})\n`)
+    const [direct, throughGateway, bridged, stateful] = await Promise.all([
+      runSuite('direct', upstream.url), runSuite('gateway', gatewayUrl), runSuite('bridged', bridgedUrl), runSuite('stateful', statefulUrl)
+    ])
     const expected = await expectedFailures()
-    const scenarios = [...new Set([...direct.keys(), ...throughGateway.keys(), ...bridged.keys()])]
+    const scenarios = [...new Set([...direct.keys(), ...throughGateway.keys(), ...bridged.keys(), ...stateful.keys()])]
 
     const width = Math.max(...scenarios.map((name) => name.length))
-    process.stdout.write(`\n${'scenario'.padEnd(width)}  direct  gateway  bridged  note\n`)
+    process.stdout.write(`\n${'scenario'.padEnd(width)}  direct  gateway  bridged  stateful  note\n`)
     const problems: string[] = []
     for (const scenario of scenarios) {
       const directOutcome = direct.get(scenario) ?? 'n/a'
       const gatewayOutcome = throughGateway.get(scenario) ?? 'n/a'
       const bridgedOutcome = bridged.get(scenario) ?? 'n/a'
+      const statefulOutcome = stateful.get(scenario) ?? 'n/a'
       let note = expected.has(scenario) ? `expected failure: ${expected.get(scenario) ?? ''}` : ''
-      if (expected.has(scenario) && bridgedOutcome === 'pass') note = 'fails with a stateless legacy upstream; passes bridged (input_required, answered through Redis)'
+      if (expected.has(scenario) && (bridgedOutcome === 'pass' || statefulOutcome === 'pass')) {
+        const passes = [
+          ...(bridgedOutcome === 'pass' ? ['bridged (input_required, answered through Redis)'] : []),
+          ...(statefulOutcome === 'pass' ? ['stateful (the answer reaches the upstream session that asked)'] : [])
+        ]
+        note = `fails with a stateless legacy upstream; passes ${passes.join(' and ')}`
+      }
       if (directOutcome === 'pass' && gatewayOutcome !== 'pass') problems.push(`${scenario} passes direct but not through the gateway`)
       if (gatewayOutcome === 'pass' && bridgedOutcome !== 'pass') problems.push(`${scenario} passes through the gateway but not bridged to the modern-only upstream`)
+      if (gatewayOutcome === 'pass' && statefulOutcome !== 'pass') problems.push(`${scenario} passes through the gateway but not stateful`)
       if (REQUIRED_THROUGH_GATEWAY.includes(scenario) && gatewayOutcome !== 'pass') problems.push(`${scenario} must pass through the gateway`)
       if (directOutcome === 'n/a' && gatewayOutcome === 'pass') note = 'not applicable to the stateless upstream alone; passes through the gateway'
-      process.stdout.write(`${scenario.padEnd(width)}  ${directOutcome.padEnd(6)}  ${gatewayOutcome.padEnd(7)}  ${bridgedOutcome.padEnd(7)}  ${note}\n`)
+      process.stdout.write(`${scenario.padEnd(width)}  ${directOutcome.padEnd(6)}  ${gatewayOutcome.padEnd(7)}  ${bridgedOutcome.padEnd(7)}  ${statefulOutcome.padEnd(8)}  ${note}\n`)
     }
     for (const required of REQUIRED_THROUGH_GATEWAY) {
       if (!throughGateway.has(required)) problems.push(`${required} did not run through the gateway`)
     }
     for (const problem of problems) process.stdout.write(`\nFAIL: ${problem}`)
     const count = (outcomes: Map<string, Outcome>): number => [...outcomes.values()].filter((outcome) => outcome === 'pass').length
-    process.stdout.write(`\nconformance: gateway ${count(throughGateway)}/${scenarios.length} scenarios passed, direct ${count(direct)}/${scenarios.length}, bridged to a modern-only upstream ${count(bridged)}/${scenarios.length}\n`)
+    process.stdout.write(`\nconformance: gateway ${count(throughGateway)}/${scenarios.length} scenarios passed, direct ${count(direct)}/${scenarios.length}, bridged to a modern-only upstream ${count(bridged)}/${scenarios.length}, stateful ${count(stateful)}/${scenarios.length}\n`)
     return problems.length === 0 ? 0 : 1
   } finally {
-    await gateway.close()
+    await gateway?.close()
     await upstream.close()
     await modernUpstream.close()
+    await statefulUpstream.close()
     await redis.close()
   }
 }
