@@ -160,23 +160,29 @@ export class StatefulHandler implements LegacyHandler {
     return await this.#streams.getStream(request, reply, session, client)
   }
 
-  /** A 2026-07-28 request on this route: stateless, so any healthy instance serves it. */
+  /**
+   * A 2026-07-28 request on this route: stateless, so any healthy instance serves it, and another
+   * one when it never reached the first.
+   */
   async modernPost (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     request.mcp.era = 'modern'
-    const instance = this.#instances.any()
-    const headers = forwardedRequestHeaders(request, instance.client.host)
-    const started = performance.now()
-    let answer: UpstreamAnswer
-    try {
-      answer = await instance.client.postBytes(headers, request.body as Buffer)
-    } catch (error) {
-      const failure = upstreamFailure(error)
-      if (failure.code === 'MCPGW_UPSTREAM_UNREACHABLE') this.#instances.eject(instance, 'refused or dropped a connection')
-      this.#context.observeUpstream.upstreamFailed(failure)
-      throw failure
+    const { observeUpstream } = this.#context
+    for (let attempt = 1; ; attempt++) {
+      const instance = this.#instances.any()
+      const started = performance.now()
+      let answer: UpstreamAnswer
+      try {
+        answer = await instance.client.postBytes(forwardedRequestHeaders(request, instance.client.host), request.body as Buffer)
+      } catch (error) {
+        const failure = upstreamFailure(error)
+        if (failure.code === 'MCPGW_UPSTREAM_UNREACHABLE') this.#instances.eject(instance, 'refused or dropped a connection')
+        if (neverReachedInstance(error) && attempt < this.#instances.all.length) continue
+        observeUpstream.upstreamFailed(failure)
+        throw failure
+      }
+      recordUpstreamTiming(request, observeUpstream, started)
+      return reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))).send(answer.body)
     }
-    recordUpstreamTiming(request, this.#context.observeUpstream, started)
-    return reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))).send(answer.body)
   }
 
   /** The session's upstream GET stream, moved like a POST when its upstream session is lost. */
