@@ -3,7 +3,7 @@ import { validateConfig, type RedisConfig } from '../src/config/validate-config.
 import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
 import { RedisSessionStore } from '../src/sessions/redis-session-store.js'
 import { isWellFormedSessionId, mintSessionId, sessionIdCreatedAt, shortSessionId } from '../src/sessions/session-id.js'
-import type { SessionStore, SessionTimeouts } from '../src/sessions/session-store.js'
+import { UPSTREAM_GRACE_MS, type SessionStore, type SessionTimeouts } from '../src/sessions/session-store.js'
 import { eventually } from './helpers/eventually.js'
 import { FakeClock } from './helpers/fake-clock.js'
 import { withRedis } from './helpers/fixtures.js'
@@ -330,6 +330,45 @@ function contract (name: string, makeStore: TimedStoreFactory): void {
       t.equal(heard.length, 3)
     })
 
+    t.test('stateful upstreams: the upstream session is read with touch, swapped once, handed out once after the end', async (t) => {
+      const { store, time } = await openTimed({ idleTimeout: 1_000, maxLifetime: 3_600_000 })
+      const a = { instance: 'http://a/mcp', sessionId: 'upstream-1' }
+      const b = { instance: 'http://b/mcp', sessionId: 'upstream-2' }
+      const c = { instance: 'http://b/mcp', sessionId: 'upstream-3' }
+      const stored = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} })
+      const id = mintSessionId()
+      await store.create(id, { ...data, principal: 'p1', upstream: a, initialize: stored })
+      t.match(await store.touch(id, 'p1'), { id, upstream: a }, 'touch reads the upstream session in its one round trip')
+      t.notOk('initialize' in (await store.touch(id, 'p1') ?? {}), 'the stored initialize only with withClient')
+      t.match(await store.touch(id, 'p1', { withClient: true }), { upstream: a, initialize: stored })
+      t.same(await store.upstreamSessionCounts('/mcp'), new Map([['http://a/mcp', 1]]))
+
+      t.equal(await store.swapUpstream(id, 'p2', a, b), null, 'another principal cannot move it')
+      t.same(await store.swapUpstream(id, 'p1', a, b), b, 'the first swap wins')
+      t.same(await store.swapUpstream(id, 'p1', a, c), b, 'a racing swap from the same old session gets the winner')
+      t.match(await store.touch(id, 'p1'), { upstream: b })
+      // The Redis store counts after the swap, in another slot: the counts follow, not in the same step.
+      await eventually(async () => {
+        const counts = await store.upstreamSessionCounts('/mcp')
+        return counts.get('http://b/mcp') === 1 && (counts.get('http://a/mcp') ?? 0) === 0
+      }, { ...WAIT, interval: time.interval, description: 'the counts to follow the swap' })
+      t.pass('the counts follow the swap')
+
+      t.equal(await store.takeUpstream(id, 'p1'), null, 'nothing is handed out while the session lives')
+      t.equal(await store.terminate(id, { route: '/mcp', principal: 'p1' }), true)
+      t.equal(await store.takeUpstream(id, 'p2'), null, 'only to the owner')
+      t.same(await store.takeUpstream(id, 'p1'), { route: '/mcp', upstream: b }, 'the ended session\'s upstream session, once')
+      t.equal(await store.takeUpstream(id, 'p1'), null, 'and never twice')
+
+      const expiring = mintSessionId()
+      await store.create(expiring, { ...data, upstream: a, initialize: stored })
+      time.advance(1_500)
+      // get, not touch: a touch would slide the idle timeout it waits for.
+      await eventually(async () => await store.get(expiring) === null, { ...WAIT, interval: time.interval, description: 'the session to expire' })
+      t.same(await store.takeUpstream(expiring, undefined), { route: '/mcp', upstream: a }, 'still handed out after the session expired')
+      t.equal(await store.swapUpstream(expiring, undefined, a, b), null, 'an ended session is not moved')
+    })
+
     t.test('close twice is harmless', async (t) => {
       const { store } = await makeStore({ idleTimeout: 1000, maxLifetime: 1000 })
       await store.close()
@@ -434,6 +473,23 @@ t.test('redis: keys are namespaced, compact and always carry a TTL', async (t) =
   t.equal(Number(fields.d) - Number(fields.c), 24 * 3_600_000, 'deadline is creation + max lifetime')
   await store.touch(id)
   t.ok(await client.pttl(key) > 29 * 60_000, 'touch keeps a TTL')
+})
+
+t.test('redis: a stateful session\'s upstream record shares its Cluster slot and outlives it by the grace only', async (t) => {
+  const store = await redisStore({ idleTimeout: 60_000, maxLifetime: 120_000 })
+  t.teardown(() => store.close())
+  const client = (redis as TestRedis).client()
+  const id = mintSessionId()
+  await store.create(id, { ...data, principal: 'slot1', upstream: { instance: 'http://a/mcp', sessionId: 'u1' }, initialize: '{}' })
+  const record = `test:upstream:{slot1}:${id}`
+  t.equal(await client.exists(record), 1)
+  t.equal(await client.call('CLUSTER', 'KEYSLOT', record).catch(() => 'no-cluster'), await client.call('CLUSTER', 'KEYSLOT', `test:session:{slot1}:${id}`).catch(() => 'no-cluster'))
+  const ttl = await client.pttl(record)
+  t.ok(ttl > 120_000 && ttl <= 120_000 + UPSTREAM_GRACE_MS, `the record lives for the lifetime plus the grace (${ttl} ms)`)
+  t.same(Object.keys(await client.hgetall(`test:session:{slot1}:${id}`)).sort(), ['c', 'd', 'i', 'k', 'n', 'p', 'q', 'r', 'u', 'v'])
+  const unbound = mintSessionId()
+  await store.create(unbound, { ...data, upstream: { instance: 'http://a/mcp', sessionId: 'u2' }, initialize: '{}' })
+  t.equal(await client.exists(`test:upstream:{test:session:${unbound}}:${unbound}`), 1, 'an unbound session\'s record is tagged by its session key')
 })
 
 t.test('redis: the TTL never outlives the max lifetime', async (t) => {
