@@ -17,8 +17,9 @@ import { startTestRedis } from '../test/helpers/redis-server.js'
  * modern-only (2026-07-28) upstream that refuses every legacy client by itself, and through a route
  * with `upstreamSessions: true` to the same tools served by a stateful SDK v1 upstream that keeps
  * its sessions in memory. Exits non-zero when a scenario that passes direct fails through the
- * gateway, when one that passes through the gateway fails bridged or stateful, or when one of the
- * session scenarios the gateway exists for fails through it.
+ * gateway, when one that passes through the gateway fails bridged, when any fails stateful (a
+ * stateful upstream can pass them all), or when one of the session scenarios the gateway exists for
+ * fails through it.
  */
 
 const SPEC_VERSION = '2025-11-25'
@@ -118,7 +119,8 @@ async function main (): Promise<number> {
       }
       if (directOutcome === 'pass' && gatewayOutcome !== 'pass') problems.push(`${scenario} passes direct but not through the gateway`)
       if (gatewayOutcome === 'pass' && bridgedOutcome !== 'pass') problems.push(`${scenario} passes through the gateway but not bridged to the modern-only upstream`)
-      if (gatewayOutcome === 'pass' && statefulOutcome !== 'pass') problems.push(`${scenario} passes through the gateway but not stateful`)
+      // A stateful upstream can do everything a server can: every scenario, server-to-client ones included.
+      if (statefulOutcome !== 'pass') problems.push(`${scenario} fails through the gateway to a stateful upstream`)
       if (REQUIRED_THROUGH_GATEWAY.includes(scenario) && gatewayOutcome !== 'pass') problems.push(`${scenario} must pass through the gateway`)
       if (directOutcome === 'n/a' && gatewayOutcome === 'pass') note = 'not applicable to the stateless upstream alone; passes through the gateway'
       process.stdout.write(`${scenario.padEnd(width)}  ${directOutcome.padEnd(6)}  ${gatewayOutcome.padEnd(7)}  ${bridgedOutcome.padEnd(7)}  ${statefulOutcome.padEnd(8)}  ${note}\n`)

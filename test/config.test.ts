@@ -7,7 +7,7 @@ import { loadConfig, resolveConfig } from '../src/config/load-config.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME_MS,
   DEFAULT_INPUT_TIMEOUT_MS, DEFAULT_MAX_INPUT_ROUNDS, DEFAULT_MAX_PER_PRINCIPAL, DEFAULT_MAX_PER_PRINCIPAL_POLICY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_CLIENT_STATE_BYTES, DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION, DEFAULT_INITIALIZE_TIMEOUT_MS,
-  DEFAULT_STREAMS_RESUMABLE, DEFAULT_STREAMS_RETENTION_MS, DEFAULT_STREAMS_MAX_EVENTS, DEFAULT_STREAMS_KEEP_ALIVE_MS, DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_ROUTE_TIMEOUT_MS,
+  DEFAULT_STREAMS_RESUMABLE, DEFAULT_STREAMS_RETENTION_MS, DEFAULT_STREAMS_MAX_EVENTS, DEFAULT_STREAMS_KEEP_ALIVE_MS, DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS, DEFAULT_UPSTREAM_SESSIONS, DEFAULT_BALANCE, DEFAULT_RETRY_TOOL_CALLS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_ROUTE_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS, validateConfig
 } from '../src/config/validate-config.js'
 import { ConfigError } from '../src/errors.js'
@@ -36,7 +36,21 @@ t.test('a minimal config gets every named default', async (t) => {
     shutdownGrace: DEFAULT_SHUTDOWN_GRACE_MS,
     metrics: { enabled: true, path: '/metrics', port: null, host: DEFAULT_LISTEN_HOST },
     tracing: null,
-    routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp', timeout: DEFAULT_ROUTE_TIMEOUT_MS, getStream: 'reject', upstreamEra: 'auto', initializeTimeout: DEFAULT_INITIALIZE_TIMEOUT_MS, inputTimeout: DEFAULT_INPUT_TIMEOUT_MS, maxInputRounds: DEFAULT_MAX_INPUT_ROUNDS }]
+    routes: [{
+      path: '/mcp',
+      upstream: 'http://127.0.0.1:3000/mcp',
+      instances: ['http://127.0.0.1:3000/mcp'],
+      upstreamSessions: DEFAULT_UPSTREAM_SESSIONS,
+      balance: DEFAULT_BALANCE,
+      retryToolCalls: DEFAULT_RETRY_TOOL_CALLS,
+      healthCheck: null,
+      timeout: DEFAULT_ROUTE_TIMEOUT_MS,
+      getStream: 'reject',
+      upstreamEra: 'auto',
+      initializeTimeout: DEFAULT_INITIALIZE_TIMEOUT_MS,
+      inputTimeout: DEFAULT_INPUT_TIMEOUT_MS,
+      maxInputRounds: DEFAULT_MAX_INPUT_ROUNDS
+    }]
   })
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.routes[0]) && Object.isFrozen(config.sessions), 'deeply frozen')
 })
@@ -196,6 +210,13 @@ t.test('every invalid config names the exact path', async (t) => {
     ['maxInputRounds range', { routes: [{ ...route, maxInputRounds: 0 }] }, /^routes\[0\]\.maxInputRounds: must be between 1 and 100/],
     ['inputTimeout shape', { routes: [{ ...route, inputTimeout: 'soon' }] }, /^routes\[0\]\.inputTimeout: must be a duration/],
     ['getStream value', { routes: [{ ...route, getStream: 'yes' }] }, /^routes\[0\]\.getStream: must be one of reject, forward/],
+    ['instances without upstreamSessions', { routes: [{ ...route, upstream: ['http://a/mcp', 'http://b/mcp'] }] }, /^routes\[0\]\.upstream: lists several instances: that needs upstreamSessions: true/],
+    ['an empty instance list', { routes: [{ ...route, upstream: [] }] }, /^routes\[0\]\.upstream: must list at least one entry/],
+    ['a bad instance URL', { routes: [{ ...route, upstream: ['http://a/mcp', 'ftp://b/mcp'], upstreamSessions: true }] }, /^routes\[0\]\.upstream\[1\]: must use http: or https:/],
+    ['upstream of another type', { routes: [{ ...route, upstream: 5 }] }, /^routes\[0\]\.upstream: must be an http\(s\):\/\/ URL or a list of them, got a number/],
+    ['a stateful modern upstream', { routes: [{ ...route, upstreamSessions: true, upstreamEra: 'modern' }] }, /^routes\[0\]\.upstreamEra: cannot be modern with upstreamSessions: true/],
+    ['balance value', { routes: [{ ...route, upstreamSessions: true, balance: 'random' }] }, /^routes\[0\]\.balance: must be one of leastSessions, roundRobin/],
+    ['healthCheck interval', { routes: [{ ...route, upstreamSessions: true, healthCheck: { interval: 'often' } }] }, /^routes\[0\]\.healthCheck\.interval: must be a duration/],
     ['allowedOrigins type', { ...minimal, security: { allowedOrigins: 'localhost' } }, /^security\.allowedOrigins: must be a list of strings/],
     ['allowedOrigins with a path', { ...minimal, security: { allowedOrigins: ['https://app.example.com/app'] } }, /^security\.allowedOrigins\[0\]: must be an origin \(scheme:\/\/host\[:port\], no path\)/],
     ['allowedHosts with port', { ...minimal, security: { allowedHosts: ['gw.example.com:8080'] } }, /^security\.allowedHosts\[0\]: must be a hostname without scheme or port/],
@@ -260,6 +281,13 @@ t.test('the shipped config files are valid', async (t) => {
   t.not(shipped.redis, null, 'gateway.yaml uses Redis')
   const demo = await loadConfig('config/demo.yaml', {})
   t.equal(demo.redis, null, 'demo.yaml keeps sessions in memory')
+})
+
+t.test('stateful upstreams: a list of instances, placement, retries and health checks', async (t) => {
+  const [route] = validateConfig({ routes: [{ path: '/mcp', upstream: ['http://a:3000/mcp', 'http://b:3000/mcp'], upstreamSessions: true, balance: 'roundRobin', retryToolCalls: 'true', healthCheck: { interval: '2s' } }] }).routes
+  t.match(route, { upstream: 'http://a:3000/mcp', instances: ['http://a:3000/mcp', 'http://b:3000/mcp'], upstreamSessions: true, balance: 'roundRobin', retryToolCalls: true, healthCheck: { interval: 2_000 } })
+  t.same(validateConfig({ routes: [{ path: '/mcp', upstream: ['http://a/mcp'] }] }).routes[0]?.instances, ['http://a/mcp'], 'a list of one needs no upstreamSessions')
+  t.same(validateConfig({ routes: [{ path: '/mcp', upstream: 'http://a/mcp', upstreamSessions: true, healthCheck: {} }] }).routes[0]?.healthCheck, { interval: 10_000 }, 'an empty healthCheck checks every 10s')
 })
 
 t.test('streams: 0 turns keepAlive and maxConnectionTime off; polling needs resumable streams', async (t) => {

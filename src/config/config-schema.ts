@@ -511,7 +511,7 @@ const routePath = text().superRefine((value, context) => {
 const routeSchema = mapping({
   path: routePath.describe('Literal path clients use on the gateway, e.g. `/mcp` (not `/healthz`, `/readyz`, `/metrics` or `/admin`).'),
   upstream: z.union([url(HTTP_PROTOCOLS), list(url(HTTP_PROTOCOLS), { nonEmpty: true })], {
-    error: (issue) => `must be an http(s):// URL or a list of them, got ${describeSecretValue(issue.input)}`
+    error: (issue) => issue.input === undefined ? 'is required' : `must be an http(s):// URL or a list of them, got ${describeSecretValue(issue.input)}`
   }).describe('`http(s)://` URL of the upstream MCP endpoint, or a list of the URLs of several instances of one stateful server (needs `upstreamSessions: true`, docs/stateful-upstreams.md).'),
   upstreamSessions: flag().prefault(DEFAULT_UPSTREAM_SESSIONS).describe('The upstream keeps its own sessions (a stateful legacy server, such as an SDK\'s default): the gateway initializes one upstream session per gateway session, sends every message of the session to its instance from any replica, and moves it to a live instance when that one fails (docs/stateful-upstreams.md).'),
   balance: oneOf(balanceModes).prefault(DEFAULT_BALANCE).describe('`upstreamSessions`: which instance a new session goes to: the one with the fewest live sessions (counted in the session store, across replicas), or the next in turn.'),
