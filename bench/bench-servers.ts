@@ -1,6 +1,7 @@
 import Fastify from 'fastify'
 import httpProxy from '@fastify/http-proxy'
-import { createServer, type ServerResponse } from 'node:http'
+import { randomUUID } from 'node:crypto'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { validateConfig } from '../src/config/validate-config.js'
 import { buildGateway } from '../src/gateway.js'
@@ -14,6 +15,12 @@ import { buildGateway } from '../src/gateway.js'
  *   gateway-recording, gateway-relaying, gateway-pass-through
  *             the gateway with each `streams` setting that the resumable-streams comparison sets side
  *             by side (docs/performance.md, "Resumable streams")
+ *   upstream-stateful
+ *             the same endpoint keeping sessions as a stateful SDK server does: initialize assigns an
+ *             Mcp-Session-Id, any other request needs a live one (404 otherwise), DELETE ends it
+ *   bare-stateful, gateway-stateful
+ *             @fastify/http-proxy, and the gateway with a stateful route (`upstreamSessions: true`),
+ *             in front of it (docs/performance.md, "Stateful upstreams")
  * Each prints `listening <port>` when ready. Arguments: role, upstream URL, Redis URL.
  */
 
@@ -53,13 +60,38 @@ function streamIndexCall (message: UpstreamMessage, response: ServerResponse): v
   response.end(`event: message\ndata: ${indexResult(message.id, total)}\n\n`)
 }
 
+/** The stateful upstream's sessions: what an SDK server keeps in memory, reduced to the ids. */
+const statefulSessions = new Set<string>()
+
+/** Whether the stateful upstream answered the request itself (a session refusal, a DELETE, a new session's id). */
+function keepsSessions (message: UpstreamMessage, request: IncomingMessage, response: ServerResponse): boolean {
+  const sessionId = request.headers['mcp-session-id']
+  if (request.method === 'DELETE') {
+    response.writeHead(typeof sessionId === 'string' && statefulSessions.delete(sessionId) ? 200 : 404).end()
+    return true
+  }
+  if (message.method === 'initialize') {
+    const assigned = randomUUID()
+    statefulSessions.add(assigned)
+    response.setHeader('mcp-session-id', assigned)
+    return false
+  }
+  if (typeof sessionId !== 'string' || !statefulSessions.has(sessionId)) {
+    response.writeHead(404, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}')
+    return true
+  }
+  return false
+}
+
 async function startUpstream (): Promise<number> {
+  const stateful = role === 'upstream-stateful'
   const server = createServer((request, response) => {
     const chunks: Buffer[] = []
     request.on('data', (chunk: Buffer) => chunks.push(chunk))
     request.on('end', () => {
       let message: UpstreamMessage = {}
       try { message = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof message } catch {}
+      if (stateful && keepsSessions(message, request, response)) return
       if (message.id === undefined) {
         response.writeHead(202).end()
         return
@@ -96,7 +128,8 @@ const streamsOfRole: Record<string, Record<string, unknown> | undefined> = {
   gateway: undefined,
   'gateway-recording': { resumable: true },
   'gateway-relaying': { resumable: false },
-  'gateway-pass-through': { resumable: false, keepAlive: 0 }
+  'gateway-pass-through': { resumable: false, keepAlive: 0 },
+  'gateway-stateful': undefined
 }
 
 async function startGateway (): Promise<number> {
@@ -107,7 +140,7 @@ async function startGateway (): Promise<number> {
     redis: { url: redisUrl, keyPrefix: 'bench:' },
     // The sessions a run creates (BENCH_SESSIONS) must all still be live when the last one is measured.
     sessions: { idleTimeout: '24h', maxLifetime: '24h' },
-    routes: [{ path: '/mcp', upstream: upstreamUrl }],
+    routes: [role === 'gateway-stateful' ? { path: '/mcp', upstream: [upstreamUrl], upstreamSessions: true } : { path: '/mcp', upstream: upstreamUrl }],
     ...(streams === undefined ? {} : { streams })
   })
   const app = await buildGateway(config)
@@ -117,7 +150,9 @@ async function startGateway (): Promise<number> {
 
 const starters: Record<string, () => Promise<number>> = {
   upstream: startUpstream,
+  'upstream-stateful': startUpstream,
   bare: startBareProxy,
+  'bare-stateful': startBareProxy,
   ...Object.fromEntries(Object.keys(streamsOfRole).map((gatewayRole) => [gatewayRole, startGateway]))
 }
 const start = starters[role ?? '']

@@ -8,12 +8,14 @@
 export const LATENCY_LOAD_SHARE = 0.4
 
 /** The processes a request may pass through on its way to the upstream. */
-export type ProxyName = 'bare' | 'gateway' | 'gateway-recording' | 'gateway-relaying' | 'gateway-pass-through'
+export type ProxyName = 'bare' | 'gateway' | 'gateway-recording' | 'gateway-relaying' | 'gateway-pass-through' | 'bare-stateful' | 'gateway-stateful'
 
 export interface Scenario {
   readonly name: string
   /** The proxy process in the request's path, if any. */
   readonly proxy?: ProxyName
+  /** The upstream process in its path: `upstream` unless named. */
+  readonly upstream?: 'upstream' | 'upstream-stateful'
   readonly url: () => string
   readonly body: string
   readonly headers?: () => Record<string, string>

@@ -12,6 +12,7 @@ import { initialize, mcpHeaders, toolsList } from './mcp-requests.js'
 import { gatewayCounts, redisScriptCalls, usedMemory } from './redis-counts.js'
 import { format, LATENCY_LOAD_SHARE, printResults, summarize, type ProxyName, type RoundLoad, type RunResult, type Scenario } from './rounds.js'
 import { streamsBench } from './stream-bench.js'
+import { statefulBench, type StatefulRole } from './stateful-bench.js'
 
 /*
  * `npm run bench` (docs/performance.md): what the gateway costs. Real Redis, a minimal upstream, a bare
@@ -25,7 +26,8 @@ import { streamsBench } from './stream-bench.js'
  * again after BENCH_SESSIONS were created through the gateway, and what those sessions cost in Redis.
  *
  * BENCH_STREAMS=1 adds the resumable-streams comparison (stream-bench.ts) after all that;
- * BENCH_STREAMS=only runs that comparison alone.
+ * BENCH_STREAMS=only runs that comparison alone. BENCH_STATEFUL=1 adds the stateful-upstreams
+ * comparison (stateful-bench.ts) last; BENCH_STATEFUL=only runs it alone.
  */
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -49,6 +51,8 @@ const SAMPLED_KEYS = 5
 const LATENCY_CONNECTIONS = 32
 /** 0: not the resumable-streams comparison; 1: it too, last; only: it alone. */
 const STREAMS = process.env.BENCH_STREAMS ?? '0'
+/** 0: not the stateful-upstreams comparison; 1: it too, last; only: it alone. */
+const STATEFUL = process.env.BENCH_STATEFUL ?? '0'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const serversScript = join(root, 'dist/bench/bench-servers.js')
 const resultsDir = join(root, 'bench/results')
@@ -60,14 +64,18 @@ function coresOf (role: BenchRole): string | undefined {
 }
 
 /** The gateways of the resumable-streams comparison share cores, even on a machine too small to pin the rest. */
-function coresOfServer (role: 'upstream' | ProxyName): string | undefined {
+function coresOfServer (role: 'upstream' | 'upstream-stateful' | ProxyName): string | undefined {
   if (role === 'upstream' || role === 'bare' || role === 'gateway') return coresOf(role)
+  // The stateful comparison takes the roles of the main one: same cores, same conditions.
+  if (role === 'upstream-stateful') return coresOf('upstream')
+  if (role === 'bare-stateful') return coresOf('bare')
+  if (role === 'gateway-stateful') return coresOf('gateway')
   return comparedGatewayCores(layout, availableParallelism())
 }
 
-async function startServer (role: 'upstream' | ProxyName, ...args: string[]): Promise<{ port: number, child: ChildProcess, pid: number }> {
+async function startServer (role: 'upstream' | 'upstream-stateful' | ProxyName, ...args: string[]): Promise<{ port: number, child: ChildProcess, pid: number }> {
   // BENCH_PROFILE=1: CPU profiles of the proxies into bench/profiles (open them in Chrome DevTools).
-  const profile = process.env.BENCH_PROFILE === '1' && role !== 'upstream' ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench/profiles')}`] : []
+  const profile = process.env.BENCH_PROFILE === '1' && !role.startsWith('upstream') ? ['--cpu-prof', `--cpu-prof-dir=${join(root, 'bench/profiles')}`] : []
   // taskset execs the command: the child's pid is the Node process's own.
   const [command, commandArgs] = onCores(coresOfServer(role), process.execPath, [...profile, serversScript, role, ...args])
   const child = spawn(command, commandArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -89,6 +97,7 @@ async function redisPid (redis: Redis): Promise<number> {
 async function main (): Promise<void> {
   const started = Date.now()
   if (!['0', '1', 'only'].includes(STREAMS)) throw new Error(`BENCH_STREAMS must be 0, 1 or only, not ${STREAMS}`)
+  if (!['0', '1', 'only'].includes(STATEFUL)) throw new Error(`BENCH_STATEFUL must be 0, 1 or only, not ${STATEFUL}`)
   const loadGeneratorCores = coresOf('load generator')
   if (loadGeneratorCores !== undefined) pinProcess(process.pid, loadGeneratorCores)
   const redis = await startTestRedis()
@@ -133,7 +142,7 @@ async function main (): Promise<void> {
       p99: result.latency.p99,
       errors: result.errors + result.timeouts + result.non2xx,
       requests: result.requests.total,
-      cpu: { ...(scenario.proxy === undefined ? {} : { proxy: cpu[scenario.proxy] as number }), upstream: cpu.upstream as number, redis: cpu.redis as number }
+      cpu: { ...(scenario.proxy === undefined ? {} : { proxy: cpu[scenario.proxy] as number }), upstream: cpu[scenario.upstream ?? 'upstream'] as number, redis: cpu.redis as number }
     }
   }
 
@@ -299,9 +308,17 @@ async function main (): Promise<void> {
     process.stdout.write(`\nwrote bench/results/latest.json and bench/results/latest.svg (${report.runSeconds} s)\n`)
   }
 
+  /** A process of the stateful comparison, its CPU time read under its role's name. */
+  async function startStateful (role: StatefulRole, target?: string): Promise<{ port: number }> {
+    const server = await startServer(role, ...(target === undefined ? [] : [target, redis.url]))
+    children.push(server.child)
+    pids[role] = server.pid
+    return { port: server.port }
+  }
+
   try {
-    if (STREAMS !== 'only') await sessionsBench()
-    if (STREAMS === '1' || STREAMS === 'only') {
+    if (STREAMS !== 'only' && STATEFUL !== 'only') await sessionsBench()
+    if ((STREAMS === '1' || STREAMS === 'only') && STATEFUL !== 'only') {
       const report = await streamsBench({
         upstreamUrl,
         redis: redisClient,
@@ -314,6 +331,12 @@ async function main (): Promise<void> {
       await mkdir(resultsDir, { recursive: true })
       await writeFile(join(resultsDir, 'streams.json'), JSON.stringify({ ...report, runSeconds: Math.round((Date.now() - started) / 1000) }, null, 2) + '\n')
       process.stdout.write(`\nwrote bench/results/streams.json (${Math.round((Date.now() - started) / 1000)} s since the start)\n`)
+    }
+    if (STATEFUL === '1' || STATEFUL === 'only') {
+      const report = await statefulBench({ pinning: layout.description, start: startStateful, run, roundRuns })
+      await mkdir(resultsDir, { recursive: true })
+      await writeFile(join(resultsDir, 'stateful.json'), JSON.stringify({ ...report, runSeconds: Math.round((Date.now() - started) / 1000) }, null, 2) + '\n')
+      process.stdout.write(`\nwrote bench/results/stateful.json (${Math.round((Date.now() - started) / 1000)} s since the start)\n`)
     }
   } finally {
     // SIGINT, not SIGKILL: a profiled process writes its profile on the way out.

@@ -190,6 +190,23 @@ t.test('DELETE, idle expiry and the admin API end the upstream session', async (
   t.ok([...deployment.a.deleted, ...deployment.b.deleted].includes(endedUpstream), 'the admin end reached the upstream')
 })
 
+t.test('a lone instance that restarts takes its sessions back at once, ejected or not', async (t) => {
+  const redis = await withRedis(t)
+  const only = await withStatefulUpstream(t, 'only')
+  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'lone:' }, routes: [statefulRoute([only.url])] } })
+  const url = `${gateway.origin}/mcp`
+  const sessionId = (await post(url, initializeRequest())).headers.get('mcp-session-id') ?? ''
+  const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
+  await only.kill()
+  const down = await post(url, list, sessionId)
+  t.equal(down.status, 502, 'nothing alive: 502, and the session stays')
+  await only.restart()
+  const back = await post(url, list, sessionId)
+  t.equal(back.status, 200, 'right after the restart, within the passive ejection: the instance is tried, answers 404, the session is opened on it again')
+  t.match(back.text, /whoami/)
+  t.equal(only.sessions().length, 1)
+})
+
 t.test('racing failovers on two replicas agree on one upstream session', async (t) => {
   const redis = await withRedis(t)
   const deployment = await deploy(t, redis)

@@ -520,7 +520,7 @@ const routeSchema = mapping({
     interval: duration(10_000).describe('How often each instance is checked (an HTTP request; any answer is healthy).')
   }).nullish().transform((value) => value ?? null).describe('`upstreamSessions`: check every instance actively. Passive ejection (a refused or reset connection takes an instance out of placement for a while) is always on.'),
   timeout: duration(DEFAULT_ROUTE_TIMEOUT_MS).describe('Wait this long for the upstream\'s response headers (504 after); a stream may then run as long as it likes.'),
-  getStream: oneOf(getStreamModes).prefault(DEFAULT_GET_STREAM).describe('A legacy `GET` (standalone SSE stream) on a live session: `reject` answers 405 at the edge, `forward` sends it to the upstream (bridged: served from `subscriptions/listen`).'),
+  getStream: oneOf(getStreamModes).nullish().describe('A legacy `GET` (standalone SSE stream) on a live session: `reject` answers 405 at the edge, `forward` sends it to the upstream (bridged: served from `subscriptions/listen`). Absent: `reject`, except `forward` with `upstreamSessions` (a stateful server pushes on it).'),
   upstreamEra: oneOf(upstreamEras).prefault(DEFAULT_UPSTREAM_ERA).describe('What the upstream speaks: `legacy`, `modern` (the gateway bridges legacy clients to a 2026-07-28 server) or `auto` (ask `server/discover` once).'),
   initializeTimeout: duration(DEFAULT_INITIALIZE_TIMEOUT_MS).describe('How long an initialize may wait for the upstream\'s answer (bridged: its `server/discover`; `auto`: also the era probe), 504 after. A client that leaves before then ends the upstream request too, and gets no session.'),
   inputTimeout: duration(DEFAULT_INPUT_TIMEOUT_MS).describe('Era bridge: how long a legacy client has to answer one round of the upstream\'s input requests (elicitation, …).'),
@@ -581,9 +581,9 @@ export const gatewayConfigSchema = mapping({
     metrics: { enabled: config.metrics.enabled, path: config.metrics.path, port: metricsPort, host: config.metrics.host ?? config.listen.host },
     tracing: config.tracing,
     // `upstream` is always the first (or only) instance; `instances` lists them all.
-    routes: config.routes.map(({ upstream, ...route }) => {
+    routes: config.routes.map(({ upstream, getStream, ...route }) => {
       const instances = typeof upstream === 'string' ? [upstream] : upstream
-      return { ...route, upstream: instances[0] as string, instances }
+      return { ...route, upstream: instances[0] as string, instances, getStream: getStream ?? (route.upstreamSessions ? 'forward' : DEFAULT_GET_STREAM) }
     })
   }
 })

@@ -121,7 +121,7 @@ export class StatefulHandler implements LegacyHandler {
     let target = session.upstream ?? NO_UPSTREAM_SESSION
     for (let attempt = 1; ; attempt++) {
       const instance = this.#instances.byUrl(target.instance)
-      if (instance === undefined || !this.#instances.isHealthy(instance)) {
+      if (instance === undefined || this.#instances.shouldLeave(instance)) {
         target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
         continue
       }
@@ -138,6 +138,8 @@ export class StatefulHandler implements LegacyHandler {
           observeUpstream.upstreamFailed(failure)
           throw failure
         }
+        // Counted as any upstream failure, whether or not the move then saves the request.
+        observeUpstream.upstreamFailed(failure)
         this.#instances.eject(instance, 'refused or dropped a connection')
         target = await this.#move(request, session, target, 'unreachable', attempt)
         if (neverReachedInstance(error) || mayRunTwice(post, this.#context.route.retryToolCalls)) continue
@@ -191,7 +193,7 @@ export class StatefulHandler implements LegacyHandler {
     let conflicts = 0
     for (let attempt = 1; ; attempt++) {
       const instance = this.#instances.byUrl(target.instance)
-      if (instance === undefined || !this.#instances.isHealthy(instance)) {
+      if (instance === undefined || this.#instances.shouldLeave(instance)) {
         target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
         continue
       }

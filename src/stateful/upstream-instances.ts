@@ -87,6 +87,14 @@ export class UpstreamInstances {
     return false
   }
 
+  /**
+   * Whether a session on `instance` should move before its request is sent: the instance is ejected
+   * and another one is healthy. With nowhere better to go, the request tries it (health is a guess).
+   */
+  shouldLeave (instance: UpstreamInstance): boolean {
+    return !this.isHealthy(instance) && this.all.some((other) => other !== instance && this.isHealthy(other))
+  }
+
   /** Passive ejection: the instance refused or dropped a connection. */
   eject (instance: UpstreamInstance, reason: string): void {
     const known = this.#ejectedUntil.has(instance.url)
