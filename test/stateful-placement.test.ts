@@ -1,0 +1,90 @@
+import t from 'tap'
+import { parseClientPost } from '../src/mcp/json-rpc.js'
+import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
+import { mintSessionId } from '../src/sessions/session-id.js'
+import { mayRunTwice, neverReachedInstance } from '../src/stateful/failover-rules.js'
+import { PASSIVE_EJECTION_MS, UpstreamInstances, type UpstreamInstance } from '../src/stateful/upstream-instances.js'
+import { FakeClock } from './helpers/fake-clock.js'
+
+/*
+ * Where a stateful route places a new session and when a request may run twice
+ * (docs/stateful-upstreams.md): pure decisions, no network (the instances' pools never connect).
+ */
+
+const urls = ['http://a:3000/mcp', 'http://b:3000/mcp', 'http://c:3000/mcp']
+
+function instancesFor (t: { teardown: (fn: () => unknown) => void }, balance: 'leastSessions' | 'roundRobin', clock = new FakeClock()): { instances: UpstreamInstances, store: MemorySessionStore, health: Array<[string, boolean]> } {
+  const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 }, clock.now)
+  const health: Array<[string, boolean]> = []
+  const instances = new UpstreamInstances({
+    urls, balance, route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: null,
+    onHealthChanged: (instance, healthy) => { health.push([instance.label, healthy]) },
+    now: clock.now
+  })
+  t.teardown(async () => {
+    await instances.close()
+    await store.close()
+  })
+  return { instances, store, health }
+}
+
+async function placed (instances: UpstreamInstances, count: number, excluded?: ReadonlySet<string>): Promise<string[]> {
+  const names: string[] = []
+  for (let index = 0; index < count; index++) names.push(new URL((await instances.place(excluded) as UpstreamInstance).url).hostname)
+  return names
+}
+
+t.test('roundRobin takes the instances in turn, skipping the excluded', async (t) => {
+  const { instances } = instancesFor(t, 'roundRobin')
+  t.same(await placed(instances, 4), ['a', 'b', 'c', 'a'])
+  const withoutB = await placed(instances, 4, new Set(['http://b:3000/mcp']))
+  t.same([...new Set(withoutB)].sort(), ['a', 'c'], 'b is never chosen, a and c both are')
+  t.equal(await instances.place(new Set(urls)), undefined, 'nothing left: undefined')
+})
+
+t.test('leastSessions takes the instance with the fewest live sessions in the store', async (t) => {
+  const { instances, store } = instancesFor(t, 'leastSessions')
+  const data = { route: '/mcp', protocolVersion: '2025-11-25', clientInfo: null, clientCapabilities: null, initialize: '{}' }
+  await store.create(mintSessionId(), { ...data, upstream: { instance: 'http://a:3000/mcp', sessionId: '1' } })
+  await store.create(mintSessionId(), { ...data, upstream: { instance: 'http://a:3000/mcp', sessionId: '2' } })
+  await store.create(mintSessionId(), { ...data, upstream: { instance: 'http://c:3000/mcp', sessionId: '3' } })
+  t.same(await placed(instances, 3), ['b', 'b', 'b'], 'b holds none')
+  await store.create(mintSessionId(), { ...data, upstream: { instance: 'http://b:3000/mcp', sessionId: '4' } })
+  await store.create(mintSessionId(), { ...data, upstream: { instance: 'http://b:3000/mcp', sessionId: '5' } })
+  t.same(await placed(instances, 1), ['c'], 'now c holds the fewest')
+})
+
+t.test('an ejected instance is placed again once its passive ejection runs out; with nothing healthy, any is tried', async (t) => {
+  const clock = new FakeClock()
+  const { instances, health } = instancesFor(t, 'roundRobin', clock)
+  const [a, b, c] = instances.all as [UpstreamInstance, UpstreamInstance, UpstreamInstance]
+  instances.eject(b, 'test')
+  t.same(health.slice(-1), [['http://b:3000/mcp', false]], 'told once')
+  t.same(await placed(instances, 4), ['a', 'c', 'a', 'c'])
+  t.ok(instances.shouldLeave(b), 'a session on b moves: a and c are healthy')
+  instances.eject(a, 'test')
+  instances.eject(c, 'test')
+  t.notOk(instances.shouldLeave(b), 'nowhere better to go: the request tries b')
+  t.ok(await instances.place() !== undefined, 'nothing healthy: placed anyway')
+  clock.advance(PASSIVE_EJECTION_MS)
+  t.ok(instances.isHealthy(b), 'the ejection ran out')
+  t.same(health.slice(-1), [['http://b:3000/mcp', true]])
+})
+
+t.test('what may run twice after its instance failed', async (t) => {
+  const post = (body: unknown): ReturnType<typeof parseClientPost> => parseClientPost(JSON.stringify(body))
+  for (const method of ['ping', 'tools/list', 'resources/list', 'resources/read', 'resources/templates/list', 'prompts/list', 'prompts/get', 'completion/complete']) {
+    t.ok(mayRunTwice(post({ jsonrpc: '2.0', id: 1, method }), false), `${method} has no effects`)
+  }
+  t.notOk(mayRunTwice(post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } }), false), 'a tools/call may not')
+  t.ok(mayRunTwice(post({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'x' } }), true), 'unless retryToolCalls')
+  t.notOk(mayRunTwice(post({ jsonrpc: '2.0', id: 1, method: 'resources/subscribe', params: { uri: 'x' } }), true), 'nor any other request')
+  t.ok(mayRunTwice(post({ jsonrpc: '2.0', method: 'notifications/initialized' }), false), 'a notification may')
+  t.ok(mayRunTwice(post({ jsonrpc: '2.0', id: 5, result: {} }), false), 'an answer may (a new instance ignores it)')
+  t.notOk(mayRunTwice(post([{ jsonrpc: '2.0', id: 1, method: 'ping' }, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'x' } }]), false), 'a batch only if all of it may')
+
+  t.ok(neverReachedInstance(Object.assign(new Error('connect'), { code: 'ECONNREFUSED' })), 'a refused connection never reached it')
+  t.ok(neverReachedInstance(new Error('wrapped', { cause: Object.assign(new Error('timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }) })), 'found among the causes')
+  t.notOk(neverReachedInstance(Object.assign(new Error('reset'), { code: 'ECONNRESET' })), 'a reset may come after the instance read it')
+  t.notOk(neverReachedInstance(Object.assign(new Error('closed'), { code: 'UND_ERR_SOCKET' })), 'so may a closed socket')
+})
