@@ -116,6 +116,36 @@ t.test('affinity from any replica, and the ids never cross', async (t) => {
   t.equal(sample(await metricsText(deployment.replicas[0]?.origin ?? ''), 'mcpgw_upstream_sessions', { route: '/mcp', instance: new URL(deployment.a.url).origin + '/mcp' }), deployment.a.sessions().length, 'live sessions per instance, fleet-wide')
 })
 
+/** Session store round trips of every replica so far: touch, and every other except the scrape's own count reading. */
+async function storeRoundTrips (replicas: readonly TestGateway[]): Promise<{ touch: number, other: number }> {
+  const trips = { touch: 0, other: 0 }
+  for (const replica of replicas) {
+    for (const match of (await metricsText(replica.origin)).matchAll(/^mcpgw_redis_duration_seconds_count\{([^}]*)\} (\d+)/gm)) {
+      const labels = match[1] as string
+      if (labels.includes('operation="touch"')) trips.touch += Number(match[2])
+      else if (!labels.includes('operation="upstreamSessionCounts"')) trips.other += Number(match[2])
+    }
+  }
+  return trips
+}
+
+t.test('the instance and the upstream session come with the session check: one Redis round trip per request', async (t) => {
+  const redis = await withRedis(t)
+  const deployment = await deploy(t, redis)
+  const opened = await post(`${deployment.replicas[0]?.origin ?? ''}/mcp`, initializeRequest())
+  const sessionId = opened.headers.get('mcp-session-id') ?? ''
+  await post(`${deployment.replicas[1]?.origin ?? ''}/mcp`, { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)
+  const before = await storeRoundTrips(deployment.replicas)
+  const requests = 10
+  for (let index = 0; index < requests; index++) {
+    const answer = await post(`${deployment.replicas[index % 2]?.origin ?? ''}/mcp`, { jsonrpc: '2.0', id: index, method: 'tools/list' }, sessionId)
+    t.equal(answer.status, 200)
+  }
+  const after = await storeRoundTrips(deployment.replicas)
+  t.equal(after.touch - before.touch, requests, 'one touch per request')
+  t.equal(after.other - before.other, 0, 'and no other round trip')
+})
+
 t.test('a server-to-client request is answered through the other replica, and a list change reaches the GET stream', async (t) => {
   const redis = await withRedis(t)
   const deployment = await deploy(t, redis)
