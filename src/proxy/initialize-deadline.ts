@@ -1,5 +1,7 @@
 import type { FastifyReply } from 'fastify'
 import { GatewayError } from '../errors.js'
+import type { UpstreamObserver } from '../upstream/forward-request.js'
+import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
 
 /*
  * How long an initialize may wait for what decides it (the upstream's answer, or its
@@ -37,4 +39,21 @@ export function initializeDeadline (reply: FastifyReply, timeoutMs: number): Ini
       reply.raw.off('close', onClose)
     }
   }
+}
+
+/**
+ * What a forwarded initialize that failed before it was decided answers: nothing when the client
+ * left (only its log line says so); otherwise the failure (504 at the deadline, 502 when the upstream
+ * went away), without the upstream headers already set for a body that is no longer sent.
+ */
+export function initializeFailed (reply: FastifyReply, signal: AbortSignal, error: unknown, observe: UpstreamObserver): FastifyReply {
+  const reason: unknown = signal.aborted ? signal.reason : error
+  if (reason instanceof ClientGone) {
+    reply.request.mcp.outcome = 'client left before the initialize answer'
+    return reply
+  }
+  for (const name of Object.keys(reply.getHeaders())) if (name !== 'x-request-id') reply.removeHeader(name)
+  const failure = upstreamFailure(reason)
+  if (isUpstreamFailure(failure)) observe.upstreamFailed(failure)
+  throw failure
 }

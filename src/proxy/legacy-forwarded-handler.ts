@@ -1,6 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
-import { inspectInitializeResponse } from '../mcp/initialize-response.js'
 import type { ClientPost, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { forwardRequest, recordUpstreamTiming } from '../upstream/forward-request.js'
 import { isSuccessStatus, type UpstreamAnswer } from '../upstream/upstream-client.js'
@@ -10,8 +9,8 @@ import { forwardedRequestHeaders, rewriteUpstreamHeaders } from '../upstream/ups
 import type { LiveSession } from '../sessions/session-store.js'
 import type { LegacyHandler } from './legacy-handler.js'
 import type { RouteContext } from './route-context.js'
-import { ClientGone, initializeDeadline } from './initialize-deadline.js'
-import { mintSession } from './session-minting.js'
+import { initializeDeadline, initializeFailed } from './initialize-deadline.js'
+import { mintForAnswer } from './session-minting.js'
 import { guardSessionStream } from './session-stream-guard.js'
 import { recordedStream, relayCancellations, relayResponseStream, relaysStreams, relayUpstreamEvents } from './session-streams.js'
 import type { SseResponse } from '../streams/sse-response.js'
@@ -27,6 +26,42 @@ import type { SseResponse } from '../streams/sse-response.js'
  * one upstream by default; a stateful route's session instance (docs/stateful-upstreams.md).
  */
 export type OpenUpstreamStream = (request: FastifyRequest, session: LiveSession, headers: IncomingHttpHeaders, signal: AbortSignal) => Promise<UpstreamAnswer>
+
+/** An initialize's upstream answer; on a stateful route, with the upstream session it opened. */
+export interface InitializeAnswer {
+  readonly answer: UpstreamAnswer
+  readonly stateful?: Parameters<typeof mintForAnswer>[5]
+}
+
+/**
+ * Sends an initialize upstream (`send`, bounded by the deadline's signal) and mints a session only
+ * if the answer carries a result (mintForAnswer). Until the answer is known the wait is bounded by
+ * `routes[].initializeTimeout` (504), and a client that leaves ends the upstream request.
+ */
+export async function forwardInitialize (context: RouteContext, request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest, send: (signal: AbortSignal) => Promise<InitializeAnswer>): Promise<FastifyReply> {
+  const { route, observeUpstream } = context
+  const deadline = initializeDeadline(reply, route.initializeTimeout)
+  const deciding = deadline.signal
+  let answer: UpstreamAnswer | undefined
+  try {
+    const started = performance.now()
+    const sent = await send(deciding)
+    answer = sent.answer
+    recordUpstreamTiming(request, observeUpstream, started)
+    reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => context.resourceMetadataUrl(request)))
+    // Not awaited: the rest of the body streams after the decision, outside its deadline.
+    if (!isSuccessStatus(answer.statusCode)) {
+      sent.stateful?.discard()
+      return reply.send(answer.body)
+    }
+    return reply.send(await mintForAnswer(context, request, reply, answer, initialize, sent.stateful))
+  } catch (error) {
+    answer?.body.destroy()
+    return initializeFailed(reply, deciding, error, observeUpstream)
+  } finally {
+    deadline.release()
+  }
+}
 
 export class LegacyForwardedHandler implements LegacyHandler {
   readonly #context: RouteContext
@@ -44,44 +79,10 @@ export class LegacyForwardedHandler implements LegacyHandler {
    * `routes[].initializeTimeout` (504), and a client that leaves ends the upstream request.
    */
   async initialize (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): Promise<FastifyReply> {
-    const { route, upstream, observeUpstream } = this.#context
-    const deadline = initializeDeadline(reply, route.initializeTimeout)
-    const deciding = deadline.signal
-    let answer: UpstreamAnswer | undefined
-    try {
-      const started = performance.now()
-      answer = await upstream.postBytes(forwardedRequestHeaders(request, upstream.host), request.body as Buffer, deciding)
-      recordUpstreamTiming(request, observeUpstream, started)
-      reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request)))
-      // Not awaited: the rest of the body streams after the decision, outside its deadline.
-      if (!isSuccessStatus(answer.statusCode)) return reply.send(answer.body)
-      const inspected = await inspectInitializeResponse(answer.body, answer.headers['content-type'], initialize.id, upstream.maxResponseBytes)
-      if (inspected.outcome.minted) {
-        try {
-          await mintSession(this.#context, request, reply, initialize, inspected.outcome.protocolVersion)
-        } catch (error) {
-          inspected.body.destroy()
-          throw error
-        }
-      } else {
-        request.mcp.outcome = `not minted: ${inspected.outcome.reason}`
-      }
-      return reply.send(inspected.body)
-    } catch (error) {
-      answer?.body.destroy()
-      const reason: unknown = deciding.aborted ? deciding.reason : error
-      if (reason instanceof ClientGone) {
-        request.mcp.outcome = 'client left before the initialize answer'
-        return reply
-      }
-      // The upstream's headers were set for a body that is no longer sent; the request id stays.
-      for (const name of Object.keys(reply.getHeaders())) if (name !== 'x-request-id') reply.removeHeader(name)
-      const failure = upstreamFailure(reason)
-      if (isUpstreamFailure(failure)) observeUpstream.upstreamFailed(failure)
-      throw failure
-    } finally {
-      deadline.release()
-    }
+    const { upstream } = this.#context
+    return await forwardInitialize(this.#context, request, reply, initialize, async (signal) => ({
+      answer: await upstream.postBytes(forwardedRequestHeaders(request, upstream.host), request.body as Buffer, signal)
+    }))
   }
 
   /**

@@ -1,4 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Readable } from 'node:stream'
+import { inspectInitializeResponse } from '../mcp/initialize-response.js'
+import type { UpstreamAnswer } from '../upstream/upstream-client.js'
 import type { JsonRpcRequest } from '../mcp/json-rpc.js'
 import { isJsonObject } from '../mcp/json-rpc.js'
 import { mintSessionId } from '../sessions/session-id.js'
@@ -27,4 +30,27 @@ export async function mintSession (context: RouteContext, request: FastifyReques
   request.mcp.outcome = 'session created'
   context.sessionsCreated.inc()
   reply.header(SESSION_HEADER, sessionId)
+}
+
+/**
+ * Reads a 2xx answer to a forwarded initialize up to what decides it (JSON or SSE,
+ * mcp/initialize-response.ts) and mints the session only for a result. Resolves with the whole body
+ * to send on. `stateful`: the upstream session behind the new one, and how to end it when no
+ * session comes of it.
+ */
+export async function mintForAnswer (context: RouteContext, request: FastifyRequest, reply: FastifyReply, answer: UpstreamAnswer, initialize: JsonRpcRequest, stateful?: { readonly data: Pick<SessionData, 'upstream' | 'initialize'>, discard: () => void }): Promise<Readable> {
+  const inspected = await inspectInitializeResponse(answer.body, answer.headers['content-type'], initialize.id, context.upstream.maxResponseBytes)
+  if (!inspected.outcome.minted) {
+    request.mcp.outcome = `not minted: ${inspected.outcome.reason}`
+    stateful?.discard()
+    return inspected.body
+  }
+  try {
+    await mintSession(context, request, reply, initialize, inspected.outcome.protocolVersion, stateful?.data)
+  } catch (error) {
+    inspected.body.destroy()
+    stateful?.discard()
+    throw error
+  }
+  return inspected.body
 }

@@ -1,19 +1,16 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayError, jsonRpcErrorBody } from '../errors.js'
-import { inspectInitializeResponse } from '../mcp/initialize-response.js'
 import { isRequest, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
 import { isSessionSetting, settingChange } from '../mcp/session-settings.js'
-import { initializeDeadline, ClientGone } from '../proxy/initialize-deadline.js'
 import type { LegacyHandler } from '../proxy/legacy-handler.js'
-import { LegacyForwardedHandler } from '../proxy/legacy-forwarded-handler.js'
+import { forwardInitialize, LegacyForwardedHandler } from '../proxy/legacy-forwarded-handler.js'
 import type { RouteContext } from '../proxy/route-context.js'
-import { mintSession } from '../proxy/session-minting.js'
 import { relayCancellations, relayResponseStream, relaysStreams } from '../proxy/session-streams.js'
 import type { BridgeStateChange, LiveSession, UpstreamSessionRef } from '../sessions/session-store.js'
 import type { SseResponse } from '../streams/sse-response.js'
 import { isRelayableStream, recordUpstreamTiming } from '../upstream/forward-request.js'
 import { isSuccessStatus, type UpstreamAnswer } from '../upstream/upstream-client.js'
-import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
+import { upstreamFailure } from '../upstream/upstream-failure.js'
 import { bridgedRequestHeaders, forwardedRequestHeaders, rewriteUpstreamHeaders, SESSION_HEADER } from '../upstream/upstream-headers.js'
 import { mayRunTwice, neverReachedInstance } from './failover-rules.js'
 import { NO_UPSTREAM_SESSION, type FailoverCause, type StatefulFailover } from './stateful-failover.js'
@@ -54,59 +51,26 @@ export class StatefulHandler implements LegacyHandler {
    * carries the gateway's id only.
    */
   async initialize (request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest): Promise<FastifyReply> {
-    const { route, observeUpstream } = this.#context
-    const deadline = initializeDeadline(reply, route.initializeTimeout)
-    const deciding = deadline.signal
-    let answer: UpstreamAnswer | undefined
-    let instance: UpstreamInstance | undefined
-    try {
+    return await forwardInitialize(this.#context, request, reply, initialize, async (signal) => {
       const tried = new Set<string>()
-      while (answer === undefined) {
-        instance = await this.#instances.place(tried)
+      for (;;) {
+        const instance = await this.#instances.place(tried)
         if (instance === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'no instance accepted the connection' })
-        const started = performance.now()
+        let answer: UpstreamAnswer
         try {
-          answer = await instance.client.postBytes(forwardedRequestHeaders(request, instance.client.host), request.body as Buffer, deciding)
-          recordUpstreamTiming(request, observeUpstream, started)
+          answer = await instance.client.postBytes(forwardedRequestHeaders(request, instance.client.host), request.body as Buffer, signal)
         } catch (error) {
-          if (deciding.aborted || !neverReachedInstance(error)) throw error
+          if (signal.aborted || !neverReachedInstance(error)) throw error
           this.#instances.eject(instance, 'refused a connection')
           tried.add(instance.url)
+          continue
         }
+        const assigned = answer.headers[SESSION_HEADER]
+        const upstream: UpstreamSessionRef = { instance: instance.url, sessionId: typeof assigned === 'string' ? assigned : '' }
+        const discard = (): void => { this.#closeQuietly(instance, upstream, request) }
+        return { answer, stateful: { data: { upstream, initialize: storedInitialize(initialize) }, discard } }
       }
-      const chosen = instance as UpstreamInstance
-      const assigned = answer.headers[SESSION_HEADER]
-      const upstream: UpstreamSessionRef = { instance: chosen.url, sessionId: typeof assigned === 'string' ? assigned : '' }
-      reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request)))
-      if (!isSuccessStatus(answer.statusCode)) return reply.send(answer.body)
-      const inspected = await inspectInitializeResponse(answer.body, answer.headers['content-type'], initialize.id, chosen.client.maxResponseBytes)
-      if (inspected.outcome.minted) {
-        try {
-          await mintSession(this.#context, request, reply, initialize, inspected.outcome.protocolVersion, { upstream, initialize: storedInitialize(initialize) })
-        } catch (error) {
-          inspected.body.destroy()
-          this.#closeQuietly(chosen, upstream, request)
-          throw error
-        }
-      } else {
-        request.mcp.outcome = `not minted: ${inspected.outcome.reason}`
-        this.#closeQuietly(chosen, upstream, request)
-      }
-      return reply.send(inspected.body)
-    } catch (error) {
-      answer?.body.destroy()
-      const reason: unknown = deciding.aborted ? deciding.reason : error
-      if (reason instanceof ClientGone) {
-        request.mcp.outcome = 'client left before the initialize answer'
-        return reply
-      }
-      for (const name of Object.keys(reply.getHeaders())) if (name !== 'x-request-id') reply.removeHeader(name)
-      const failure = upstreamFailure(reason)
-      if (isUpstreamFailure(failure)) observeUpstream.upstreamFailed(failure)
-      throw failure
-    } finally {
-      deadline.release()
-    }
+    })
   }
 
   /**
