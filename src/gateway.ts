@@ -245,8 +245,8 @@ function upstreamInstances (route: RouteConfig, store: SessionStore, maxResponse
     maxResponseBytes,
     healthCheckInterval: route.healthCheck?.interval ?? null,
     onHealthChanged: (instance, healthy, reason) => {
-      metrics.upstreamInstanceUp.set({ route: route.path, instance: instance.label }, healthy ? 1 : 0)
-      if (reason !== 'configured') log[healthy ? 'info' : 'warn']({ route: route.path, instance: instance.label, reason }, healthy ? 'upstream instance placed again' : 'upstream instance ejected')
+      metrics.upstreamInstanceUp.set({ route: route.path, instance: instance.key }, healthy ? 1 : 0)
+      if (reason !== 'configured') log[healthy ? 'info' : 'warn']({ route: route.path, instance: instance.key, reason }, healthy ? 'upstream instance placed again' : 'upstream instance ejected')
     }
   })
 }

@@ -335,12 +335,10 @@ function contract (name: string, makeStore: TimedStoreFactory): void {
       const a = { instance: 'http://a/mcp', sessionId: 'upstream-1' }
       const b = { instance: 'http://b/mcp', sessionId: 'upstream-2' }
       const c = { instance: 'http://b/mcp', sessionId: 'upstream-3' }
-      const stored = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: {} })
       const id = mintSessionId()
-      await store.create(id, { ...data, principal: 'p1', upstream: a, initialize: stored })
+      await store.create(id, { ...data, principal: 'p1', upstream: a })
       t.match(await store.touch(id, 'p1'), { id, upstream: a }, 'touch reads the upstream session in its one round trip')
-      t.notOk('initialize' in (await store.touch(id, 'p1') ?? {}), 'the stored initialize only with withClient')
-      t.match(await store.touch(id, 'p1', { withClient: true }), { upstream: a, initialize: stored })
+      t.match(await store.touch(id, 'p1', { withClient: true }), { upstream: a, clientInfo: data.clientInfo, clientCapabilities: data.clientCapabilities }, 'with what a replay needs')
       t.same(await store.upstreamSessionCounts('/mcp'), new Map([['http://a/mcp', 1]]))
 
       t.equal(await store.swapUpstream(id, 'p2', a, b), null, 'another principal cannot move it')
@@ -361,7 +359,7 @@ function contract (name: string, makeStore: TimedStoreFactory): void {
       t.equal(await store.takeUpstream(id, 'p1'), null, 'and never twice')
 
       const expiring = mintSessionId()
-      await store.create(expiring, { ...data, upstream: a, initialize: stored })
+      await store.create(expiring, { ...data, upstream: a })
       time.advance(1_500)
       // get, not touch: a touch would slide the idle timeout it waits for.
       await eventually(async () => await store.get(expiring) === null, { ...WAIT, interval: time.interval, description: 'the session to expire' })
@@ -480,15 +478,15 @@ t.test('redis: a stateful session\'s upstream record shares its Cluster slot and
   t.teardown(() => store.close())
   const client = (redis as TestRedis).client()
   const id = mintSessionId()
-  await store.create(id, { ...data, principal: 'slot1', upstream: { instance: 'http://a/mcp', sessionId: 'u1' }, initialize: '{}' })
+  await store.create(id, { ...data, principal: 'slot1', upstream: { instance: 'http://a/mcp', sessionId: 'u1' } })
   const record = `test:upstream:{slot1}:${id}`
   t.equal(await client.exists(record), 1)
   t.equal(await client.call('CLUSTER', 'KEYSLOT', record).catch(() => 'no-cluster'), await client.call('CLUSTER', 'KEYSLOT', `test:session:{slot1}:${id}`).catch(() => 'no-cluster'))
   const ttl = await client.pttl(record)
   t.ok(ttl > 120_000 && ttl <= 120_000 + UPSTREAM_GRACE_MS, `the record lives for the lifetime plus the grace (${ttl} ms)`)
-  t.same(Object.keys(await client.hgetall(`test:session:{slot1}:${id}`)).sort(), ['c', 'd', 'i', 'k', 'n', 'p', 'q', 'r', 'u', 'v'])
+  t.same(Object.keys(await client.hgetall(`test:session:{slot1}:${id}`)).sort(), ['c', 'd', 'i', 'k', 'n', 'p', 'r', 'u', 'v'])
   const unbound = mintSessionId()
-  await store.create(unbound, { ...data, upstream: { instance: 'http://a/mcp', sessionId: 'u2' }, initialize: '{}' })
+  await store.create(unbound, { ...data, upstream: { instance: 'http://a/mcp', sessionId: 'u2' } })
   t.equal(await client.exists(`test:upstream:{test:session:${unbound}}:${unbound}`), 1, 'an unbound session\'s record is tagged by its session key')
 })
 

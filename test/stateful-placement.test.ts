@@ -4,11 +4,15 @@ import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
 import { mintSessionId } from '../src/sessions/session-id.js'
 import { mayRunTwice, neverReachedInstance } from '../src/stateful/failover-rules.js'
 import { PASSIVE_EJECTION_MS, UpstreamInstances, type UpstreamInstance } from '../src/stateful/upstream-instances.js'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { eventually } from './helpers/eventually.js'
 import { FakeClock } from './helpers/fake-clock.js'
 
 /*
  * Where a stateful route places a new session and when a request may run twice
- * (docs/stateful-upstreams.md): pure decisions, no network (the instances' pools never connect).
+ * (docs/stateful-upstreams.md): decisions without network (the instances' pools never connect),
+ * and the active health check against a local HTTP server.
  */
 
 const urls = ['http://a:3000/mcp', 'http://b:3000/mcp', 'http://c:3000/mcp']
@@ -18,7 +22,7 @@ function instancesFor (t: { teardown: (fn: () => unknown) => void }, balance: 'l
   const health: Array<[string, boolean]> = []
   const instances = new UpstreamInstances({
     urls, balance, route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: null,
-    onHealthChanged: (instance, healthy) => { health.push([instance.label, healthy]) },
+    onHealthChanged: (instance, healthy) => { health.push([instance.key, healthy]) },
     now: clock.now
   })
   t.teardown(async () => {
@@ -30,7 +34,7 @@ function instancesFor (t: { teardown: (fn: () => unknown) => void }, balance: 'l
 
 async function placed (instances: UpstreamInstances, count: number, excluded?: ReadonlySet<string>): Promise<string[]> {
   const names: string[] = []
-  for (let index = 0; index < count; index++) names.push(new URL((await instances.place(excluded) as UpstreamInstance).url).hostname)
+  for (let index = 0; index < count; index++) names.push(new URL((await instances.place(excluded) as UpstreamInstance).key).hostname)
   return names
 }
 
@@ -44,7 +48,7 @@ t.test('roundRobin takes the instances in turn, skipping the excluded', async (t
 
 t.test('leastSessions takes the instance with the fewest live sessions in the store', async (t) => {
   const { instances, store } = instancesFor(t, 'leastSessions')
-  const data = { route: '/mcp', protocolVersion: '2025-11-25', clientInfo: null, clientCapabilities: null, initialize: '{}' }
+  const data = { route: '/mcp', protocolVersion: '2025-11-25', clientInfo: null, clientCapabilities: null }
   await store.create(mintSessionId(), { ...data, upstream: { instance: 'http://a:3000/mcp', sessionId: '1' } })
   await store.create(mintSessionId(), { ...data, upstream: { instance: 'http://a:3000/mcp', sessionId: '2' } })
   await store.create(mintSessionId(), { ...data, upstream: { instance: 'http://c:3000/mcp', sessionId: '3' } })
@@ -61,11 +65,12 @@ t.test('an ejected instance is placed again once its passive ejection runs out; 
   instances.eject(b, 'test')
   t.same(health.slice(-1), [['http://b:3000/mcp', false]], 'told once')
   t.same(await placed(instances, 4), ['a', 'c', 'a', 'c'])
-  t.ok(instances.shouldLeave(b), 'a session on b moves: a and c are healthy')
+  t.notOk(instances.shouldLeave(b), 'a passive ejection only keeps new sessions away: b\'s sessions stay until their own request fails')
   instances.eject(a, 'test')
   instances.eject(c, 'test')
-  t.notOk(instances.shouldLeave(b), 'nowhere better to go: the request tries b')
   t.ok(await instances.place() !== undefined, 'nothing healthy: placed anyway')
+  instances.answered(a)
+  t.ok(instances.isHealthy(a), 'an answer ends a passive ejection')
   clock.advance(PASSIVE_EJECTION_MS)
   t.ok(instances.isHealthy(b), 'the ejection ran out')
   t.same(health.slice(-1), [['http://b:3000/mcp', true]])
@@ -87,4 +92,43 @@ t.test('what may run twice after its instance failed', async (t) => {
   t.ok(neverReachedInstance(new Error('wrapped', { cause: Object.assign(new Error('timeout'), { code: 'UND_ERR_CONNECT_TIMEOUT' }) })), 'found among the causes')
   t.notOk(neverReachedInstance(Object.assign(new Error('reset'), { code: 'ECONNRESET' })), 'a reset may come after the instance read it')
   t.notOk(neverReachedInstance(Object.assign(new Error('closed'), { code: 'UND_ERR_SOCKET' })), 'so may a closed socket')
+})
+
+t.test('an instance that fails its health check loses its sessions and its streams, until it answers again', async (t) => {
+  let answering = true
+  const server = createServer((request, response) => {
+    // /mcp always answers; /other only while `answering`.
+    if (answering || request.url === '/mcp') response.writeHead(400).end()
+    else request.socket.destroy()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  const live = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`
+  const flaky = `http://127.0.0.1:${(server.address() as AddressInfo).port}/other`
+  const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+  const health: Array<[string, boolean]> = []
+  const instances = new UpstreamInstances({
+    urls: [live, flaky], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: 20,
+    onHealthChanged: (instance, healthy) => { health.push([instance.key, healthy]) }
+  })
+  t.teardown(async () => {
+    await instances.close()
+    await store.close()
+  })
+  const [first, second] = instances.all as [UpstreamInstance, UpstreamInstance]
+  const lost = instances.lostSignal(second)
+  answering = false
+  await eventually(() => lost.aborted, { timeout: 5_000, description: 'the failed check to abort the instance\'s streams' })
+  t.notOk(instances.isHealthy(second))
+  t.ok(instances.isHealthy(first))
+  t.ok(instances.shouldLeave(second), 'its sessions move to the healthy one')
+  t.same(await instances.place(), first, 'and new ones go there')
+  answering = true
+  await eventually(() => instances.isHealthy(second), { timeout: 5_000, description: 'the next check to bring it back' })
+  t.notOk(instances.shouldLeave(second))
+  t.notOk(instances.lostSignal(second).aborted, 'a new signal once healthy again')
+  t.same(health.filter(([key]) => key === second.key).map(([, healthy]) => healthy), [true, false, true], 'told as it changes, once each')
 })

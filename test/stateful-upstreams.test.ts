@@ -3,7 +3,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js'
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js'
 import { ElicitRequestSchema, ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect as connectTcp, createServer as createNetServer, type AddressInfo, type Socket } from 'node:net'
 import { eventually } from './helpers/eventually.js'
 import { withGateway, withRedis, type Teardown } from './helpers/fixtures.js'
 import type { TestGateway } from './helpers/gateway.js'
@@ -198,6 +198,28 @@ t.test('an instance restarted (404 for its session): transparent re-initialize w
   t.equal(await failovers(deployment.replicas, 'not_found'), 1)
 })
 
+t.test('settings sent in a 2025-03-26 batch are replayed too', async (t) => {
+  const redis = await withRedis(t)
+  const only = await withStatefulUpstream(t, 'only')
+  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'batch:' }, routes: [statefulRoute([only.url])] } })
+  const url = `${gateway.origin}/mcp`
+  const version = { 'mcp-protocol-version': '2025-03-26' }
+  const sessionId = (await post(url, initializeRequest(1, '2025-03-26'))).headers.get('mcp-session-id') ?? ''
+  await post(url, { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId, version)
+  const batch = await post(url, [
+    { jsonrpc: '2.0', id: 2, method: 'logging/setLevel', params: { level: 'error' } },
+    { jsonrpc: '2.0', id: 3, method: 'resources/subscribe', params: { uri: 'test://r' } }
+  ], sessionId, version)
+  t.equal(batch.status, 200)
+  await only.kill()
+  await only.restart()
+  const list = await post(url, { jsonrpc: '2.0', id: 4, method: 'tools/list' }, sessionId, version)
+  t.equal(list.status, 200)
+  const [moved] = only.sessions()
+  t.same(only.levels(moved ?? ''), ['error'], 'the level set in the batch')
+  t.same(only.subscriptions(moved ?? ''), ['test://r'], 'the subscription made in the batch')
+})
+
 t.test('DELETE, idle expiry and the admin API end the upstream session', async (t) => {
   const redis = await startTestRedis({ args: ['--notify-keyspace-events', 'Ex', '--hz', '50'] })
   t.teardown(() => redis.close())
@@ -206,7 +228,10 @@ t.test('DELETE, idle expiry and the admin API end the upstream session', async (
   const deleted = await connect(t, deployment.proxy.url)
   const deletedUpstream = (await whoami(deleted.client)).upstreamSessionId
   await deleted.transport.terminateSession()
-  t.ok([...deployment.a.deleted, ...deployment.b.deleted].includes(deletedUpstream), 'DELETE reached the upstream')
+  // The upstream DELETE follows the gateway's end, not waited for by the client's 204.
+  await eventually(() => [...deployment.a.deleted, ...deployment.b.deleted].includes(deletedUpstream), { ...WAIT, description: 'the DELETE to reach the upstream' })
+  t.pass('DELETE reached the upstream')
+  t.equal([...deployment.a.requests, ...deployment.b.requests].find((request) => request.method === 'DELETE' && request.sessionId === deletedUpstream)?.headers['user-agent'] !== undefined, true, 'in the client\'s name (its headers go along)')
 
   const expiring = await connect(t, deployment.proxy.url)
   const expiringUpstream = (await whoami(expiring.client)).upstreamSessionId
@@ -217,7 +242,8 @@ t.test('DELETE, idle expiry and the admin API end the upstream session', async (
   const endedUpstream = (await whoami(ended.client)).upstreamSessionId
   const admin = await fetch(`${deployment.replicas[1]?.origin ?? ''}/admin/sessions/${ended.transport.sessionId ?? ''}`, { method: 'DELETE', headers: { authorization: 'Bearer a-long-enough-admin-token' } })
   t.equal(admin.status, 204)
-  t.ok([...deployment.a.deleted, ...deployment.b.deleted].includes(endedUpstream), 'the admin end reached the upstream')
+  await eventually(() => [...deployment.a.deleted, ...deployment.b.deleted].includes(endedUpstream), { ...WAIT, description: 'the admin end to reach the upstream' })
+  t.pass('the admin end reached the upstream')
 })
 
 t.test('a lone instance that restarts takes its sessions back at once, ejected or not', async (t) => {
@@ -263,11 +289,17 @@ t.test('racing failovers on two replicas agree on one upstream session', async (
  * An instance that takes initialize and then drops the connection of every later request after
  * reading it: a request whose fate the gateway cannot know.
  */
-async function withDroppingInstance (t: Teardown): Promise<string> {
+async function withDroppingInstance (t: Teardown): Promise<{ url: string, deleted: string[] }> {
+  const deleted: string[] = []
   const server = createServer((request: IncomingMessage, response: ServerResponse) => {
     const chunks: Buffer[] = []
     request.on('data', (chunk: Buffer) => chunks.push(chunk))
     request.on('end', () => {
+      if (request.method === 'DELETE') {
+        deleted.push(String(request.headers['mcp-session-id']))
+        response.writeHead(200).end()
+        return
+      }
       const message = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as { id?: unknown, method?: string }
       if (message.method !== 'initialize') {
         response.socket?.destroy()
@@ -282,12 +314,12 @@ async function withDroppingInstance (t: Teardown): Promise<string> {
     server.closeAllConnections()
     await new Promise<void>((resolve) => server.close(() => resolve()))
   })
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, deleted }
 }
 
 t.test('after a request reached a failed instance: read-only ones are sent again, a tools/call is not (unless retryToolCalls)', async (t) => {
   const redis = await withRedis(t)
-  const dropping = await withDroppingInstance(t)
+  const { url: dropping, deleted } = await withDroppingInstance(t)
   const live = await withStatefulUpstream(t, 'live')
   const gateway = await withGateway(t, {
     config: {
@@ -313,6 +345,8 @@ t.test('after a request reached a failed instance: read-only ones are sent again
   t.equal(live.requests.filter((request) => request.rpcMethod === 'tools/call').length, 0, 'the live instance never ran it')
   const next = await post(`${gateway.origin}/mcp`, { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'count', arguments: {} } }, called)
   t.match(next.text, /"text":"1"/, 'the session goes on, on the live instance')
+  await eventually(() => deleted.includes('dropping-instance-session'), { ...WAIT, description: 'the lost upstream session to be ended' })
+  t.pass('the upstream session left behind is ended on the instance that still hears')
 
   const listed = await open('/mcp')
   const list = await post(`${gateway.origin}/mcp`, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, listed)
@@ -337,16 +371,68 @@ t.test('a stream on an instance that dies ends with a JSON-RPC error for the pen
   t.ok((await whoami(client)).instance !== instance, 'and the session goes on on the other instance')
 })
 
-t.test('2026-07-28 requests pass to any live instance', async (t) => {
+t.test('2026-07-28 requests pass to any live instance; a 2026-07-28 initialize does not exist and opens nothing', async (t) => {
   const redis = await withRedis(t)
   const deployment = await deploy(t, redis)
   await deployment.a.kill()
-  const modernCall = { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'c', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} } } }
+  const meta = { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientInfo': { name: 'c', version: '1' }, 'io.modelcontextprotocol/clientCapabilities': {} }
+  const origin = deployment.replicas[0]?.origin ?? ''
   for (let call = 0; call < 2; call++) {
     // In turn, one of these would go to the dead instance: it never reached it, so the live one serves it.
-    const answer = await post(`${deployment.replicas[0]?.origin ?? ''}/mcp`, modernCall, undefined, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' })
+    const answer = await post(`${origin}/mcp`, { jsonrpc: '2.0', id: 1, method: 'tools/list', params: { _meta: meta } }, undefined, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'tools/list' })
     t.not(answer.status, 502)
   }
   t.equal(deployment.b.requests.filter((request) => request.sessionId === undefined && request.rpcMethod === 'tools/list').length, 2, 'both reached the live instance, without a session')
-  t.equal(sample(await metricsText(deployment.replicas[0]?.origin ?? ''), 'mcpgw_upstream_instance_up', { route: '/mcp', instance: deployment.a.url }), 0, 'the dead instance is shown ejected')
+  t.equal(sample(await metricsText(origin), 'mcpgw_upstream_instance_up', { route: '/mcp', instance: deployment.a.url }), 0, 'the dead instance is shown ejected')
+
+  const sessionsBefore = deployment.b.sessions().length
+  const modernInitialize = await post(`${origin}/mcp`, { jsonrpc: '2.0', id: 2, method: 'initialize', params: { protocolVersion: '2026-07-28', capabilities: {}, clientInfo: { name: 'c', version: '1' }, _meta: meta } }, undefined, { 'mcp-protocol-version': '2026-07-28', 'mcp-method': 'initialize' })
+  t.equal(modernInitialize.status, 400, 'refused at the edge')
+  t.equal(deployment.b.sessions().length, sessionsBefore, 'no upstream session opened behind the gateway\'s back')
+})
+
+/**
+ * A TCP proxy in front of an instance that can stop passing bytes without closing anything: an
+ * instance that hangs (a stopped process, a partition), which no reset ever reveals.
+ */
+async function withBlackhole (t: Teardown, target: string): Promise<{ url: string, hang: () => void }> {
+  const { port: targetPort } = new URL(target)
+  let hanging = false
+  const sockets = new Set<Socket>()
+  const server = createNetServer((client) => {
+    sockets.add(client)
+    const upstream = connectTcp(Number(targetPort), '127.0.0.1')
+    sockets.add(upstream)
+    client.on('data', (chunk: Buffer) => { if (!hanging) upstream.write(chunk) })
+    upstream.on('data', (chunk: Buffer) => { if (!hanging) client.write(chunk) })
+    const close = (): void => { client.destroy(); upstream.destroy() }
+    client.on('close', close)
+    upstream.on('close', close)
+    client.on('error', close)
+    upstream.on('error', close)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`, hang: () => { hanging = true } }
+}
+
+t.test('an instance that stops answering fails its health check: its pending call ends with an error, its session moves', async (t) => {
+  const redis = await withRedis(t)
+  const a = await withStatefulUpstream(t, 'a')
+  const b = await withStatefulUpstream(t, 'b')
+  const hanging = await withBlackhole(t, a.url)
+  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'hang:' }, routes: [statefulRoute([hanging.url, b.url], { healthCheck: { interval: '200ms' } })] } })
+  const { client } = await connect(t, `${gateway.origin}/mcp`)
+  t.equal((await whoami(client)).instance, 'a', 'placed behind the proxy first (roundRobin)')
+  let progressed: () => void = () => {}
+  const progress = new Promise<void>((resolve) => { progressed = resolve })
+  const slow = client.callTool({ name: 'slow', arguments: { ms: 60_000 } }, undefined, { onprogress: () => { progressed() }, timeout: 120_000 })
+  await progress
+  hanging.hang()
+  await t.rejects(slow, /upstream/i, 'the call on the hung instance ends with the gateway\'s error once the check fails')
+  t.equal((await whoami(client)).instance, 'b', 'the session moved to the healthy instance')
+  t.equal(sample(await metricsText(gateway.origin), 'mcpgw_upstream_failovers_total', { route: '/mcp', cause: 'ejected' }), 1)
 })

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { describeSecretValue, describeValue, redactUrl } from './config-messages.js'
 import { DURATION_TEXT_PATTERN, formatDuration, parseDuration } from './duration.js'
+import { instanceKey } from '../upstream/instance-key.js'
 
 /**
  * The gateway's configuration, defined once. This zod definition is the validator, the source of
@@ -514,8 +515,8 @@ const routeSchema = mapping({
     error: (issue) => issue.input === undefined ? 'is required' : `must be an http(s):// URL or a list of them, got ${describeSecretValue(issue.input)}`
   }).describe('`http(s)://` URL of the upstream MCP endpoint, or a list of the URLs of several instances of one stateful server (needs `upstreamSessions: true`, docs/stateful-upstreams.md).'),
   upstreamSessions: flag().prefault(DEFAULT_UPSTREAM_SESSIONS).describe('The upstream keeps its own sessions (a stateful legacy server, such as an SDK\'s default): the gateway initializes one upstream session per gateway session, sends every message of the session to its instance from any replica, and moves it to a live instance when that one fails (docs/stateful-upstreams.md).'),
-  balance: oneOf(balanceModes).prefault(DEFAULT_BALANCE).describe('`upstreamSessions`: which instance a new session goes to: the one with the fewest live sessions (counted in the session store, across replicas), or the next in turn.'),
-  retryToolCalls: flag().prefault(DEFAULT_RETRY_TOOL_CALLS).describe('`upstreamSessions`: send a `tools/call` again on the new instance when its instance failed after the call reached it (it may then run twice). Off: the client gets a JSON-RPC error for that call and the session goes on.'),
+  balance: oneOf(balanceModes).nullish().describe('`upstreamSessions`: which instance a new session goes to: the one with the fewest live sessions (counted in the session store, across replicas), or the next in turn. Absent: `leastSessions`.'),
+  retryToolCalls: flag().nullish().describe('`upstreamSessions`: send a `tools/call` again on the new instance when its instance failed after the call reached it (it may then run twice). Off (the default): the client gets a JSON-RPC error for that call and the session goes on.'),
   healthCheck: mapping({
     interval: duration(10_000).describe('How often each instance is checked (an HTTP request; any answer is healthy).')
   }).nullish().transform((value) => value ?? null).describe('`upstreamSessions`: check every instance actively. Passive ejection (a refused or reset connection takes an instance out of placement for a while) is always on.'),
@@ -561,6 +562,16 @@ export const gatewayConfigSchema = mapping({
     if (Array.isArray(route.upstream) && route.upstream.length > 1 && !route.upstreamSessions) {
       context.addIssue({ code: 'custom', path: ['routes', index, 'upstream'], message: 'lists several instances: that needs upstreamSessions: true (a stateless upstream scales behind one URL)', input: undefined })
     }
+    const keys = Array.isArray(route.upstream) ? route.upstream.map(instanceKey) : []
+    const repeated = keys.findIndex((key, at) => keys.indexOf(key) !== at)
+    if (repeated !== -1) {
+      context.addIssue({ code: 'custom', path: ['routes', index, 'upstream', repeated], message: `names the same instance as an earlier entry (${keys[repeated] ?? ''}): instances differ by scheme, host or path`, input: undefined })
+    }
+    for (const key of ['balance', 'retryToolCalls', 'healthCheck'] as const) {
+      if (!route.upstreamSessions && route[key] !== null && route[key] !== undefined) {
+        context.addIssue({ code: 'custom', path: ['routes', index, key], message: 'only applies with upstreamSessions: true', input: undefined })
+      }
+    }
     if (route.upstreamSessions && route.upstreamEra === 'modern') {
       context.addIssue({ code: 'custom', path: ['routes', index, 'upstreamEra'], message: 'cannot be modern with upstreamSessions: true (a 2026-07-28 upstream keeps no sessions)', input: undefined })
     }
@@ -581,9 +592,16 @@ export const gatewayConfigSchema = mapping({
     metrics: { enabled: config.metrics.enabled, path: config.metrics.path, port: metricsPort, host: config.metrics.host ?? config.listen.host },
     tracing: config.tracing,
     // `upstream` is always the first (or only) instance; `instances` lists them all.
-    routes: config.routes.map(({ upstream, getStream, ...route }) => {
+    routes: config.routes.map(({ upstream, getStream, balance, retryToolCalls, ...route }) => {
       const instances = typeof upstream === 'string' ? [upstream] : upstream
-      return { ...route, upstream: instances[0] as string, instances, getStream: getStream ?? (route.upstreamSessions ? 'forward' : DEFAULT_GET_STREAM) }
+      return {
+        ...route,
+        upstream: instances[0] as string,
+        instances,
+        getStream: getStream ?? (route.upstreamSessions ? 'forward' : DEFAULT_GET_STREAM),
+        balance: balance ?? DEFAULT_BALANCE,
+        retryToolCalls: retryToolCalls ?? DEFAULT_RETRY_TOOL_CALLS
+      }
     })
   }
 })

@@ -5,7 +5,7 @@ import { forwardRequest, recordUpstreamTiming } from '../upstream/forward-reques
 import { isSuccessStatus, type UpstreamAnswer } from '../upstream/upstream-client.js'
 import { mediaType } from '../mcp/media-type.js'
 import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
-import { forwardedRequestHeaders, rewriteUpstreamHeaders } from '../upstream/upstream-headers.js'
+import { forwardedRequestHeaders, rewriteUpstreamHeaders, SESSION_HEADER } from '../upstream/upstream-headers.js'
 import type { LiveSession } from '../sessions/session-store.js'
 import type { LegacyHandler } from './legacy-handler.js'
 import type { RouteContext } from './route-context.js'
@@ -43,9 +43,10 @@ export async function forwardInitialize (context: RouteContext, request: Fastify
   const deadline = initializeDeadline(reply, route.initializeTimeout)
   const deciding = deadline.signal
   let answer: UpstreamAnswer | undefined
+  let sent: InitializeAnswer | undefined
   try {
     const started = performance.now()
-    const sent = await send(deciding)
+    sent = await send(deciding)
     answer = sent.answer
     recordUpstreamTiming(request, observeUpstream, started)
     reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => context.resourceMetadataUrl(request)))
@@ -57,6 +58,8 @@ export async function forwardInitialize (context: RouteContext, request: Fastify
     return reply.send(await mintForAnswer(context, request, reply, answer, initialize, sent.stateful))
   } catch (error) {
     answer?.body.destroy()
+    // Whatever the upstream opened before the wait ended (the client left, the deadline passed) is nobody's.
+    if (!reply.hasHeader(SESSION_HEADER)) sent?.stateful?.discard()
     return initializeFailed(reply, deciding, error, observeUpstream)
   } finally {
     deadline.release()

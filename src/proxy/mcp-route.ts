@@ -60,7 +60,7 @@ function statefulHandler (context: RouteContext, instances: UpstreamInstances, m
   const { route, store } = context
   metrics.upstreamSessionSources.push(async () => {
     const counts = await store.upstreamSessionCounts(route.path)
-    for (const instance of instances.all) metrics.upstreamSessions.set({ route: route.path, instance: instance.label }, counts.get(instance.url) ?? 0)
+    for (const instance of instances.all) metrics.upstreamSessions.set({ route: route.path, instance: instance.key }, counts.get(instance.key) ?? 0)
   })
   const failover = new StatefulFailover({ route: route.path, store, instances, replayTimeout: route.initializeTimeout, failovers: metrics.upstreamFailovers, log })
   return new StatefulHandler(context, instances, failover)

@@ -79,7 +79,7 @@ export class RequestDecision {
     }
     if (this.#context.route.upstreamSessions) {
       // A stateful upstream is legacy by definition: no probe. A setting is kept for a failover's replay.
-      const session = await this.#liveSession(request, post.rpcMethod !== undefined && isSessionSetting(post.rpcMethod))
+      const session = await this.#liveSession(request, post.messages.some((message) => 'method' in message && isSessionSetting(message.method)))
       checkBatchAllowed(post, session)
       return { kind: 'session', path: 'forwarded', session }
     }

@@ -15,7 +15,7 @@ import type { RouteContext } from './route-context.js'
  * is minted on the response carrying the InitializeResult, never before (MCP 2025-11-25, Basic ›
  * Transports › Session Management). `stateful`: the upstream session behind it, on a stateful route.
  */
-export async function mintSession (context: RouteContext, request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest, protocolVersion: string, stateful?: Pick<SessionData, 'upstream' | 'initialize'>): Promise<void> {
+export async function mintSession (context: RouteContext, request: FastifyRequest, reply: FastifyReply, initialize: JsonRpcRequest, protocolVersion: string, stateful?: Pick<SessionData, 'upstream'>): Promise<void> {
   const params = isJsonObject(initialize.params) ? initialize.params : {}
   const sessionId = mintSessionId()
   await context.store.create(sessionId, {
@@ -35,10 +35,10 @@ export async function mintSession (context: RouteContext, request: FastifyReques
 /**
  * Reads a 2xx answer to a forwarded initialize up to what decides it (JSON or SSE,
  * mcp/initialize-response.ts) and mints the session only for a result. Resolves with the whole body
- * to send on. `stateful`: the upstream session behind the new one, and how to end it when no
- * session comes of it.
+ * to send on. `stateful`: the upstream session behind the new one, and how to end it when the
+ * answer carries no result.
  */
-export async function mintForAnswer (context: RouteContext, request: FastifyRequest, reply: FastifyReply, answer: UpstreamAnswer, initialize: JsonRpcRequest, stateful?: { readonly data: Pick<SessionData, 'upstream' | 'initialize'>, discard: () => void }): Promise<Readable> {
+export async function mintForAnswer (context: RouteContext, request: FastifyRequest, reply: FastifyReply, answer: UpstreamAnswer, initialize: JsonRpcRequest, stateful?: { readonly data: Pick<SessionData, 'upstream'>, discard: () => void }): Promise<Readable> {
   const inspected = await inspectInitializeResponse(answer.body, answer.headers['content-type'], initialize.id, context.upstream.maxResponseBytes)
   if (!inspected.outcome.minted) {
     request.mcp.outcome = `not minted: ${inspected.outcome.reason}`
@@ -48,8 +48,8 @@ export async function mintForAnswer (context: RouteContext, request: FastifyRequ
   try {
     await mintSession(context, request, reply, initialize, inspected.outcome.protocolVersion, stateful?.data)
   } catch (error) {
+    // What the upstream opened is discarded by the caller, with anything else that failed.
     inspected.body.destroy()
-    stateful?.discard()
     throw error
   }
   return inspected.body

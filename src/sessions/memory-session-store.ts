@@ -78,13 +78,7 @@ export class MemorySessionStore implements SessionStore {
     entry.expiresAt = Math.min(this.#now() + this.#timeouts.idleTimeout, entry.deadline)
     if (options?.withClient !== true) return entry.live
     const bridge = { resourceSubscriptions: [...entry.resourceSubscriptions], ...(entry.logLevel === undefined ? {} : { logLevel: entry.logLevel }) }
-    return {
-      ...entry.live,
-      clientInfo: entry.record.clientInfo,
-      clientCapabilities: entry.record.clientCapabilities,
-      bridge,
-      ...(entry.record.initialize === undefined ? {} : { initialize: entry.record.initialize })
-    }
+    return { ...entry.live, clientInfo: entry.record.clientInfo, clientCapabilities: entry.record.clientCapabilities, bridge }
   }
 
   async swapUpstream (id: string, principal: string | undefined, from: UpstreamSessionRef, to: UpstreamSessionRef): Promise<UpstreamSessionRef | null> {

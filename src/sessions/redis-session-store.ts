@@ -52,9 +52,9 @@ end
 
 /**
  * ARGV: idle, lifetime, route, version, client info, capabilities, principal, maxPerPrincipal, id,
- * policy ('refuse' or 'evictOldest'), snapshot ('1' or''), and on a stateful route (else '')
- * upstream instance, upstream session id, initialize, the ended-session record (KEYS[3]), its
- * grace past the lifetime (ms). Returns { 'OK', created, then per
+ * policy ('refuse' or 'evictOldest'), snapshot ('1' or ''), and on a stateful route (else '')
+ * upstream instance, upstream session id, the ended-session record (KEYS[3]), its grace past the
+ * lifetime (ms). Returns { 'OK', created, then per
  * evicted session: its id and (with snapshot) its snapshot, else '' }.
  * Eviction ends the principal's oldest sessions (by creation, Redis clock) until the new one fits;
  * their keys are not among KEYS but share the index's hash tag, so they live in the same slot.
@@ -94,8 +94,8 @@ redis.call('HSET', KEYS[1], 'r', ARGV[3], 'v', ARGV[4], 'i', ARGV[5], 'k', ARGV[
   'c', string.format('%.0f', now), 'd', string.format('%.0f', now + lifetime))
 redis.call('PEXPIRE', KEYS[1], ttl)
 if ARGV[12] ~= '' then
-  redis.call('HSET', KEYS[1], 'n', ARGV[12], 'u', ARGV[13], 'q', ARGV[14])
-  redis.call('SET', KEYS[3], ARGV[15], 'PX', lifetime + tonumber(ARGV[16]))
+  redis.call('HSET', KEYS[1], 'n', ARGV[12], 'u', ARGV[13])
+  redis.call('SET', KEYS[3], ARGV[14], 'PX', lifetime + tonumber(ARGV[15]))
 end
 if bound then
   redis.call('ZADD', KEYS[2], string.format('%.0f', now + ttl), ARGV[9])
@@ -340,7 +340,7 @@ export class RedisSessionStore implements SessionStore {
     const args = [key, index, this.#upstreamKey(id, data.principal), this.#options.idleTimeout, this.#options.maxLifetime, data.route, data.protocolVersion,
       JSON.stringify(data.clientInfo ?? null), JSON.stringify(data.clientCapabilities ?? null), data.principal ?? '',
       this.#options.maxPerPrincipal ?? 0, id, this.#options.maxPerPrincipalPolicy ?? 'refuse', waitForReplicas > 0 ? '1' : '',
-      upstream?.instance ?? '', upstream?.sessionId ?? '', data.initialize ?? '', upstream === undefined ? '' : endedRecord(data.route, upstream), UPSTREAM_GRACE_MS] as const
+      upstream?.instance ?? '', upstream?.sessionId ?? '', upstream === undefined ? '' : endedRecord(data.route, upstream), UPSTREAM_GRACE_MS] as const
     let outcome: Array<string | string[]>
     if (waitForReplicas === 0) {
       outcome = await this.#call(() => this.#redis.createSession(...args))
@@ -411,13 +411,7 @@ export class RedisSessionStore implements SessionStore {
     if (!withClient) return live
     const hash: Record<string, string> = {}
     for (let index = 5; index + 1 < fields.length; index += 2) hash[fields[index] as string] = fields[index + 1] as string
-    return {
-      ...live,
-      clientInfo: parseStoredJson(hash.i),
-      clientCapabilities: parseStoredJson(hash.k),
-      bridge: bridgeStateFromFields(hash),
-      ...(hash.q === undefined ? {} : { initialize: hash.q })
-    }
+    return { ...live, clientInfo: parseStoredJson(hash.i), clientCapabilities: parseStoredJson(hash.k), bridge: bridgeStateFromFields(hash) }
   }
 
   async updateBridgeState (id: string, principal: string | undefined, change: BridgeStateChange): Promise<boolean> {

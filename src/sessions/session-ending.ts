@@ -54,10 +54,13 @@ export class SessionEnding {
     this.#store.onExpired((reason, id, principal) => { this.#ended(id, principal, reason).catch(() => undefined) })
   }
 
-  /** The client's DELETE: only on the session's own route, and only by its own principal. */
-  async byClient (id: string, owner: { readonly route: string, readonly principal?: string | undefined }): Promise<boolean> {
+  /**
+   * The client's DELETE: only on the session's own route, and only by its own principal.
+   * `upstreamHeaders`: the client's, for ending a stateful upstream's session in its name.
+   */
+  async byClient (id: string, owner: { readonly route: string, readonly principal?: string | undefined }, upstreamHeaders: Record<string, string> = {}): Promise<boolean> {
     if (!await this.#store.terminate(id, owner)) return false
-    await this.#ended(id, owner.principal, 'delete')
+    await this.#ended(id, owner.principal, 'delete', upstreamHeaders)
     return true
   }
 
@@ -86,7 +89,7 @@ export class SessionEnding {
    * The session is gone from the store: counted, and every replica told. A replica that cannot be
    * told now (the store's pub/sub is down) is logged: the session itself has ended either way.
    */
-  async #ended (id: string, principal: string | undefined, reason: SessionEndReason): Promise<void> {
+  async #ended (id: string, principal: string | undefined, reason: SessionEndReason, upstreamHeaders: Record<string, string> = {}): Promise<void> {
     this.#terminated.inc({ reason })
     try {
       await this.#relay.sessionChanged(id)
@@ -98,7 +101,8 @@ export class SessionEnding {
       this.#log.warn({ reason, code: (error as { code?: unknown }).code }, 'session ended, but its kept stream events could not be removed now: they expire after streams.retention')
     })
     if (this.#upstreamSessions.active) {
-      await this.#upstreamSessions.ended(this.#store, id, principal, reason, this.#log).catch((error: unknown) => {
+      // Not waited for: an instance that hangs must not hold up the end, nor a principal's many ends.
+      this.#upstreamSessions.ended(this.#store, id, principal, reason, upstreamHeaders, this.#log).catch((error: unknown) => {
         this.#log.warn({ reason, code: (error as { code?: unknown }).code }, 'session ended, but its upstream session could not be looked up: the instance keeps it until it ends it itself')
       })
     }

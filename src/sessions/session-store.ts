@@ -28,8 +28,6 @@ export interface SessionData {
   readonly principal?: string | undefined
   /** Stateful upstreams only: the upstream session behind this one (docs/stateful-upstreams.md). */
   readonly upstream?: UpstreamSessionRef | undefined
-  /** Stateful upstreams only: the client's initialize request as JSON text, replayed on failover. */
-  readonly initialize?: string | undefined
 }
 
 /**
@@ -37,7 +35,7 @@ export interface SessionData {
  * Never shown to the client: it sees the gateway's id only.
  */
 export interface UpstreamSessionRef {
-  /** The instance's URL, as configured in `routes[].upstream`. */
+  /** The instance's key: its configured URL's scheme, host and path (never credentials or a query). */
   readonly instance: string
   /** The instance's `Mcp-Session-Id` for it; '' when the instance assigned none. */
   readonly sessionId: string
@@ -72,8 +70,6 @@ export interface LiveSession {
   readonly bridge?: BridgeState
   /** Stateful upstreams: the upstream session, read in the same round trip as the check. */
   readonly upstream?: UpstreamSessionRef
-  /** Stateful upstreams, only with `withClient`: the client's initialize request (JSON text). */
-  readonly initialize?: string
 }
 
 /**

@@ -4,7 +4,7 @@ import { GatewayError } from '../errors.js'
 import type { LiveSession, SessionStore, UpstreamSessionRef } from '../sessions/session-store.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
 import { closeUpstreamSession, openUpstreamSession, ReplayRefused } from './upstream-session-setup.js'
-import { instanceLabel, type UpstreamInstances } from './upstream-instances.js'
+import type { UpstreamInstances } from './upstream-instances.js'
 
 /*
  * Moving a session to a new upstream session when its own is lost (docs/stateful-upstreams.md,
@@ -68,8 +68,13 @@ export class StatefulFailover {
     if (live === null) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
     const current = live.upstream ?? NO_UPSTREAM_SESSION
     if (!sameUpstreamSession(current, lost)) return current
-    if (live.initialize === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the session kept no initialize to replay' })
-    const replay = { initialize: live.initialize, protocolVersion: live.protocolVersion, logLevel: live.bridge?.logLevel, resourceSubscriptions: live.bridge?.resourceSubscriptions ?? [] }
+    const replay = {
+      protocolVersion: live.protocolVersion,
+      clientInfo: live.clientInfo,
+      clientCapabilities: live.clientCapabilities,
+      logLevel: live.bridge?.logLevel,
+      resourceSubscriptions: live.bridge?.resourceSubscriptions ?? []
+    }
     // A restarted instance (404) may take the session again; an unreachable one may not.
     const excluded = new Set<string>(cause === 'not_found' ? [] : [lost.instance])
     const signal = AbortSignal.timeout(this.#options.replayTimeout)
@@ -83,20 +88,37 @@ export class StatefulFailover {
         if (signal.aborted) throw new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { detail: 'the session could not be moved within routes[].initializeTimeout', cause: error })
         if (!(error instanceof ReplayRefused) && upstreamFailure(error).code !== 'MCPGW_UPSTREAM_UNREACHABLE') throw upstreamFailure(error)
         if (!(error instanceof ReplayRefused)) instances.eject(instance, 'refused or dropped a connection')
-        log.warn({ route: this.#options.route, instance: instance.label, reason: error instanceof ReplayRefused ? error.message : (error as { code?: unknown }).code }, 'could not move a session to this instance: trying another')
-        excluded.add(instance.url)
+        log.warn({ route: this.#options.route, instance: instance.key, reason: error instanceof ReplayRefused ? error.message : (error as { code?: unknown }).code }, 'could not move a session to this instance: trying another')
+        excluded.add(instance.key)
       }
     }
-    const winner = await store.swapUpstream(session.id, principal, lost, opened)
+    let winner: UpstreamSessionRef | null
+    try {
+      winner = await store.swapUpstream(session.id, principal, lost, opened)
+    } catch (error) {
+      // Not recorded (as far as this replica knows): the session opened here is nobody's. Had the
+      // swap run after all, the session's next request finds it gone (404) and moves again.
+      this.#close(opened, headers)
+      throw error
+    }
     if (winner === null || !sameUpstreamSession(winner, opened)) {
       // Lost the race (or the session ended): the upstream session opened here is nobody's.
-      const instance = instances.byUrl(opened.instance)
-      if (instance !== undefined) closeUpstreamSession(instance, opened, headers, AbortSignal.timeout(this.#options.replayTimeout)).catch(() => undefined)
+      this.#close(opened, headers)
       if (winner === null) throw new GatewayError('MCPGW_SESSION_NOT_FOUND')
       return winner
     }
+    // The lost upstream session may live on (an instance that failed its health check, a connection
+    // that broke): nobody uses it any more, so it is ended, as far as the instance can still hear it.
+    this.#close(lost, headers)
     this.#options.failovers.inc({ route: this.#options.route, cause })
-    log.info({ route: this.#options.route, cause, from: instanceLabel(lost.instance), to: instanceLabel(opened.instance) }, 'session moved to another upstream session')
+    log.info({ route: this.#options.route, cause, from: lost.instance, to: opened.instance }, 'session moved to another upstream session')
     return winner
+  }
+
+  /** Ends an upstream session nobody uses (best effort, not waited for). */
+  #close (upstream: UpstreamSessionRef, headers: Record<string, string>): void {
+    const instance = this.#options.instances.byKey(upstream.instance)
+    if (instance === undefined || upstream.sessionId === '') return
+    closeUpstreamSession(instance, upstream, headers, AbortSignal.timeout(this.#options.replayTimeout)).catch(() => undefined)
   }
 }

@@ -14,7 +14,7 @@ import { upstreamFailure } from '../upstream/upstream-failure.js'
 import { bridgedRequestHeaders, forwardedRequestHeaders, rewriteUpstreamHeaders, SESSION_HEADER } from '../upstream/upstream-headers.js'
 import { mayRunTwice, neverReachedInstance } from './failover-rules.js'
 import { NO_UPSTREAM_SESSION, type FailoverCause, type StatefulFailover } from './stateful-failover.js'
-import { closeUpstreamSession, storedInitialize } from './upstream-session-setup.js'
+import { closeUpstreamSession } from './upstream-session-setup.js'
 import type { UpstreamInstance, UpstreamInstances } from './upstream-instances.js'
 
 /*
@@ -28,7 +28,7 @@ import type { UpstreamInstance, UpstreamInstances } from './upstream-instances.j
 /** Attempts of one request: its instance, then at most two moves (a race lost, a second instance gone). */
 const MAX_ATTEMPTS = 3
 /** An SDK server allows one GET stream per session: a 409 while the older one closes is waited out this often. */
-const GET_CONFLICT_RETRIES = 3
+const GET_CONFLICT_RETRIES = 10
 const GET_CONFLICT_WAIT_MS = 100
 
 export class StatefulHandler implements LegacyHandler {
@@ -62,13 +62,14 @@ export class StatefulHandler implements LegacyHandler {
         } catch (error) {
           if (signal.aborted || !neverReachedInstance(error)) throw error
           this.#instances.eject(instance, 'refused a connection')
-          tried.add(instance.url)
+          tried.add(instance.key)
           continue
         }
+        this.#instances.answered(instance)
         const assigned = answer.headers[SESSION_HEADER]
-        const upstream: UpstreamSessionRef = { instance: instance.url, sessionId: typeof assigned === 'string' ? assigned : '' }
+        const upstream: UpstreamSessionRef = { instance: instance.key, sessionId: typeof assigned === 'string' ? assigned : '' }
         const discard = (): void => { this.#closeQuietly(instance, upstream, request) }
-        return { answer, stateful: { data: { upstream, initialize: storedInitialize(initialize) }, discard } }
+        return { answer, stateful: { data: { upstream }, discard } }
       }
     })
   }
@@ -81,10 +82,10 @@ export class StatefulHandler implements LegacyHandler {
   async post (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
     const { observeUpstream } = this.#context
     await relayCancellations(this.#context, request, post, session)
-    const setting = this.#settingOf(post, session)
+    const settings = this.#settingsOf(post, session)
     let target = session.upstream ?? NO_UPSTREAM_SESSION
     for (let attempt = 1; ; attempt++) {
-      const instance = this.#instances.byUrl(target.instance)
+      const instance = this.#instances.byKey(target.instance)
       if (instance === undefined || this.#instances.shouldLeave(instance)) {
         target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
         continue
@@ -94,7 +95,8 @@ export class StatefulHandler implements LegacyHandler {
       const started = performance.now()
       let answer: UpstreamAnswer
       try {
-        answer = await instance.client.postBytes(headers, request.body as Buffer)
+        // An instance that fails its health check while it has not answered is given up on.
+        answer = await instance.client.postBytes(headers, request.body as Buffer, this.#instances.lostSignal(instance))
       } catch (error) {
         const failure = upstreamFailure(error)
         // A slow instance is not a lost one: its sessions stay.
@@ -111,14 +113,17 @@ export class StatefulHandler implements LegacyHandler {
         return this.#interrupted(reply, post)
       }
       recordUpstreamTiming(request, observeUpstream, started)
+      this.#instances.answered(instance)
       // 404 for the upstream session: the instance does not know it (any more); the request did not run.
       if (answer.statusCode === 404 && target.sessionId !== '') {
         answer.body.destroy()
         target = await this.#move(request, session, target, 'not_found', attempt)
         continue
       }
-      if (setting !== undefined && isSuccessStatus(answer.statusCode)) await this.#keepSetting(request, session, setting)
-      return this.#answer(request, reply, post, session, answer)
+      if (isSuccessStatus(answer.statusCode)) {
+        for (const change of settings) await this.#keepSetting(request, session, change)
+      }
+      return this.#answer(request, reply, post, session, instance, answer)
     }
   }
 
@@ -132,6 +137,8 @@ export class StatefulHandler implements LegacyHandler {
    */
   async modernPost (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     request.mcp.era = 'modern'
+    // 2026-07-28 has no initialize: on a legacy instance it would open a session nobody keeps.
+    if (request.mcp.rpcMethod === 'initialize') throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'initialize is not a 2026-07-28 method' })
     const { observeUpstream } = this.#context
     for (let attempt = 1; ; attempt++) {
       const instance = this.#instances.any()
@@ -147,6 +154,13 @@ export class StatefulHandler implements LegacyHandler {
         throw failure
       }
       recordUpstreamTiming(request, observeUpstream, started)
+      this.#instances.answered(instance)
+      const opened = answer.headers[SESSION_HEADER]
+      if (typeof opened === 'string') {
+        // The instance opened a session for a request that needs none: nobody would ever end it.
+        request.log.warn({ instance: instance.key }, 'an instance opened a session for a 2026-07-28 request: ended at once')
+        this.#closeQuietly(instance, { instance: instance.key, sessionId: opened }, request)
+      }
       return reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))).send(answer.body)
     }
   }
@@ -156,7 +170,7 @@ export class StatefulHandler implements LegacyHandler {
     let target = session.upstream ?? NO_UPSTREAM_SESSION
     let conflicts = 0
     for (let attempt = 1; ; attempt++) {
-      const instance = this.#instances.byUrl(target.instance)
+      const instance = this.#instances.byKey(target.instance)
       if (instance === undefined || this.#instances.shouldLeave(instance)) {
         target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
         continue
@@ -183,6 +197,8 @@ export class StatefulHandler implements LegacyHandler {
         attempt--
         continue
       }
+      this.#instances.answered(instance)
+      this.#endWithInstance(instance, answer)
       return answer
     }
   }
@@ -192,9 +208,10 @@ export class StatefulHandler implements LegacyHandler {
     return await this.#failover.move(session, request.mcp.principal, lost, cause, bridgedRequestHeaders(request))
   }
 
-  #answer (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, answer: UpstreamAnswer): FastifyReply {
+  #answer (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, instance: UpstreamInstance, answer: UpstreamAnswer): FastifyReply {
     const headers = rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))
     reply.code(answer.statusCode).headers(headers)
+    this.#endWithInstance(instance, answer)
     if (relaysStreams(this.#context.streams) && isRelayableStream(reply)) {
       reply.removeHeader('content-length')
       relayResponseStream(this.#context, request, reply, post, session, answer.body)
@@ -211,13 +228,40 @@ export class StatefulHandler implements LegacyHandler {
     return reply.code(error.statusCode).type('application/json').send(post.isBatch ? bodies : bodies[0] ?? jsonRpcErrorBody(error, post.id))
   }
 
-  /** A `logging/setLevel` or `resources/(un)subscribe`, kept once the instance took it, for a replay on another. */
-  #settingOf (post: ClientPost, session: LiveSession): BridgeStateChange | undefined {
-    const message = post.isBatch ? undefined : post.messages[0]
-    if (message === undefined || !isRequest(message) || !isSessionSetting(message.method)) return undefined
-    const change = settingChange(message, session.bridge?.resourceSubscriptions ?? [], this.#context.limits.maxSubscriptionsPerSession)
-    // Invalid params are the instance's to answer; past the limit, it holds the subscription and a replay will not.
-    return typeof change === 'string' ? undefined : change
+  /**
+   * The `logging/setLevel` and `resources/(un)subscribe` of a POST (a batch's too), kept once the
+   * instance took them, for a replay on another.
+   */
+  #settingsOf (post: ClientPost, session: LiveSession): BridgeStateChange[] {
+    const changes: BridgeStateChange[] = []
+    const subscribed = [...session.bridge?.resourceSubscriptions ?? []]
+    for (const message of post.messages) {
+      if (!isRequest(message) || !isSessionSetting(message.method)) continue
+      const change = settingChange(message, subscribed, this.#context.limits.maxSubscriptionsPerSession)
+      // Invalid params are the instance's to answer; past the limit, it holds the subscription and a replay will not.
+      if (typeof change === 'string') continue
+      changes.push(change)
+      if ('subscribe' in change && !subscribed.includes(change.subscribe)) subscribed.push(change.subscribe)
+      const unsubscribed = 'unsubscribe' in change ? subscribed.indexOf(change.unsubscribe) : -1
+      if (unsubscribed !== -1) subscribed.splice(unsubscribed, 1)
+    }
+    return changes
+  }
+
+  /**
+   * An answer still streaming from an instance that then fails its health check is cut: a response
+   * stream ends with a JSON-RPC error for its request (session-streams.ts), a GET stream ends and
+   * the client's next GET finds the session on its new instance.
+   */
+  #endWithInstance (instance: UpstreamInstance, answer: UpstreamAnswer): void {
+    const lost = this.#instances.lostSignal(instance)
+    const cut = (): void => { answer.body.destroy(new Error('the instance failed its health check')) }
+    if (lost.aborted) {
+      cut()
+      return
+    }
+    lost.addEventListener('abort', cut, { once: true })
+    answer.body.once('close', () => { lost.removeEventListener('abort', cut) })
   }
 
   async #keepSetting (request: FastifyRequest, session: LiveSession, change: BridgeStateChange): Promise<void> {

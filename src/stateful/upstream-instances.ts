@@ -1,13 +1,15 @@
 import type { BalanceMode } from '../config/validate-config.js'
 import type { SessionStore } from '../sessions/session-store.js'
+import { instanceKey } from '../upstream/instance-key.js'
 import { UpstreamClient } from '../upstream/upstream-client.js'
 
 /*
  * The instances of one stateful server behind a route (docs/stateful-upstreams.md): one undici pool
  * each, which of them is healthy, and where a new session goes. Health is this replica's own view:
  * passive (a connection the instance refused or reset takes it out of placement for a while) and,
- * with `healthCheck`, active (an HTTP request per interval; any answer is healthy). An unhealthy
- * instance keeps its sessions until a request to it fails: then they move (stateful-failover.ts).
+ * with `healthCheck`, active (an HTTP request per interval; any answer is healthy). A passive
+ * ejection only keeps new sessions away; an instance that fails its health check also loses its
+ * sessions (each moves at its next request, stateful-failover.ts) and its streams.
  */
 
 /** How long a failed instance is left out of placement when no active check brings it back sooner. */
@@ -16,21 +18,11 @@ export const PASSIVE_EJECTION_MS = 10_000
 const HEALTH_CHECK_TIMEOUT_MS = 5_000
 
 export interface UpstreamInstance {
-  /** The URL as configured: what a session's upstream record names. */
+  /** The URL as configured, credentials and query included: only the instance's client sees it. */
   readonly url: string
-  /** What logs and metric labels show of it: origin and path, never credentials or a query. */
-  readonly label: string
+  /** What names the instance in Redis, logs and metrics (upstream/instance-key.ts). */
+  readonly key: string
   readonly client: UpstreamClient
-}
-
-/** An instance URL as logs and metrics show it (see UpstreamInstance.label). */
-export function instanceLabel (url: string): string {
-  try {
-    const parsed = new URL(url)
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
-  } catch {
-    return 'an unreadable URL'
-  }
 }
 
 export interface UpstreamInstancesOptions {
@@ -50,9 +42,15 @@ export interface UpstreamInstancesOptions {
 
 export class UpstreamInstances {
   readonly all: readonly UpstreamInstance[]
-  readonly #byUrl: Map<string, UpstreamInstance>
-  /** Instance URL → when it may be placed again (passive ejection); absent: healthy. */
+  readonly #byKey: Map<string, UpstreamInstance>
+  /** Passive ejection: instance key → until when it is left out of placement. */
   readonly #ejectedUntil = new Map<string, number>()
+  /** Active: the instances whose last health check failed. Their sessions move, their streams end. */
+  readonly #failedCheck = new Set<string>()
+  /** Aborted when an instance fails a health check (its streams end); replaced once it passes again. */
+  readonly #lost = new Map<string, AbortController>()
+  /** The health last told to onHealthChanged, per instance key. */
+  readonly #told = new Map<string, boolean>()
   readonly #options: UpstreamInstancesOptions
   readonly #now: () => number
   #turn = 0
@@ -62,44 +60,59 @@ export class UpstreamInstances {
   constructor (options: UpstreamInstancesOptions) {
     this.#options = options
     this.#now = options.now ?? Date.now
-    this.all = options.urls.map((url) => ({ url, label: instanceLabel(url), client: new UpstreamClient(url, options.headersTimeout, options.maxResponseBytes) }))
-    this.#byUrl = new Map(this.all.map((instance) => [instance.url, instance]))
-    for (const instance of this.all) options.onHealthChanged(instance, true, 'configured')
+    this.all = options.urls.map((url) => ({ url, key: instanceKey(url), client: new UpstreamClient(url, options.headersTimeout, options.maxResponseBytes) }))
+    this.#byKey = new Map(this.all.map((instance) => [instance.key, instance]))
+    for (const instance of this.all) {
+      this.#lost.set(instance.key, new AbortController())
+      this.#tell(instance, 'configured')
+    }
     if (options.healthCheckInterval !== null) {
       this.#healthTimer = setInterval(() => { this.#checkAll().catch(() => undefined) }, options.healthCheckInterval)
       this.#healthTimer.unref()
     }
   }
 
-  /** The configured instance of that URL; undefined when the config no longer lists it. */
-  byUrl (url: string): UpstreamInstance | undefined {
-    return this.#byUrl.get(url)
+  /** The configured instance of that key; undefined when the config no longer lists it. */
+  byKey (key: string): UpstreamInstance | undefined {
+    return this.#byKey.get(key)
   }
 
+  /** Whether new sessions may be placed on the instance: not ejected, passively or by a failed check. */
   isHealthy (instance: UpstreamInstance): boolean {
-    const until = this.#ejectedUntil.get(instance.url)
+    if (this.#failedCheck.has(instance.key)) return false
+    const until = this.#ejectedUntil.get(instance.key)
     if (until === undefined) return true
-    // Without an active check, an ejection simply runs out: the next request tries the instance again.
-    if (this.#options.healthCheckInterval === null && until <= this.#now()) {
-      this.#setHealthy(instance, 'ejection ran out')
-      return true
-    }
-    return false
+    if (until > this.#now()) return false
+    // A passive ejection simply runs out: the next placement tries the instance again.
+    this.#ejectedUntil.delete(instance.key)
+    this.#tell(instance, 'ejection ran out')
+    return true
   }
 
   /**
-   * Whether a session on `instance` should move before its request is sent: the instance is ejected
-   * and another one is healthy. With nowhere better to go, the request tries it (health is a guess).
+   * Whether a session on `instance` moves before its request is sent: the instance failed its
+   * health check and another one is healthy. A passive ejection only keeps new sessions away: one
+   * refused connection must not cost every session of the instance its state; a session leaves when
+   * its own request fails.
    */
   shouldLeave (instance: UpstreamInstance): boolean {
-    return !this.isHealthy(instance) && this.all.some((other) => other !== instance && this.isHealthy(other))
+    return this.#failedCheck.has(instance.key) && this.all.some((other) => other !== instance && this.isHealthy(other))
+  }
+
+  /** Aborts when the instance fails a health check: what is still streamed from it ends then. */
+  lostSignal (instance: UpstreamInstance): AbortSignal {
+    return (this.#lost.get(instance.key) as AbortController).signal
   }
 
   /** Passive ejection: the instance refused or dropped a connection. */
   eject (instance: UpstreamInstance, reason: string): void {
-    const known = this.#ejectedUntil.has(instance.url)
-    this.#ejectedUntil.set(instance.url, this.#now() + PASSIVE_EJECTION_MS)
-    if (!known) this.#options.onHealthChanged(instance, false, reason)
+    this.#ejectedUntil.set(instance.key, this.#now() + PASSIVE_EJECTION_MS)
+    this.#tell(instance, reason)
+  }
+
+  /** The instance answered a request: a passive ejection is over. */
+  answered (instance: UpstreamInstance): void {
+    if (this.#ejectedUntil.size > 0 && this.#ejectedUntil.delete(instance.key)) this.#tell(instance, 'answered a request')
   }
 
   /**
@@ -109,7 +122,7 @@ export class UpstreamInstances {
    * is proof). undefined when every instance is excluded.
    */
   async place (excluded: ReadonlySet<string> = new Set()): Promise<UpstreamInstance | undefined> {
-    const candidates = this.all.filter((instance) => !excluded.has(instance.url))
+    const candidates = this.all.filter((instance) => !excluded.has(instance.key))
     if (candidates.length === 0) return undefined
     const healthy = candidates.filter((instance) => this.isHealthy(instance))
     const pool = healthy.length > 0 ? healthy : candidates
@@ -119,7 +132,7 @@ export class UpstreamInstances {
     const counts = await this.#options.store.upstreamSessionCounts(this.#options.route)
     let best = inTurn[0] as UpstreamInstance
     for (const instance of inTurn) {
-      if ((counts.get(instance.url) ?? 0) < (counts.get(best.url) ?? 0)) best = instance
+      if ((counts.get(instance.key) ?? 0) < (counts.get(best.key) ?? 0)) best = instance
     }
     return best
   }
@@ -138,8 +151,18 @@ export class UpstreamInstances {
     await Promise.all(this.all.map(async (instance) => { await instance.client.close() }))
   }
 
-  #setHealthy (instance: UpstreamInstance, reason: string): void {
-    if (this.#ejectedUntil.delete(instance.url)) this.#options.onHealthChanged(instance, true, reason)
+  /** Tells onHealthChanged when the instance's health differs from what it last told. */
+  #tell (instance: UpstreamInstance, reason: string): void {
+    const healthy = this.#isHealthyNow(instance)
+    if (this.#told.get(instance.key) === healthy) return
+    this.#told.set(instance.key, healthy)
+    this.#options.onHealthChanged(instance, healthy, reason)
+  }
+
+  /** isHealthy without running out a passive ejection (no report from inside a report). */
+  #isHealthyNow (instance: UpstreamInstance): boolean {
+    const until = this.#ejectedUntil.get(instance.key)
+    return !this.#failedCheck.has(instance.key) && (until === undefined || until <= this.#now())
   }
 
   async #checkAll (): Promise<void> {
@@ -149,13 +172,15 @@ export class UpstreamInstances {
         // Any HTTP answer proves the instance serves: a GET without a session is a 400 or 405 from an SDK server.
         const answer = await instance.client.getStream({ accept: 'text/event-stream' }, AbortSignal.timeout(timeout))
         answer.body.destroy()
-        if (!this.#closed) this.#setHealthy(instance, 'health check answered')
-      } catch {
         if (this.#closed) return
-        const known = this.#ejectedUntil.has(instance.url)
-        // Out of placement until a check answers again (the interval, not the passive ejection, decides).
-        this.#ejectedUntil.set(instance.url, Number.POSITIVE_INFINITY)
-        if (!known) this.#options.onHealthChanged(instance, false, 'health check failed')
+        this.#ejectedUntil.delete(instance.key)
+        if (this.#failedCheck.delete(instance.key)) this.#lost.set(instance.key, new AbortController())
+        this.#tell(instance, 'health check answered')
+      } catch {
+        if (this.#closed || this.#failedCheck.has(instance.key)) return
+        this.#failedCheck.add(instance.key)
+        this.#tell(instance, 'health check failed')
+        this.#lost.get(instance.key)?.abort(new Error('the instance failed its health check'))
       }
     }))
   }

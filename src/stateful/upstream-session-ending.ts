@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { SessionStore } from '../sessions/session-store.js'
-import { closeUpstreamSession } from './upstream-session-setup.js'
+import { closeUpstreamSession, upstreamSessionEnded } from './upstream-session-setup.js'
 import type { UpstreamInstances } from './upstream-instances.js'
 
 /*
@@ -28,20 +28,25 @@ export class UpstreamSessionEnding {
     return this.#routes.size > 0
   }
 
-  /** Ends the upstream session of a gateway session that has just ended, if it had one. */
-  async ended (store: SessionStore, id: string, principal: string | undefined, reason: string, log: FastifyBaseLogger): Promise<void> {
+  /**
+   * Ends the upstream session of a gateway session that has just ended, if it had one. `headers`:
+   * the client's own (its Authorization) when the client ended it; an expiry or the admin API has
+   * none to give.
+   */
+  async ended (store: SessionStore, id: string, principal: string | undefined, reason: string, headers: Record<string, string>, log: FastifyBaseLogger): Promise<void> {
     const ended = await store.takeUpstream(id, principal)
     if (ended === null) return
-    const instance = this.#routes.get(ended.route)?.byUrl(ended.upstream.instance)
+    const instance = this.#routes.get(ended.route)?.byKey(ended.upstream.instance)
     if (instance === undefined) {
       log.warn({ reason, route: ended.route }, 'session ended, but its upstream instance is no longer configured: its upstream session is left to the instance')
       return
     }
     try {
-      const status = await closeUpstreamSession(instance, ended.upstream, {}, AbortSignal.timeout(UPSTREAM_DELETE_TIMEOUT_MS))
-      log.debug({ reason, route: ended.route, instance: instance.label, status }, 'upstream session ended')
+      const status = await closeUpstreamSession(instance, ended.upstream, headers, AbortSignal.timeout(UPSTREAM_DELETE_TIMEOUT_MS))
+      if (upstreamSessionEnded(status)) log.debug({ reason, route: ended.route, instance: instance.key, status }, 'upstream session ended')
+      else log.warn({ reason, route: ended.route, instance: instance.key, status }, 'session ended, but the instance refused to end its upstream session')
     } catch (error) {
-      log.warn({ reason, route: ended.route, instance: instance.label, code: (error as { code?: unknown }).code ?? (error as { name?: unknown }).name }, 'session ended, but its upstream session could not be ended')
+      log.warn({ reason, route: ended.route, instance: instance.key, code: (error as { code?: unknown }).code ?? (error as { name?: unknown }).name }, 'session ended, but its upstream session could not be ended')
     }
   }
 }
