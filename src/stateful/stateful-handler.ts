@@ -94,9 +94,11 @@ export class StatefulHandler implements LegacyHandler {
       if (target.sessionId !== '') headers[SESSION_HEADER] = target.sessionId
       const started = performance.now()
       let answer: UpstreamAnswer
+      // An instance that fails its health check while it has not answered is given up on.
+      const waiting = new AbortController()
+      const settled = this.#instances.whileInFlight(instance, () => { waiting.abort(new Error('the instance failed its health check')) })
       try {
-        // An instance that fails its health check while it has not answered is given up on.
-        answer = await instance.client.postBytes(headers, request.body as Buffer, this.#instances.lostSignal(instance))
+        answer = await instance.client.postBytes(headers, request.body as Buffer, waiting.signal)
       } catch (error) {
         const failure = upstreamFailure(error)
         // A slow instance is not a lost one: its sessions stay.
@@ -111,6 +113,8 @@ export class StatefulHandler implements LegacyHandler {
         if (neverReachedInstance(error) || mayRunTwice(post, this.#context.route.retryToolCalls)) continue
         request.mcp.outcome = 'interrupted: moved to another upstream session, not sent again'
         return this.#interrupted(reply, post)
+      } finally {
+        settled()
       }
       recordUpstreamTiming(request, observeUpstream, started)
       this.#instances.answered(instance)
@@ -254,14 +258,8 @@ export class StatefulHandler implements LegacyHandler {
    * the client's next GET finds the session on its new instance.
    */
   #endWithInstance (instance: UpstreamInstance, answer: UpstreamAnswer): void {
-    const lost = this.#instances.lostSignal(instance)
-    const cut = (): void => { answer.body.destroy(new Error('the instance failed its health check')) }
-    if (lost.aborted) {
-      cut()
-      return
-    }
-    lost.addEventListener('abort', cut, { once: true })
-    answer.body.once('close', () => { lost.removeEventListener('abort', cut) })
+    const done = this.#instances.whileInFlight(instance, () => { answer.body.destroy(new Error('the instance failed its health check')) })
+    answer.body.once('close', done)
   }
 
   async #keepSetting (request: FastifyRequest, session: LiveSession, change: BridgeStateChange): Promise<void> {

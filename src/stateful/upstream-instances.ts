@@ -47,8 +47,12 @@ export class UpstreamInstances {
   readonly #ejectedUntil = new Map<string, number>()
   /** Active: the instances whose last health check failed. Their sessions move, their streams end. */
   readonly #failedCheck = new Set<string>()
-  /** Aborted when an instance fails a health check (its streams end); replaced once it passes again. */
-  readonly #lost = new Map<string, AbortController>()
+  /**
+   * What to cut when an instance fails a health check: its requests and streams in flight. A Set per
+   * instance rather than listeners on one AbortSignal: adding a listener scans the ones already
+   * there, and a busy instance has many.
+   */
+  readonly #inFlight = new Map<string, Set<() => void>>()
   /** The health last told to onHealthChanged, per instance key. */
   readonly #told = new Map<string, boolean>()
   readonly #options: UpstreamInstancesOptions
@@ -63,7 +67,7 @@ export class UpstreamInstances {
     this.all = options.urls.map((url) => ({ url, key: instanceKey(url), client: new UpstreamClient(url, options.headersTimeout, options.maxResponseBytes) }))
     this.#byKey = new Map(this.all.map((instance) => [instance.key, instance]))
     for (const instance of this.all) {
-      this.#lost.set(instance.key, new AbortController())
+      this.#inFlight.set(instance.key, new Set())
       this.#tell(instance, 'configured')
     }
     if (options.healthCheckInterval !== null) {
@@ -99,9 +103,14 @@ export class UpstreamInstances {
     return this.#failedCheck.has(instance.key) && this.all.some((other) => other !== instance && this.isHealthy(other))
   }
 
-  /** Aborts when the instance fails a health check: what is still streamed from it ends then. */
-  lostSignal (instance: UpstreamInstance): AbortSignal {
-    return (this.#lost.get(instance.key) as AbortController).signal
+  /**
+   * Calls `cut` if the instance fails a health check before the returned function is called: what
+   * is still waited for or streamed from it ends then.
+   */
+  whileInFlight (instance: UpstreamInstance, cut: () => void): () => void {
+    const inFlight = this.#inFlight.get(instance.key) as Set<() => void>
+    inFlight.add(cut)
+    return () => { inFlight.delete(cut) }
   }
 
   /** Passive ejection: the instance refused or dropped a connection. */
@@ -174,13 +183,16 @@ export class UpstreamInstances {
         answer.body.destroy()
         if (this.#closed) return
         this.#ejectedUntil.delete(instance.key)
-        if (this.#failedCheck.delete(instance.key)) this.#lost.set(instance.key, new AbortController())
+        this.#failedCheck.delete(instance.key)
         this.#tell(instance, 'health check answered')
       } catch {
         if (this.#closed || this.#failedCheck.has(instance.key)) return
         this.#failedCheck.add(instance.key)
         this.#tell(instance, 'health check failed')
-        this.#lost.get(instance.key)?.abort(new Error('the instance failed its health check'))
+        const inFlight = this.#inFlight.get(instance.key) as Set<() => void>
+        const cuts = [...inFlight]
+        inFlight.clear()
+        for (const cut of cuts) cut()
       }
     }))
   }
