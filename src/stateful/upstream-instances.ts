@@ -14,8 +14,11 @@ import { UpstreamClient } from '../upstream/upstream-client.js'
 
 /** How long a failed instance is left out of placement when no active check brings it back sooner. */
 export const PASSIVE_EJECTION_MS = 10_000
-/** The longest an active check waits for an answer. */
-const HEALTH_CHECK_TIMEOUT_MS = 5_000
+/**
+ * How long an active check waits for an answer: the interval, but at least a second (a busy instance
+ * is not a dead one) and at most five.
+ */
+const HEALTH_CHECK_TIMEOUT_MS = { min: 1_000, max: 5_000 }
 
 export interface UpstreamInstance {
   /** The URL as configured, credentials and query included: only the instance's client sees it. */
@@ -59,6 +62,8 @@ export class UpstreamInstances {
   readonly #now: () => number
   #turn = 0
   #healthTimer: NodeJS.Timeout | undefined
+  /** A round of checks still waiting: the next interval skips its round rather than pile up. */
+  #checking = false
   #closed = false
 
   constructor (options: UpstreamInstancesOptions) {
@@ -71,7 +76,13 @@ export class UpstreamInstances {
       this.#tell(instance, 'configured')
     }
     if (options.healthCheckInterval !== null) {
-      this.#healthTimer = setInterval(() => { this.#checkAll().catch(() => undefined) }, options.healthCheckInterval)
+      const interval = options.healthCheckInterval
+      const timeout = Math.min(HEALTH_CHECK_TIMEOUT_MS.max, Math.max(HEALTH_CHECK_TIMEOUT_MS.min, interval))
+      this.#healthTimer = setInterval(() => {
+        if (this.#checking) return
+        this.#checking = true
+        this.#checkAll(timeout).catch(() => undefined).finally(() => { this.#checking = false })
+      }, interval)
       this.#healthTimer.unref()
     }
   }
@@ -174,9 +185,8 @@ export class UpstreamInstances {
     return !this.#failedCheck.has(instance.key) && (until === undefined || until <= this.#now())
   }
 
-  async #checkAll (): Promise<void> {
+  async #checkAll (timeout: number): Promise<void> {
     await Promise.all(this.all.map(async (instance) => {
-      const timeout = Math.min(HEALTH_CHECK_TIMEOUT_MS, this.#options.healthCheckInterval ?? HEALTH_CHECK_TIMEOUT_MS)
       try {
         // Any HTTP answer proves the instance serves: a GET without a session is a 400 or 405 from an SDK server.
         const answer = await instance.client.getStream({ accept: 'text/event-stream' }, AbortSignal.timeout(timeout))
