@@ -117,7 +117,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       resumed: (outcome: string) => { metrics.streamResumes.inc({ outcome }) }
     }
   }
-  const upstreamSessions = new UpstreamSessionEnding()
+  const upstreamSessions = new UpstreamSessionEnding(app.log)
   const sessionEnding = new SessionEnding({ store, relay, events: streams.events, terminated: metrics.sessionsTerminated, upstreamSessions, log: app.log })
   app.decorate('sessionStore', store)
   app.decorate('metricsServer', null)
@@ -136,6 +136,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   })
   closeConnectionsWhenDraining(app)
   app.addHook('onClose', async function closeResources () {
+    upstreamSessions.close()
     await app.metricsServer?.close()
     await tracing.close()
     relay.close()
@@ -228,7 +229,8 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       principalResolver,
       metrics,
       tracing,
-      instances
+      instances,
+      upstreamSessions
     })
   }
   return app

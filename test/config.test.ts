@@ -217,6 +217,8 @@ t.test('every invalid config names the exact path', async (t) => {
     ['a stateful modern upstream', { routes: [{ ...route, upstreamSessions: true, upstreamEra: 'modern' }] }, /^routes\[0\]\.upstreamEra: cannot be modern with upstreamSessions: true/],
     ['balance value', { routes: [{ ...route, upstreamSessions: true, balance: 'random' }] }, /^routes\[0\]\.balance: must be one of leastSessions, roundRobin/],
     ['the same instance twice', { routes: [{ ...route, upstream: ['http://a/mcp', 'http://user:secret@a/mcp?x=1'], upstreamSessions: true }] }, /^routes\[0\]\.upstream\[1\]: names the same instance as an earlier entry \(http:\/\/a\/mcp\)/],
+    ['one instance spelt two ways', { routes: [{ ...route, upstream: ['http://a/mcp', 'http://A:80/m%63p'], upstreamSessions: true }] }, /^routes\[0\]\.upstream\[1\]: names the same instance as an earlier entry/],
+    ['a health check too often', { routes: [{ ...route, upstreamSessions: true, healthCheck: { interval: '500ms' } }] }, /^routes\[0\]\.healthCheck\.interval: must be at least 1s/],
     ['balance without upstreamSessions', { routes: [{ ...route, balance: 'roundRobin' }] }, /^routes\[0\]\.balance: only applies with upstreamSessions: true/],
     ['retryToolCalls without upstreamSessions', { routes: [{ ...route, retryToolCalls: true }] }, /^routes\[0\]\.retryToolCalls: only applies with upstreamSessions: true/],
     ['healthCheck without upstreamSessions', { routes: [{ ...route, healthCheck: { interval: '5s' } }] }, /^routes\[0\]\.healthCheck: only applies with upstreamSessions: true/],

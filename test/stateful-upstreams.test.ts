@@ -424,15 +424,26 @@ t.test('an instance that stops answering fails its health check: its pending cal
   const a = await withStatefulUpstream(t, 'a')
   const b = await withStatefulUpstream(t, 'b')
   const hanging = await withBlackhole(t, a.url)
-  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'hang:' }, routes: [statefulRoute([hanging.url, b.url], { healthCheck: { interval: '200ms' } })] } })
-  const { client } = await connect(t, `${gateway.origin}/mcp`)
+  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'hang:' }, routes: [statefulRoute([hanging.url, b.url], { healthCheck: { interval: '1s' } })] } })
+  const { client, transport } = await connect(t, `${gateway.origin}/mcp`)
   t.equal((await whoami(client)).instance, 'a', 'placed behind the proxy first (roundRobin)')
   let progressed: () => void = () => {}
   const progress = new Promise<void>((resolve) => { progressed = resolve })
   const slow = client.callTool({ name: 'slow', arguments: { ms: 60_000 } }, undefined, { onprogress: () => { progressed() }, timeout: 120_000 })
   await progress
   hanging.hang()
+  // Sent once the instance hangs: they wait for an answer that never comes, until the check fails.
+  const sessionId = transport.sessionId ?? ''
+  const headers = { 'mcp-protocol-version': '2025-11-25' }
+  const waitingList = post(`${gateway.origin}/mcp`, { jsonrpc: '2.0', id: 'list', method: 'tools/list' }, sessionId, headers)
+  const waitingCall = post(`${gateway.origin}/mcp`, { jsonrpc: '2.0', id: 'call', method: 'tools/call', params: { name: 'count', arguments: {} } }, sessionId, headers)
   await t.rejects(slow, /upstream/i, 'the call on the hung instance ends with the gateway\'s error once the check fails')
+  const list = await waitingList
+  t.equal(list.status, 200)
+  t.match(list.text, /whoami/, 'a read-only request that was waiting is sent again on the new instance')
+  const call = await waitingCall
+  t.equal(call.status, 200)
+  t.match(JSON.parse(call.text), { id: 'call', error: { code: -32603, message: /may or may not have run/ } }, 'a tools/call that was waiting gets the in-band error')
   t.equal((await whoami(client)).instance, 'b', 'the session moved to the healthy instance')
   t.equal(sample(await metricsText(gateway.origin), 'mcpgw_upstream_failovers_total', { route: '/mcp', cause: 'ejected' }), 1)
 })

@@ -97,6 +97,8 @@ export const DEFAULT_BALANCE: BalanceMode = 'leastSessions'
 export const DEFAULT_UPSTREAM_SESSIONS = false
 /** A tools/call whose fate is unknown when its instance fails is answered with an error, never run twice. */
 export const DEFAULT_RETRY_TOOL_CALLS = false
+/** A busy instance is not a dead one: it has at least this long to answer a health check. */
+export const MIN_HEALTH_CHECK_INTERVAL_MS = 1_000
 
 export const getStreamModes = ['reject', 'forward'] as const
 export type GetStreamMode = typeof getStreamModes[number]
@@ -518,7 +520,7 @@ const routeSchema = mapping({
   balance: oneOf(balanceModes).nullish().describe('`upstreamSessions`: which instance a new session goes to: the one with the fewest live sessions (counted in the session store, across replicas), or the next in turn. Absent: `leastSessions`.'),
   retryToolCalls: flag().nullish().describe('`upstreamSessions`: send a `tools/call` again on the new instance when its instance failed after the call reached it (it may then run twice). Off (the default): the client gets a JSON-RPC error for that call and the session goes on.'),
   healthCheck: mapping({
-    interval: duration(10_000).describe('How often each instance is checked (an HTTP request; any answer is healthy).')
+    interval: duration(10_000).describe('How often each instance is checked (an HTTP request; any answer is healthy); at least 1s. The instance has the interval to answer, at most 5s.')
   }).nullish().transform((value) => value ?? null).describe('`upstreamSessions`: check every instance actively. Passive ejection (a refused or reset connection takes an instance out of placement for a while) is always on.'),
   timeout: duration(DEFAULT_ROUTE_TIMEOUT_MS).describe('Wait this long for the upstream\'s response headers (504 after); a stream may then run as long as it likes.'),
   getStream: oneOf(getStreamModes).nullish().describe('A legacy `GET` (standalone SSE stream) on a live session: `reject` answers 405 at the edge, `forward` sends it to the upstream (bridged: served from `subscriptions/listen`). Absent: `reject`, except `forward` with `upstreamSessions` (a stateful server pushes on it).'),
@@ -566,6 +568,9 @@ export const gatewayConfigSchema = mapping({
     const repeated = keys.findIndex((key, at) => keys.indexOf(key) !== at)
     if (repeated !== -1) {
       context.addIssue({ code: 'custom', path: ['routes', index, 'upstream', repeated], message: `names the same instance as an earlier entry (${keys[repeated] ?? ''}): instances differ by scheme, host or path`, input: undefined })
+    }
+    if (route.healthCheck !== null && route.healthCheck !== undefined && route.healthCheck.interval < MIN_HEALTH_CHECK_INTERVAL_MS) {
+      context.addIssue({ code: 'custom', path: ['routes', index, 'healthCheck', 'interval'], message: `must be at least ${formatDuration(MIN_HEALTH_CHECK_INTERVAL_MS)} (an instance has the interval to answer a check)`, input: undefined })
     }
     for (const key of ['balance', 'retryToolCalls', 'healthCheck'] as const) {
       if (!route.upstreamSessions && route[key] !== null && route[key] !== undefined) {

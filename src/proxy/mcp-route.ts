@@ -25,6 +25,7 @@ import type { StreamSettings } from '../streams/stream-settings.js'
 import { StatefulFailover } from '../stateful/stateful-failover.js'
 import { StatefulHandler } from '../stateful/stateful-handler.js'
 import type { UpstreamInstances } from '../stateful/upstream-instances.js'
+import type { UpstreamSessionEnding } from '../stateful/upstream-session-ending.js'
 
 /*
  * One MCP endpoint (`routes[i]`), registered once per route in its own encapsulated context (its
@@ -53,16 +54,18 @@ export interface McpRouteOptions {
   readonly tracing: Tracing
   /** The instances of a stateful upstream (`upstreamSessions`); owned and closed by the gateway. */
   readonly instances: UpstreamInstances | undefined
+  /** Ends the upstream sessions a failover leaves behind. */
+  readonly upstreamSessions: UpstreamSessionEnding
 }
 
 /** The handler of a stateful route, with its failover and its metrics (docs/stateful-upstreams.md). */
-function statefulHandler (context: RouteContext, instances: UpstreamInstances, metrics: GatewayMetrics, log: FastifyInstance['log']): StatefulHandler {
+function statefulHandler (context: RouteContext, instances: UpstreamInstances, ends: UpstreamSessionEnding, metrics: GatewayMetrics, log: FastifyInstance['log']): StatefulHandler {
   const { route, store } = context
   metrics.upstreamSessionSources.push(async () => {
     const counts = await store.upstreamSessionCounts(route.path)
     for (const instance of instances.all) metrics.upstreamSessions.set({ route: route.path, instance: instance.key }, counts.get(instance.key) ?? 0)
   })
-  const failover = new StatefulFailover({ route: route.path, store, instances, replayTimeout: route.initializeTimeout, failovers: metrics.upstreamFailovers, log })
+  const failover = new StatefulFailover({ route: route.path, store, instances, ends, replayTimeout: route.initializeTimeout, failovers: metrics.upstreamFailovers, log })
   return new StatefulHandler(context, instances, failover)
 }
 
@@ -73,7 +76,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   const context = createRouteContext(options, fastify.log)
   const probe = createEraProbe(context, options.metrics, fastify.log)
   const decide = new RequestDecision(context, probe)
-  const stateful = options.instances === undefined ? undefined : statefulHandler(context, options.instances, metrics, fastify.log)
+  const stateful = options.instances === undefined ? undefined : statefulHandler(context, options.instances, options.upstreamSessions, metrics, fastify.log)
   const modern = stateful ?? new ModernPassThroughHandler(context)
   const legacy: Record<LegacyPath, LegacyHandler> = {
     forwarded: stateful ?? new LegacyForwardedHandler(context),

@@ -102,7 +102,7 @@ export class SessionEnding {
     })
     if (this.#upstreamSessions.active) {
       // Not waited for: an instance that hangs must not hold up the end, nor a principal's many ends.
-      this.#upstreamSessions.ended(this.#store, id, principal, reason, upstreamHeaders, this.#log).catch((error: unknown) => {
+      this.#upstreamSessions.ended(this.#store, id, principal, reason, upstreamHeaders).catch((error: unknown) => {
         this.#log.warn({ reason, code: (error as { code?: unknown }).code }, 'session ended, but its upstream session could not be looked up: the instance keeps it until it ends it itself')
       })
     }

@@ -3,7 +3,8 @@ import type { Counter } from 'prom-client'
 import { GatewayError } from '../errors.js'
 import type { LiveSession, SessionStore, UpstreamSessionRef } from '../sessions/session-store.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
-import { closeUpstreamSession, openUpstreamSession, ReplayRefused } from './upstream-session-setup.js'
+import { openUpstreamSession, ReplayRefused } from './upstream-session-setup.js'
+import type { UpstreamSessionEnding } from './upstream-session-ending.js'
 import type { UpstreamInstances } from './upstream-instances.js'
 
 /*
@@ -25,6 +26,8 @@ export interface StatefulFailoverOptions {
   readonly route: string
   readonly store: SessionStore
   readonly instances: UpstreamInstances
+  /** Ends the upstream sessions a move leaves behind (sent again while their instance is unreachable). */
+  readonly ends: UpstreamSessionEnding
   /** routes[].initializeTimeout: the whole replay is bounded by it. */
   readonly replayTimeout: number
   /** `mcpgw_upstream_failovers_total` for the route, by cause. */
@@ -115,10 +118,10 @@ export class StatefulFailover {
     return winner
   }
 
-  /** Ends an upstream session nobody uses (best effort, not waited for). */
+  /** Ends an upstream session nobody uses (not waited for; sent again while its instance is unreachable). */
   #close (upstream: UpstreamSessionRef, headers: Record<string, string>): void {
     const instance = this.#options.instances.byKey(upstream.instance)
-    if (instance === undefined || upstream.sessionId === '') return
-    closeUpstreamSession(instance, upstream, headers, AbortSignal.timeout(this.#options.replayTimeout)).catch(() => undefined)
+    if (instance === undefined) return
+    this.#options.ends.end(instance, upstream, headers, 'failover').catch(() => undefined)
   }
 }

@@ -96,7 +96,7 @@ export class StatefulHandler implements LegacyHandler {
       let answer: UpstreamAnswer
       // An instance that fails its health check while it has not answered is given up on.
       const waiting = new AbortController()
-      const settled = this.#instances.whileInFlight(instance, () => { waiting.abort(new Error('the instance failed its health check')) })
+      const settled = this.#instances.whileInFlight(instance, () => { waiting.abort(new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the instance failed its health check' })) })
       try {
         answer = await instance.client.postBytes(headers, request.body as Buffer, waiting.signal)
       } catch (error) {
@@ -108,8 +108,9 @@ export class StatefulHandler implements LegacyHandler {
         }
         // Counted as any upstream failure, whether or not the move then saves the request.
         observeUpstream.upstreamFailed(failure)
-        this.#instances.eject(instance, 'refused or dropped a connection')
-        target = await this.#move(request, session, target, 'unreachable', attempt)
+        const checkFailed = waiting.signal.aborted
+        if (!checkFailed) this.#instances.eject(instance, 'refused or dropped a connection')
+        target = await this.#move(request, session, target, checkFailed ? 'ejected' : 'unreachable', attempt)
         if (neverReachedInstance(error) || mayRunTwice(post, this.#context.route.retryToolCalls)) continue
         request.mcp.outcome = 'interrupted: moved to another upstream session, not sent again'
         return this.#interrupted(reply, post)

@@ -7,8 +7,19 @@
 export function instanceKey (url: string): string {
   try {
     const parsed = new URL(url)
-    return `${parsed.protocol}//${parsed.host}${parsed.pathname}`
+    return `${parsed.protocol}//${parsed.host}${normalizePercentEncoding(parsed.pathname)}`
   } catch {
     return 'an unreadable URL'
   }
+}
+
+/**
+ * One spelling per path (RFC 3986 §6.2.2.2): unreserved characters percent-encoded are decoded, any
+ * other percent-encoding is upper-cased, so `/m%63p` and `/mcp` name one instance.
+ */
+function normalizePercentEncoding (path: string): string {
+  return path.replace(/%([0-9A-Fa-f]{2})/g, (encoded, hex: string) => {
+    const character = String.fromCharCode(parseInt(hex, 16))
+    return /[A-Za-z0-9\-._~]/.test(character) ? character : encoded.toUpperCase()
+  })
 }
