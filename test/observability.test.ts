@@ -90,7 +90,7 @@ for (const kind of ['memory', 'redis'] as const) {
     // from the keyspace events Redis publishes.
     const redis = kind === 'redis' ? await startTestRedis({ args: ['--notify-keyspace-events', 'Ex', '--hz', '50'] }) : undefined
     if (redis !== undefined) t.teardown(() => redis.close())
-    const config = { ...(redis === undefined ? {} : { redis: { url: redis.url } }), sessions: { idleTimeout: '600ms', maxLifetime: '1500ms' }, routes: [{ path: '/mcp', upstream: upstream.url }] }
+    const config = { ...(redis === undefined ? {} : { redis: { url: redis.url } }), sessions: { idleTimeout: '1s', maxLifetime: '2500ms' }, routes: [{ path: '/mcp', upstream: upstream.url }] }
     const clock = new FakeClock()
     const store = redis === undefined ? new MemorySessionStore(validateConfig(config).sessions, clock.now) : undefined
     if (store !== undefined) t.teardown(() => store.close())
@@ -103,7 +103,7 @@ for (const kind of ['memory', 'redis'] as const) {
     await eventually(async () => {
       clock.advance(100)
       return (await post(`${second.origin}/mcp`, toolsList, active)).status === 404
-    }, { timeout: 10_000, interval: store === undefined ? 0 : 20, description: 'the active session to reach its 1500 ms lifetime' })
+    }, { timeout: 10_000, interval: store === undefined ? 0 : 20, description: 'the active session to reach its 2500 ms lifetime' })
     // The memory store notices expiry when a session is looked up (or swept).
     if (kind === 'memory') await post(`${first.origin}/mcp`, toolsList, idle)
     let firstText = ''

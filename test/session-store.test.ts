@@ -365,6 +365,11 @@ function contract (name: string, makeStore: TimedStoreFactory): void {
       await eventually(async () => await store.get(expiring) === null, { ...WAIT, interval: time.interval, description: 'the session to expire' })
       t.same(await store.takeUpstream(expiring, undefined), { route: '/mcp', upstream: a }, 'still handed out after the session expired')
       t.equal(await store.swapUpstream(expiring, undefined, a, b), null, 'an ended session is not moved')
+
+      const older = mintSessionId()
+      await store.create(older, data)
+      t.same(await store.swapUpstream(older, undefined, { instance: '', sessionId: '' }, a), a, 'a session created without an upstream session (its route became stateful) is moved from none')
+      t.match(await store.touch(older), { upstream: a })
     })
 
     t.test('close twice is harmless', async (t) => {

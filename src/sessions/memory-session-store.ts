@@ -84,8 +84,9 @@ export class MemorySessionStore implements SessionStore {
   async swapUpstream (id: string, principal: string | undefined, from: UpstreamSessionRef, to: UpstreamSessionRef): Promise<UpstreamSessionRef | null> {
     const entry = this.#ownedEntry(id, principal)
     if (entry === undefined) return null
-    const current = entry.live.upstream
-    if (current === undefined || current.instance !== from.instance || current.sessionId !== from.sessionId) return current ?? null
+    // A session without an upstream session (created before its route was stateful) is on ('', '').
+    const current = entry.live.upstream ?? { instance: '', sessionId: '' }
+    if (current.instance !== from.instance || current.sessionId !== from.sessionId) return current
     entry.live = { ...entry.live, upstream: to }
     const kept = this.#upstreams.get(id)
     this.#upstreams.set(id, { ended: { route: entry.record.route, upstream: to }, principal, forgetAt: kept?.forgetAt ?? entry.deadline + UPSTREAM_GRACE_MS })

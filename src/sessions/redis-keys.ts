@@ -55,7 +55,7 @@ export function upstreamSessionKey (prefix: string, id: string, principal: strin
   return `${prefix}upstream:{${hashTag(sessionKey(prefix, id, principal))}}:${id}`
 }
 
-/** Live upstream sessions per instance of one route: a hash of instance URL → count. */
+/** Live upstream sessions per instance of one route: a hash of instance name (upstream/instance-key.ts) → count. */
 export function upstreamCountsKey (prefix: string, route: string): string {
   return `${prefix}upstream-sessions:${route}`
 }

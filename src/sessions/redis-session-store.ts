@@ -126,11 +126,11 @@ end
 local ttl = math.min(tonumber(ARGV[1]), left)
 redis.call('PEXPIRE', KEYS[1], ttl)
 if ARGV[2] ~= '' then redis.call('ZADD', KEYS[2], 'XX', string.format('%.0f', now + ttl), ARGV[3]) end
-local upstream = { fields[1], fields[2], fields[3], fields[6] or '', fields[7] or '' }
+local live = { fields[1], fields[2], fields[3], fields[6] or '', fields[7] or '' }
 if ARGV[4] == '1' then
-  for _, value in ipairs(redis.call('HGETALL', KEYS[1])) do table.insert(upstream, value) end
+  for _, value in ipairs(redis.call('HGETALL', KEYS[1])) do table.insert(live, value) end
 end
-return upstream
+return live
 `
 
 /**
