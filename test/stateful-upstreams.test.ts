@@ -7,7 +7,7 @@ import { connect as connectTcp, createServer as createNetServer, type AddressInf
 import { eventually } from './helpers/eventually.js'
 import { withGateway, withRedis, type Teardown } from './helpers/fixtures.js'
 import type { TestGateway } from './helpers/gateway.js'
-import { initializeRequest, post } from './helpers/mcp-http.js'
+import { initializeRequest, openSession, post } from './helpers/mcp-http.js'
 import { metricsText, sample } from './helpers/metrics.js'
 import { startRoundRobinProxy, type RoundRobinProxy } from './helpers/round-robin-proxy.js'
 import { startStatefulUpstream, type StatefulUpstream } from './helpers/stateful-upstream.js'
@@ -81,6 +81,13 @@ function instanceNamed (deployment: Deployment, name: string): StatefulUpstream 
   return name === 'a' ? deployment.a : deployment.b
 }
 
+/** A session opened on `url`, its `notifications/initialized` sent to `initializedUrl` (another replica, say). */
+async function openInitialized (url: string, initializedUrl = url): Promise<string> {
+  const sessionId = await openSession(url)
+  await post(initializedUrl, { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)
+  return sessionId
+}
+
 async function failovers (replicas: readonly TestGateway[], cause: string): Promise<number> {
   let sum = 0
   for (const replica of replicas) sum += sample(await metricsText(replica.origin), 'mcpgw_upstream_failovers_total', { route: '/mcp', cause })
@@ -132,9 +139,7 @@ async function storeRoundTrips (replicas: readonly TestGateway[]): Promise<{ tou
 t.test('the instance and the upstream session come with the session check: one Redis round trip per request', async (t) => {
   const redis = await withRedis(t)
   const deployment = await deploy(t, redis)
-  const opened = await post(`${deployment.replicas[0]?.origin ?? ''}/mcp`, initializeRequest())
-  const sessionId = opened.headers.get('mcp-session-id') ?? ''
-  await post(`${deployment.replicas[1]?.origin ?? ''}/mcp`, { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)
+  const sessionId = await openInitialized(`${deployment.replicas[0]?.origin ?? ''}/mcp`, `${deployment.replicas[1]?.origin ?? ''}/mcp`)
   const before = await storeRoundTrips(deployment.replicas)
   const requests = 10
   for (let index = 0; index < requests; index++) {
@@ -251,7 +256,7 @@ t.test('a lone instance that restarts takes its sessions back at once, ejected o
   const only = await withStatefulUpstream(t, 'only')
   const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'lone:' }, routes: [statefulRoute([only.url])] } })
   const url = `${gateway.origin}/mcp`
-  const sessionId = (await post(url, initializeRequest())).headers.get('mcp-session-id') ?? ''
+  const sessionId = await openSession(url)
   const list = { jsonrpc: '2.0', id: 2, method: 'tools/list' }
   await only.kill()
   const down = await post(url, list, sessionId)
@@ -266,9 +271,7 @@ t.test('a lone instance that restarts takes its sessions back at once, ejected o
 t.test('racing failovers on two replicas agree on one upstream session', async (t) => {
   const redis = await withRedis(t)
   const deployment = await deploy(t, redis)
-  const opened = await post(`${deployment.replicas[0]?.origin ?? ''}/mcp`, initializeRequest())
-  const sessionId = opened.headers.get('mcp-session-id') ?? ''
-  await post(`${deployment.replicas[0]?.origin ?? ''}/mcp`, { jsonrpc: '2.0', method: 'notifications/initialized' }, sessionId)
+  const sessionId = await openInitialized(`${deployment.replicas[0]?.origin ?? ''}/mcp`)
   const first = deployment.a.sessions().length === 1 ? deployment.a : deployment.b
   const other = first === deployment.a ? deployment.b : deployment.a
   await first.kill()
@@ -330,10 +333,7 @@ t.test('after a request reached a failed instance: read-only ones are sent again
       ]
     }
   })
-  const open = async (path: string): Promise<string> => {
-    const answer = await post(`${gateway.origin}${path}`, initializeRequest())
-    return answer.headers.get('mcp-session-id') ?? ''
-  }
+  const open = async (path: string): Promise<string> => await openSession(`${gateway.origin}${path}`)
   // roundRobin from the first instance: each new session lands on the dropping one.
   const called = await open('/mcp')
   const call = await post(`${gateway.origin}/mcp`, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'count', arguments: {} } }, called)

@@ -1,9 +1,8 @@
 import t from 'tap'
 import { pino } from 'pino'
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
-import { UpstreamInstances } from '../src/stateful/upstream-instances.js'
+import { UpstreamInstances, type UpstreamInstance } from '../src/stateful/upstream-instances.js'
 import { UpstreamSessionEnding } from '../src/stateful/upstream-session-ending.js'
 import { eventually } from './helpers/eventually.js'
 import { freePort } from './helpers/redis-server.js'
@@ -28,13 +27,13 @@ async function stop (server: Server): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()))
 }
 
-t.test('a DELETE that cannot reach its instance is sent again once the instance is back, in the client\'s name', async (t) => {
-  const port = await freePort()
+/** The one instance at `port`, and the ending that retries every `retryEvery` ms; all closed at teardown. */
+function endingFor (t: { teardown: (fn: () => unknown) => void }, port: number, retryEvery: number): { instance: UpstreamInstance, ending: UpstreamSessionEnding } {
   const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
   const instances = new UpstreamInstances({
     urls: [`http://127.0.0.1:${port}/mcp`], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: null, onHealthChanged: () => {}
   })
-  const ending = new UpstreamSessionEnding(pino({ level: 'silent' }), { retryEvery: 50 })
+  const ending = new UpstreamSessionEnding(pino({ level: 'silent' }), { retryEvery })
   t.teardown(async () => {
     ending.close()
     await instances.close()
@@ -42,6 +41,12 @@ t.test('a DELETE that cannot reach its instance is sent again once the instance 
   })
   const [instance] = instances.all
   if (instance === undefined) throw new Error('no instance')
+  return { instance, ending }
+}
+
+t.test('a DELETE that cannot reach its instance is sent again once the instance is back, in the client\'s name', async (t) => {
+  const port = await freePort()
+  const { instance, ending } = endingFor(t, port, 50)
   await ending.end(instance, { instance: instance.key, sessionId: 'lost-1' }, { authorization: 'Bearer alice' }, 'test')
   await ending.end(instance, { instance: instance.key, sessionId: '' }, {}, 'test')
   const deleted: Array<{ id: string, authorization: string | undefined }> = []
@@ -55,19 +60,8 @@ t.test('a DELETE the instance refuses is not sent again', async (t) => {
   const port = await freePort()
   const deleted: Array<{ id: string, authorization: string | undefined }> = []
   const server = await listen(port, deleted, 401)
-  const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
-  const instances = new UpstreamInstances({
-    urls: [`http://127.0.0.1:${port}/mcp`], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: null, onHealthChanged: () => {}
-  })
-  const ending = new UpstreamSessionEnding(pino({ level: 'silent' }), { retryEvery: 20 })
-  t.teardown(async () => {
-    ending.close()
-    await instances.close()
-    await store.close()
-    await stop(server)
-  })
-  const [instance] = instances.all
-  if (instance === undefined) throw new Error('no instance')
+  t.teardown(async () => { await stop(server) })
+  const { instance, ending } = endingFor(t, port, 20)
   await ending.end(instance, { instance: instance.key, sessionId: 'refused' }, {}, 'test')
   await eventually(() => deleted.length > 0, { timeout: 5_000, description: 'the DELETE' })
   // Proving that nothing more comes: ten retry intervals pass with nothing sent (a fixed sleep, docs/testing.md).

@@ -10,7 +10,7 @@ import type { LiveSession } from '../sessions/session-store.js'
 import type { LegacyHandler } from './legacy-handler.js'
 import type { RouteContext } from './route-context.js'
 import { initializeDeadline, initializeFailed } from './initialize-deadline.js'
-import { mintForAnswer } from './session-minting.js'
+import { mintForAnswer, type StatefulMint } from './session-minting.js'
 import { guardSessionStream } from './session-stream-guard.js'
 import { recordedStream, relayCancellations, relayResponseStream, relaysStreams, relayUpstreamEvents } from './session-streams.js'
 import type { SseResponse } from '../streams/sse-response.js'
@@ -30,7 +30,7 @@ export type OpenUpstreamStream = (request: FastifyRequest, session: LiveSession,
 /** An initialize's upstream answer; on a stateful route, with the upstream session it opened. */
 export interface InitializeAnswer {
   readonly answer: UpstreamAnswer
-  readonly stateful?: Parameters<typeof mintForAnswer>[5]
+  readonly stateful?: StatefulMint
 }
 
 /**

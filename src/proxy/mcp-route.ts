@@ -66,7 +66,7 @@ function statefulHandler (context: RouteContext, instances: UpstreamInstances, e
     for (const instance of instances.all) metrics.upstreamSessions.set({ route: route.path, instance: instance.key }, counts.get(instance.key) ?? 0)
   })
   const failover = new StatefulFailover({ route: route.path, store, instances, ends, replayTimeout: route.initializeTimeout, failovers: metrics.upstreamFailovers, log })
-  return new StatefulHandler(context, instances, failover)
+  return new StatefulHandler(context, instances, failover, ends)
 }
 
 export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptions): Promise<void> {

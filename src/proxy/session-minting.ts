@@ -32,13 +32,19 @@ export async function mintSession (context: RouteContext, request: FastifyReques
   reply.header(SESSION_HEADER, sessionId)
 }
 
+/** On a stateful route: the upstream session behind a new gateway session, and how to end it when none comes of it. */
+export interface StatefulMint {
+  readonly data: Pick<SessionData, 'upstream'>
+  discard (): void
+}
+
 /**
  * Reads a 2xx answer to a forwarded initialize up to what decides it (JSON or SSE,
  * mcp/initialize-response.ts) and mints the session only for a result. Resolves with the whole body
  * to send on. `stateful`: the upstream session behind the new one, and how to end it when the
  * answer carries no result.
  */
-export async function mintForAnswer (context: RouteContext, request: FastifyRequest, reply: FastifyReply, answer: UpstreamAnswer, initialize: JsonRpcRequest, stateful?: { readonly data: Pick<SessionData, 'upstream'>, discard: () => void }): Promise<Readable> {
+export async function mintForAnswer (context: RouteContext, request: FastifyRequest, reply: FastifyReply, answer: UpstreamAnswer, initialize: JsonRpcRequest, stateful?: StatefulMint): Promise<Readable> {
   const inspected = await inspectInitializeResponse(answer.body, answer.headers['content-type'], initialize.id, context.upstream.maxResponseBytes)
   if (!inspected.outcome.minted) {
     request.mcp.outcome = `not minted: ${inspected.outcome.reason}`

@@ -1,5 +1,4 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { OutgoingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import type { ClientPost } from '../mcp/json-rpc.js'
 import { GatewayError, jsonRpcErrorBody, type JsonRpcId } from '../errors.js'
@@ -60,13 +59,13 @@ export async function relayCancellations (context: RouteContext, request: Fastif
 
 /**
  * Relays the SSE answer of a POST as a recorded response stream of `session`, cancellable from any
- * replica by its JSON-RPC id. `start`: the status and headers when the reply does not carry them yet.
+ * replica by its JSON-RPC id. The reply already carries the answer's status and headers.
  */
-export function relayResponseStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, body: Readable, start?: { statusCode: number, headers: OutgoingHttpHeaders }): void {
+export function relayResponseStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, body: Readable): void {
   const stream = recordedStream(context, request, reply, session, 'response')
   const rpcId = post.isBatch ? null : request.mcp.rpcId
   const untrack = rpcId === null ? undefined : context.relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') })
-  stream.start(start?.statusCode, start?.headers)
+  stream.start()
   relayUpstreamEvents(body, stream, context.upstream.maxResponseBytes, request, context.observeUpstream, rpcId ?? undefined).finally(() => { untrack?.() }).catch(() => undefined)
 }
 

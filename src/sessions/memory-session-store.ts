@@ -4,7 +4,7 @@ import type { StreamEventStore, StreamEventStoreLimits } from '../streams/stream
 import { ChannelListeners } from './channel-listeners.js'
 import {
   parseListCursor, type BridgeStateChange, type ExpiryReason, type ListSessionsOptions, type LiveSession, type RateLimitResult, type SessionData, type SessionPage,
-  type SessionRecord, type SessionStore, type SessionTimeouts, type StoreEndListener, type EndedUpstreamSession, type UpstreamSessionRef, UPSTREAM_GRACE_MS
+  type SessionRecord, type SessionStore, type SessionTimeouts, type StoreEndListener, type EndedUpstreamSession, type UpstreamSessionRef, NO_UPSTREAM_SESSION, sameUpstreamSession, UPSTREAM_GRACE_MS
 } from './session-store.js'
 
 interface MemoryEntry {
@@ -84,9 +84,8 @@ export class MemorySessionStore implements SessionStore {
   async swapUpstream (id: string, principal: string | undefined, from: UpstreamSessionRef, to: UpstreamSessionRef): Promise<UpstreamSessionRef | null> {
     const entry = this.#ownedEntry(id, principal)
     if (entry === undefined) return null
-    // A session without an upstream session (created before its route was stateful) is on ('', '').
-    const current = entry.live.upstream ?? { instance: '', sessionId: '' }
-    if (current.instance !== from.instance || current.sessionId !== from.sessionId) return current
+    const current = entry.live.upstream ?? NO_UPSTREAM_SESSION
+    if (!sameUpstreamSession(current, from)) return current
     entry.live = { ...entry.live, upstream: to }
     const kept = this.#upstreams.get(id)
     this.#upstreams.set(id, { ended: { route: entry.record.route, upstream: to }, principal, forgetAt: kept?.forgetAt ?? entry.deadline + UPSTREAM_GRACE_MS })

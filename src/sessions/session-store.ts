@@ -47,6 +47,13 @@ export interface UpstreamSessionRef {
  */
 export const UPSTREAM_GRACE_MS = 10 * 60 * 1000
 
+/** What a session is on before it has an upstream session (one created before its route was stateful). */
+export const NO_UPSTREAM_SESSION: UpstreamSessionRef = { instance: '', sessionId: '' }
+
+export function sameUpstreamSession (one: UpstreamSessionRef, other: UpstreamSessionRef): boolean {
+  return one.instance === other.instance && one.sessionId === other.sessionId
+}
+
 /** An upstream session whose gateway session has ended: what is needed to end it too. */
 export interface EndedUpstreamSession {
   readonly route: string

@@ -1,7 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Counter } from 'prom-client'
 import { GatewayError } from '../errors.js'
-import type { LiveSession, SessionStore, UpstreamSessionRef } from '../sessions/session-store.js'
+import { NO_UPSTREAM_SESSION, sameUpstreamSession, type LiveSession, type SessionStore, type UpstreamSessionRef } from '../sessions/session-store.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
 import { openUpstreamSession, ReplayRefused } from './upstream-session-setup.js'
 import type { UpstreamSessionEnding } from './upstream-session-ending.js'
@@ -19,9 +19,6 @@ import type { UpstreamInstances } from './upstream-instances.js'
 /** Why a session moves: the `cause` label of `mcpgw_upstream_failovers_total`. */
 export type FailoverCause = 'unreachable' | 'not_found' | 'ejected'
 
-/** A session whose upstream session was never recorded (a route that became stateful): moved like a lost one. */
-export const NO_UPSTREAM_SESSION: UpstreamSessionRef = { instance: '', sessionId: '' }
-
 export interface StatefulFailoverOptions {
   readonly route: string
   readonly store: SessionStore
@@ -33,10 +30,6 @@ export interface StatefulFailoverOptions {
   /** `mcpgw_upstream_failovers_total` for the route, by cause. */
   readonly failovers: Counter<'route' | 'cause'>
   readonly log: FastifyBaseLogger
-}
-
-export function sameUpstreamSession (one: UpstreamSessionRef, other: UpstreamSessionRef): boolean {
-  return one.instance === other.instance && one.sessionId === other.sessionId
 }
 
 export class StatefulFailover {

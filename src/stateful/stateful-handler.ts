@@ -6,16 +6,16 @@ import type { LegacyHandler } from '../proxy/legacy-handler.js'
 import { forwardInitialize, LegacyForwardedHandler } from '../proxy/legacy-forwarded-handler.js'
 import type { RouteContext } from '../proxy/route-context.js'
 import { relayCancellations, relayResponseStream, relaysStreams } from '../proxy/session-streams.js'
-import type { BridgeStateChange, LiveSession, UpstreamSessionRef } from '../sessions/session-store.js'
+import { NO_UPSTREAM_SESSION, type BridgeStateChange, type LiveSession, type UpstreamSessionRef } from '../sessions/session-store.js'
 import type { SseResponse } from '../streams/sse-response.js'
 import { isRelayableStream, recordUpstreamTiming } from '../upstream/forward-request.js'
 import { isSuccessStatus, type UpstreamAnswer } from '../upstream/upstream-client.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
 import { bridgedRequestHeaders, forwardedRequestHeaders, rewriteUpstreamHeaders, SESSION_HEADER } from '../upstream/upstream-headers.js'
 import { mayRunTwice, neverReachedInstance } from './failover-rules.js'
-import { NO_UPSTREAM_SESSION, type FailoverCause, type StatefulFailover } from './stateful-failover.js'
-import { closeUpstreamSession } from './upstream-session-setup.js'
+import type { FailoverCause, StatefulFailover } from './stateful-failover.js'
 import type { UpstreamInstance, UpstreamInstances } from './upstream-instances.js'
+import type { UpstreamSessionEnding } from './upstream-session-ending.js'
 
 /*
  * Legacy requests to a stateful upstream (docs/stateful-upstreams.md). initialize goes to the
@@ -35,13 +35,16 @@ export class StatefulHandler implements LegacyHandler {
   readonly #context: RouteContext
   readonly #instances: UpstreamInstances
   readonly #failover: StatefulFailover
+  /** Ends the upstream sessions nobody will use (sent again while their instance is unreachable). */
+  readonly #ends: UpstreamSessionEnding
   /** The standalone GET stream is relayed like a forwarded one, from the session's instance. */
   readonly #streams: LegacyForwardedHandler
 
-  constructor (context: RouteContext, instances: UpstreamInstances, failover: StatefulFailover) {
+  constructor (context: RouteContext, instances: UpstreamInstances, failover: StatefulFailover, ends: UpstreamSessionEnding) {
     this.#context = context
     this.#instances = instances
     this.#failover = failover
+    this.#ends = ends
     this.#streams = new LegacyForwardedHandler(context, async (request, session, headers, signal) => await this.#openGetStream(request, session, headers, signal))
   }
 
@@ -68,7 +71,7 @@ export class StatefulHandler implements LegacyHandler {
         this.#instances.answered(instance)
         const assigned = answer.headers[SESSION_HEADER]
         const upstream: UpstreamSessionRef = { instance: instance.key, sessionId: typeof assigned === 'string' ? assigned : '' }
-        const discard = (): void => { this.#closeQuietly(instance, upstream, request) }
+        const discard = (): void => { this.#end(instance, upstream, request, 'initialize without a session') }
         return { answer, stateful: { data: { upstream }, discard } }
       }
     })
@@ -164,7 +167,7 @@ export class StatefulHandler implements LegacyHandler {
       if (typeof opened === 'string') {
         // The instance opened a session for a request that needs none: nobody would ever end it.
         request.log.warn({ instance: instance.key }, 'an instance opened a session for a 2026-07-28 request: ended at once')
-        this.#closeQuietly(instance, { instance: instance.key, sessionId: opened }, request)
+        this.#end(instance, { instance: instance.key, sessionId: opened }, request, 'a session for a 2026-07-28 request')
       }
       return reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))).send(answer.body)
     }
@@ -237,9 +240,11 @@ export class StatefulHandler implements LegacyHandler {
    * The `logging/setLevel` and `resources/(un)subscribe` of a POST (a batch's too), kept once the
    * instance took them, for a replay on another.
    */
-  #settingsOf (post: ClientPost, session: LiveSession): BridgeStateChange[] {
+  #settingsOf (post: ClientPost, session: LiveSession): readonly BridgeStateChange[] {
+    // The request decision read the session's settings only for a POST that has some (request-decision.ts).
+    if (session.bridge === undefined) return []
     const changes: BridgeStateChange[] = []
-    const subscribed = [...session.bridge?.resourceSubscriptions ?? []]
+    const subscribed = [...session.bridge.resourceSubscriptions]
     for (const message of post.messages) {
       if (!isRequest(message) || !isSessionSetting(message.method)) continue
       const change = settingChange(message, subscribed, this.#context.limits.maxSubscriptionsPerSession)
@@ -269,7 +274,8 @@ export class StatefulHandler implements LegacyHandler {
     })
   }
 
-  #closeQuietly (instance: UpstreamInstance, upstream: UpstreamSessionRef, request: FastifyRequest): void {
-    closeUpstreamSession(instance, upstream, bridgedRequestHeaders(request), AbortSignal.timeout(this.#context.route.initializeTimeout)).catch(() => undefined)
+  /** Ends an upstream session nobody will use, in the client's name; not waited for. */
+  #end (instance: UpstreamInstance, upstream: UpstreamSessionRef, request: FastifyRequest, reason: string): void {
+    this.#ends.end(instance, upstream, bridgedRequestHeaders(request), reason).catch(() => undefined)
   }
 }

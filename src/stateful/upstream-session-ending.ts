@@ -77,7 +77,6 @@ export class UpstreamSessionEnding {
 
   /** Ends an upstream session nobody uses; sent again later when the instance cannot be reached. */
   async end (instance: UpstreamInstance, upstream: UpstreamSessionRef, headers: Record<string, string>, reason: string): Promise<void> {
-    if (upstream.sessionId === '') return
     if (await this.#send({ instance, upstream, headers, until: Date.now() + RETRY_FOR_MS }, reason)) return
     if (this.#pending.size >= MAX_PENDING) {
       const [oldest] = this.#pending.keys()
