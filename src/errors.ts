@@ -111,6 +111,11 @@ export const errorDefinitions = {
     message: 'Forbidden: Host not allowed',
     id: 'omit'
   },
+  MCPGW_INVALID_AUTHORITY: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.ServerError,
+    message: 'Bad Request: the request\'s Host (or, behind a trusted proxy, X-Forwarded-Host and X-Forwarded-Proto) is not an authority the gateway can use'
+  },
   MCPGW_ALREADY_INITIALIZED: {
     statusCode: 400,
     jsonRpcCode: JsonRpcErrorCode.InvalidRequest,

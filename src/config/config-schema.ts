@@ -236,7 +236,8 @@ function section<S extends z.ZodRawShape> (shape: S) {
 function hostnames () {
   const example = 'e.g. app.example.com or [::1]'
   const entry = text().superRefine((value, context) => {
-    if (!HOSTNAME_PATTERN.test(value)) {
+    // What the gateway compares requests with is the name as URL serialises it (security/request-authority.ts).
+    if (!HOSTNAME_PATTERN.test(value) || !URL.canParse(`http://${value}`)) {
       context.addIssue({ code: 'custom', message: `must be a hostname without scheme or port (${example}), got ${JSON.stringify(value)}`, input: value })
     }
   })

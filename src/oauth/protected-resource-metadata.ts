@@ -5,6 +5,7 @@ import { isJsonObject, parseJsonText } from '../mcp/json-rpc.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
 import { readUpstreamBody } from '../upstream/upstream-messages.js'
 import { enforceOriginPolicy, type OriginPolicy } from '../security/origin-guard.js'
+import { parseRequestAuthority } from '../security/request-authority.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
 import { publicOrigin, RESOURCE_METADATA_PREFIX, resourceMetadataPath } from './resource-metadata-url.js'
 
@@ -75,12 +76,13 @@ export async function protectedResourceMetadata (fastify: FastifyInstance, optio
     return fetched
   }
 
-  fastify.addHook('onRequest', async function checkHost (request) {
-    enforceOriginPolicy({ host: request.headers.host }, options.originPolicy)
+  fastify.addHook('onRequest', async function checkAuthority (request) {
+    request.mcp.authority = parseRequestAuthority(request.host, request.protocol)
+    enforceOriginPolicy(request.mcp.authority, undefined, options.originPolicy)
   })
 
   fastify.get(resourceMetadataPath(route.path), async function serveProtectedResourceMetadata (request, reply) {
-    const resource = `${publicOrigin(request, options.publicUrl)}${route.path}`
+    const resource = `${publicOrigin(request.mcp.authority, options.publicUrl)}${route.path}`
     if (binding.kind === 'jwt') {
       return await reply.header('cache-control', 'max-age=300').send({
         resource,

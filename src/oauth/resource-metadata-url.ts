@@ -1,5 +1,5 @@
-import type { FastifyRequest } from 'fastify'
 import { GatewayError } from '../errors.js'
+import type { RequestAuthority } from '../security/request-authority.js'
 
 /*
  * Where a route's OAuth Protected Resource Metadata lives (RFC 9728 §3.1: the well-known path is
@@ -10,17 +10,14 @@ import { GatewayError } from '../errors.js'
 
 export const RESOURCE_METADATA_PREFIX = '/.well-known/oauth-protected-resource'
 
-/** A Host value as it may appear in a URL: a name or an IP literal, and a port. */
-const HOST_PATTERN = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:\d{1,5})?$/
-
 /**
- * `listen.publicUrl`, else the request's own scheme and host (forwarded ones only behind trustProxy).
- * A host that is not one (a forwarded header can hold anything) is refused rather than reflected.
+ * `listen.publicUrl`, else the origin the client used: the request's authority, parsed and checked
+ * at the edge before anything else (security/request-authority.ts), so it never fails here.
  */
-export function publicOrigin (request: Pick<FastifyRequest, 'protocol' | 'host'>, publicUrl: string | undefined): string {
+export function publicOrigin (authority: RequestAuthority | undefined, publicUrl: string | undefined): string {
   if (publicUrl !== undefined) return publicUrl
-  if (!HOST_PATTERN.test(request.host)) throw new GatewayError('MCPGW_INVALID_REQUEST', { detail: 'the request\'s host is not a host name' })
-  return `${request.protocol === 'https' ? 'https' : 'http'}://${request.host}`
+  if (authority === undefined) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'the request\'s authority was not read at the edge' })
+  return authority.origin
 }
 
 /**

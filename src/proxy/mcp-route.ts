@@ -7,6 +7,7 @@ import { parseClientPost } from '../mcp/json-rpc.js'
 import type { GatewayMetrics } from '../observability/metrics.js'
 import type { Tracing } from '../observability/tracing.js'
 import { enforceOriginPolicy, type OriginPolicy } from '../security/origin-guard.js'
+import { parseRequestAuthority } from '../security/request-authority.js'
 import type { PrincipalResolver } from '../security/principal.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { SessionEnding } from '../sessions/session-ending.js'
@@ -98,8 +99,11 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     })
   }
 
-  fastify.addHook('onRequest', async function checkOriginAndHost (request) {
-    enforceOriginPolicy(request.headers, options.originPolicy)
+  // The authority is read once, before anything else: the Host allowlist, the public URL and every
+  // rewritten challenge use this one result (security/request-authority.ts).
+  fastify.addHook('onRequest', async function checkAuthorityAndOrigin (request) {
+    request.mcp.authority = parseRequestAuthority(request.host, request.protocol)
+    enforceOriginPolicy(request.mcp.authority, request.headers, options.originPolicy)
   })
 
   const resolvePrincipal = options.principalResolver

@@ -1,5 +1,6 @@
 import type { JsonRpcId } from '../errors.js'
 import type { RequestSpan } from '../observability/tracing.js'
+import type { RequestAuthority } from '../security/request-authority.js'
 
 /** What the gateway learns about a request while serving it; read by the request log line. */
 export interface McpRequestContext {
@@ -9,6 +10,8 @@ export interface McpRequestContext {
   rpcMethod: string | undefined
   /** Id of the JSON-RPC request, echoed in 5xx error bodies. */
   rpcId: JsonRpcId
+  /** The authority the client used, read once at the edge (security/request-authority.ts); set before any handler runs. */
+  authority: RequestAuthority | undefined
   /** `modern` for a 2026-07-28 per-request-metadata request; legacy otherwise. */
   era: 'legacy' | 'modern'
   /** Hash of the caller's identity when sessions are bound (security/principal.ts). */
@@ -32,5 +35,5 @@ declare module 'fastify' {
 }
 
 export function newRequestContext (): McpRequestContext {
-  return { route: undefined, rpcMethod: undefined, rpcId: null, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined, span: undefined, completed: false }
+  return { route: undefined, rpcMethod: undefined, rpcId: null, authority: undefined, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined, span: undefined, completed: false }
 }

@@ -56,7 +56,7 @@ export function createRouteContext (options: RouteContextOptions, log: FastifyBa
     sessionTimeouts: options.sessionTimeouts,
     limits: options.limits,
     streams: options.streams,
-    resourceMetadataUrl: (request) => resourceMetadataUrl(publicOrigin(request, options.publicUrl), route.path),
+    resourceMetadataUrl: (request) => resourceMetadataUrl(publicOrigin(request.mcp.authority, options.publicUrl), route.path),
     // Forwarded and bridged requests count in the same upstream metrics; a fault of ours is logged instead.
     observeUpstream: {
       upstreamResponded: (seconds) => { upstreamDuration.observe(seconds) },

@@ -1,12 +1,14 @@
-import { localhostAllowedHostnames, localhostAllowedOrigins, validateHostHeader } from '@modelcontextprotocol/server'
+import { localhostAllowedHostnames, localhostAllowedOrigins } from '@modelcontextprotocol/server'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { SecurityConfig } from '../config/validate-config.js'
 import { GatewayError } from '../errors.js'
+import type { RequestAuthority } from './request-authority.js'
 
 /*
  * DNS-rebinding defence (MCP 2025-11-25, Basic › Transports › Streamable HTTP › Security: servers
  * MUST validate Origin; a present, invalid Origin gets 403). Host is checked with the official
- * SDK's `validateHostHeader` (a port-agnostic hostname allowlist). Origins are matched here, in the
+ * request's one parsed authority (request-authority.ts: a port-agnostic hostname allowlist, so a
+forwarded host behind a trusted proxy is checked like Host). Origins are matched here, in the
  * three forms operators write them (docs/security.md): a full origin (scheme, host and port match
  * exactly), a bare hostname (any scheme and port) or `scheme://*`. Anything unparseable is refused,
  * the opaque `null` origin included. The same rules decide which origins get CORS answers.
@@ -20,8 +22,8 @@ type OriginRule =
 export interface OriginPolicy {
   /** null: any Origin passes. */
   readonly allowedOrigins: readonly OriginRule[] | null
-  /** null: any Host passes. */
-  readonly allowedHosts: string[] | null
+  /** null: any Host passes. Hostnames as URL serialises them (lower case, IPv6 in brackets). */
+  readonly allowedHosts: readonly string[] | null
   /** Whether the operator configured the origins (CORS is on only then). */
   readonly originsConfigured: boolean
 }
@@ -51,7 +53,7 @@ export function resolveOriginPolicy (security: SecurityConfig, listenHost: strin
   }
   return {
     allowedOrigins: security.allowedOrigins === null ? null : security.allowedOrigins.map(originRule),
-    allowedHosts: security.allowedHosts === null ? null : [...security.allowedHosts],
+    allowedHosts: security.allowedHosts === null ? null : security.allowedHosts.map((host) => new URL(`http://${host}`).hostname),
     originsConfigured: security.allowedOrigins !== null
   }
 }
@@ -70,13 +72,15 @@ export function isOriginAllowed (origin: string, rules: readonly OriginRule[]): 
   })
 }
 
-/** Throws 403 when the request's Origin or Host is not allowed. A request without Origin passes that check. */
-export function enforceOriginPolicy (headers: IncomingHttpHeaders, policy: OriginPolicy): void {
-  if (policy.allowedHosts !== null) {
-    const result = validateHostHeader(headers.host, policy.allowedHosts)
-    if (!result.ok) throw new GatewayError('MCPGW_HOST_NOT_ALLOWED', { detail: result.message })
+/**
+ * Throws 403 when the request's host (its parsed authority) or its Origin is not allowed. A request
+ * without Origin passes that check; `headers` undefined: the Origin is not asked (OAuth discovery).
+ */
+export function enforceOriginPolicy (authority: RequestAuthority, headers: IncomingHttpHeaders | undefined, policy: OriginPolicy): void {
+  if (policy.allowedHosts !== null && !policy.allowedHosts.includes(authority.hostname)) {
+    throw new GatewayError('MCPGW_HOST_NOT_ALLOWED', { detail: `Invalid Host: ${authority.hostname}` })
   }
-  const origin = headers.origin
+  const origin = headers?.origin
   if (policy.allowedOrigins !== null && origin !== undefined && !isOriginAllowed(origin, policy.allowedOrigins)) {
     throw new GatewayError('MCPGW_ORIGIN_NOT_ALLOWED', { detail: `Origin ${JSON.stringify(origin.slice(0, 200))} is not allowed` })
   }

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import type { Readable } from 'node:stream'
 import { mediaType } from '../mcp/media-type.js'
 import type { GatewayError } from '../errors.js'
@@ -29,18 +30,40 @@ export function recordUpstreamTiming (request: FastifyRequest, observe: Upstream
  * OAuth challenge naming the gateway's metadata. A failure is answered by the one mapping of
  * upstream failures (upstream-failure.ts). `relayStream`, when given, takes a successful
  * uncompressed SSE answer instead (its status and headers already on the reply).
+ *
+ * reply-from calls these callbacks from the upstream client's own callback, outside the request's
+ * promise chain: anything they throw would end the process. So each is guarded, and what fails there
+ * is answered as a coded error of this request alone (the upstream's body dropped).
  */
 export function forwardRequest (client: UpstreamClient, observe: UpstreamObserver, resourceMetadataUrl: () => string, request: FastifyRequest, reply: FastifyReply, relayStream?: (body: Readable) => void): FastifyReply {
   const body = request.body as Buffer | undefined
   const started = performance.now()
+  let rewritten: IncomingHttpHeaders = {}
+  let rewriteFailure: unknown
   return reply.from(client.path, {
     ...(body === undefined ? {} : { body, contentType: request.headers['content-type'] ?? 'application/json' }),
     rewriteRequestHeaders: upstreamRequestHeaders,
-    rewriteHeaders: (headers) => rewriteUpstreamHeaders(headers, resourceMetadataUrl),
+    rewriteHeaders: (headers) => {
+      try {
+        rewritten = rewriteUpstreamHeaders(headers, resourceMetadataUrl)
+      } catch (error) {
+        rewriteFailure = error
+      }
+      return rewritten
+    },
     onResponse: (_request, _reply, answer) => {
-      recordUpstreamTiming(request, observe, started)
-      if (relayStream !== undefined && isRelayableStream(reply)) relayStream(answer.stream as Readable)
-      else reply.send(answer.stream)
+      try {
+        if (rewriteFailure !== undefined) throw rewriteFailure
+        recordUpstreamTiming(request, observe, started)
+        if (relayStream !== undefined && isRelayableStream(reply)) relayStream(answer.stream as Readable)
+        else reply.send(answer.stream)
+      } catch (error) {
+        ;(answer.stream as Readable).destroy()
+        for (const name of Object.keys(rewritten)) reply.removeHeader(name)
+        const failure = upstreamFailure(error)
+        observe.upstreamFailed(failure)
+        sendGatewayError(reply, failure)
+      }
     },
     onError: (_reply, { error }) => {
       const failure = upstreamFailure(error)
