@@ -233,6 +233,11 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.UnsupportedProtocolVersion,
     message: 'Unsupported protocol version: this route serves the legacy (session) protocol versions only'
   },
+  MCPGW_SHUTTING_DOWN: {
+    statusCode: 503,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'Service Unavailable: this gateway replica is shutting down; send the request again (another replica answers it)'
+  },
   MCPGW_TERMINATION_UNACKNOWLEDGED: {
     statusCode: 503,
     jsonRpcCode: JsonRpcErrorCode.InternalError,

@@ -17,6 +17,7 @@ import { protectedResourceMetadata } from './oauth/protected-resource-metadata.j
 import { resourceMetadataPath } from './oauth/resource-metadata-url.js'
 import { mcpRoute } from './proxy/mcp-route.js'
 import { UpstreamClient } from './upstream/upstream-client.js'
+import { upstreamFailure } from './upstream/upstream-failure.js'
 import { newRequestContext } from './proxy/request-context.js'
 import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { corsOptions } from './security/cors.js'
@@ -69,6 +70,10 @@ function toGatewayError (error: FastifyError | Error): GatewayError {
   if (error instanceof GatewayError) return error
   const fastifyError = error as FastifyError
   if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return new GatewayError('MCPGW_BODY_TOO_LARGE')
+  // An upstream body handed to the reply failed or closed before its first byte: the upstream went
+  // away, or (handled by the caller) the client did and the body was closed for it.
+  if (fastifyError.code === 'ERR_STREAM_PREMATURE_CLOSE') return new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the upstream\'s answer ended before its first byte', cause: error })
+  if (fastifyError.code?.startsWith('UND_ERR_') === true) return upstreamFailure(error)
   // A route schema refused a URL parameter (the admin API's ids, cursors, limits): the message names
   // the parameter and the rule, never the value.
   if (fastifyError.code === 'FST_ERR_VALIDATION') return new GatewayError('MCPGW_INVALID_PARAMETER', { detail: fastifyError.message })
@@ -98,7 +103,8 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     exposeHeadRoutes: false,
     genReqId: requestIdGenerator(),
     bodyLimit: config.limits.maxBodyBytes,
-    return503OnClosing: true,
+    // Refused by lifecycle/graceful-shutdown.ts instead, with a coded error.
+    return503OnClosing: false,
     // request.ip from X-Forwarded-For only behind proxies the operator names (rate limit per address).
     trustProxy: typeof config.listen.trustProxy === 'boolean' ? config.listen.trustProxy : [...config.listen.trustProxy]
   })
@@ -158,7 +164,15 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   })
 
   app.setErrorHandler(function handleError (error: FastifyError, request, reply) {
+    // A client that left is an ordinary end, not a fault: there is no one to answer, and the request's
+    // one log line says "client aborted" (observability/request-outcome.ts). What failed here is a
+    // consequence of its leaving (the stream it was sent closed before its first byte).
     const gatewayError = toGatewayError(error)
+    const clientGone = reply.raw.destroyed || request.raw.socket === null || request.raw.socket.destroyed
+    if (clientGone && gatewayError.code !== 'MCPGW_INTERNAL_ERROR') {
+      reply.raw.destroy()
+      return
+    }
     if (gatewayError.statusCode >= 500) request.log.error({ err: gatewayError.cause ?? error, code: gatewayError.code }, 'request failed')
     sendGatewayError(reply, gatewayError)
   })
@@ -225,7 +239,6 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       streams,
       sessionTimeouts: config.sessions,
       originPolicy,
-      corsEnabled: originPolicy.originsConfigured,
       principalResolver,
       metrics,
       tracing,

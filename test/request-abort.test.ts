@@ -4,6 +4,7 @@ import { withGateway, withUpstream } from './helpers/fixtures.js'
 import type { TestGateway } from './helpers/gateway.js'
 import { openSession, request } from './helpers/mcp-http.js'
 import { withOtlpReceiver } from './helpers/otlp-receiver.js'
+import { legacyAnswers, withScriptedUpstream } from './helpers/scripted-upstream.js'
 
 /*
  * A client that leaves mid-stream still completes its request (docs/operating.md, "Logs"): exactly one
@@ -77,3 +78,45 @@ t.test('a client that aborts mid-stream: its trace span is ended and exported', 
     { timeout: 10_000, description: 'the aborted request\'s span to be exported' })
   t.match(span.attributes, { 'mcp.session.outcome': 'client aborted', 'http.response.status_code': 200, 'mcp.era': 'legacy' })
 })
+
+for (const streams of [{}, { resumable: false, keepAlive: 0 }]) {
+  t.test(`a client that leaves before its stream's first byte is logged once, at info, not as a failure (streams ${JSON.stringify(streams)})`, async (t) => {
+    // An upstream that takes a moment before its SSE answer's head, then says nothing for a while (a slow tool).
+    const upstream = await withScriptedUpstream(t, (exchange) => {
+      if (exchange.message?.method !== 'tools/call') {
+        legacyAnswers(exchange)
+        return
+      }
+      const head = setTimeout(() => { exchange.response.writeHead(200, { 'content-type': 'text/event-stream' }).flushHeaders() }, 300)
+      const end = setTimeout(() => { exchange.response.end('event: message\ndata: {"jsonrpc":"2.0","id":7,"result":{}}\n\n') }, 3000)
+      exchange.response.once('close', () => {
+        clearTimeout(head)
+        clearTimeout(end)
+      })
+    })
+    const gateway = await withGateway(t, { config: { streams, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
+    const sessionId = await openSession(`${gateway.origin}/mcp`)
+    for (let index = 0; index < 3; index++) {
+      const requestId = `left-early-${index}`
+      const controller = new AbortController()
+      const answer = fetch(`${gateway.origin}/mcp`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sessionId, 'x-request-id': requestId },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'slow', arguments: {} } }),
+        signal: controller.signal
+      })
+      // Gone while the upstream has not answered yet.
+      await eventually(() => upstream.received.some((exchange) => exchange.headers['x-request-id'] === requestId), { timeout: 5000, description: 'the call to reach the upstream' })
+      controller.abort()
+      await answer.catch(() => undefined)
+      const lines = await eventually(() => completionLines(gateway, requestId).length > 0 && completionLines(gateway, requestId), { timeout: 5000, description: 'the request line' })
+      t.match(lines[0], { outcome: /client aborted/, aborted: true }, 'its one line says the client aborted')
+    }
+    // Past the moment the upstream's heads arrive for the requests whose clients left.
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    await request(`${gateway.origin}/healthz`, { method: 'GET', headers: { 'x-request-id': 'after-the-leaves' } })
+    await eventually(() => completionLines(gateway, 'after-the-leaves').length === 1, { timeout: 5000, description: 'the next request\'s log line' })
+    t.same(gateway.logs.filter((line) => line.reqId !== undefined && (line.level as number) >= 40).map((line) => JSON.stringify(line).slice(0, 600)), [], 'no request logged a warning or an error: a client that leaves is not a fault')
+    for (let index = 0; index < 3; index++) t.equal(completionLines(gateway, `left-early-${index}`).length, 1, 'one line per request')
+  })
+}

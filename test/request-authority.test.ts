@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { GatewayError } from '../src/errors.js'
 import { parseRequestAuthority } from '../src/security/request-authority.js'
 import { eventually } from './helpers/eventually.js'
@@ -85,7 +85,7 @@ function challengeAfterInitialize (exchange: ScriptedExchange): void {
   json(exchange.response, { error: 'unauthorized' }, 401, { 'www-authenticate': 'Bearer resource_metadata="http://10.0.0.7/.well-known/oauth-protected-resource/mcp", scope="tools"' })
 }
 
-function refusedAuthority (t: Tap.Test, answer: RawAnswer, what: string): void {
+function refusedAuthority (t: Test, answer: RawAnswer, what: string): void {
   t.equal(answer.status, 400, `${what}: 400`)
   const body = JSON.parse(answer.body) as { error?: { code?: number, message?: string } }
   t.equal(body.error?.code, -32000, `${what}: a coded JSON-RPC error`)

@@ -127,6 +127,10 @@ t.test('SIGTERM: a request arriving on an open keep-alive connection gets 503 wi
   t.match(first, /^HTTP\/1\.1 200[\s\S]*second message[\s\S]*"result"/, 'the stream in flight finished')
   t.match(second, /^HTTP\/1\.1 503 /, 'the request during shutdown: 503')
   t.match(second, /\r\nconnection: close\r\n/i, 'with connection: close')
+  t.match(second, /\r\nx-request-id: [^\r]+\r\n/i, 'with its x-request-id, like every answer')
+  const refusal = JSON.parse((second ?? '').slice((second ?? '').indexOf('\r\n\r\n') + 4)) as { error?: { code?: number, message?: string } }
+  t.equal(refusal.error?.code, -32603, 'a coded JSON-RPC error body')
+  t.match(refusal.error?.message, /shutting down/)
   t.equal(await exit, 0, 'exit 0')
 })
 

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify'
 import type { Socket } from 'node:net'
+import { GatewayError } from '../errors.js'
 
 /*
  * Keep-alive connections must not hold a shutdown open (docs/operating.md, "Shutdown"). `close()`
@@ -18,8 +19,10 @@ import type { Socket } from 'node:net'
  * - when an answer finishes (a stream whose headers went out with keep-alive before closing began),
  *   the connections that are then idle are closed.
  *
- * Requests that still arrive on an open connection are answered 503 with `Connection: close` by
- * Fastify itself (`return503OnClosing`).
+ * Requests that still arrive on an open connection are answered 503 MCPGW_SHUTTING_DOWN with
+ * `Connection: close`: a coded error like every refusal, from a hook registered after the one that
+ * gives each request its context and `x-request-id` (Fastify's own `return503OnClosing` answer has
+ * neither, so it is off).
  */
 export function closeConnectionsWhenDraining (app: FastifyInstance): void {
   let draining = false
@@ -34,6 +37,9 @@ export function closeConnectionsWhenDraining (app: FastifyInstance): void {
       if (socket.bytesRead === 0) socket.destroy()
     }
     done()
+  })
+  app.addHook('onRequest', async function refuseWhenDraining () {
+    if (draining) throw new GatewayError('MCPGW_SHUTTING_DOWN')
   })
   app.addHook('onSend', function askClientToCloseWhenDraining (_request, reply, payload, done) {
     if (draining) reply.header('connection', 'close')

@@ -81,6 +81,12 @@ export async function protectedResourceMetadata (fastify: FastifyInstance, optio
     enforceOriginPolicy(request.mcp.authority, undefined, options.originPolicy)
   })
 
+  // An allowed origin's preflight is answered by the CORS hook; anything else is a 405 (not the
+  // CORS plugin's catch-all OPTIONS route, which answers a refused origin with a 404).
+  fastify.options(resourceMetadataPath(route.path), async function refuseOtherOptions () {
+    throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'GET' } })
+  })
+
   fastify.get(resourceMetadataPath(route.path), async function serveProtectedResourceMetadata (request, reply) {
     const resource = `${publicOrigin(request.mcp.authority, options.publicUrl)}${route.path}`
     if (binding.kind === 'jwt') {

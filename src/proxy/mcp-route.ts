@@ -47,8 +47,6 @@ export interface McpRouteOptions {
   readonly streams: StreamSettings
   readonly sessionTimeouts: { readonly idleTimeout: number, readonly maxLifetime: number }
   readonly originPolicy: OriginPolicy
-  /** CORS answers OPTIONS (preflight) for this route; without it, OPTIONS is a 405 here. */
-  readonly corsEnabled: boolean
   /** null: sessions are not bound to an identity. */
   readonly principalResolver: PrincipalResolver | null
   readonly metrics: GatewayMetrics
@@ -142,8 +140,10 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
     return await deleteSession(options.sessionEnding, store, route.path, request, reply)
   })
 
+  // With CORS on, an allowed origin's preflight is answered 204 by the CORS hook before any route
+  // hook; from any other origin the Origin check answers 403; without one, OPTIONS is a 405 here.
   fastify.route({
-    method: options.corsEnabled ? ['PUT', 'PATCH', 'HEAD'] : ['PUT', 'PATCH', 'HEAD', 'OPTIONS'],
+    method: ['PUT', 'PATCH', 'HEAD', 'OPTIONS'],
     url: route.path,
     handler: async function handleOtherMethod () {
       throw new GatewayError('MCPGW_METHOD_NOT_ALLOWED', { headers: { allow: 'GET, POST, DELETE' } })

@@ -30,7 +30,10 @@ export function corsOptions (policy: OriginPolicy, credentials: boolean, paths: 
     exposedHeaders: EXPOSED_RESPONSE_HEADERS,
     credentials,
     maxAge: PREFLIGHT_MAX_AGE_SECONDS,
-    optionsSuccessStatus: 204
+    optionsSuccessStatus: 204,
+    // An allowed origin's OPTIONS without Access-Control-Request-Method is answered as a preflight
+    // too, rather than with the plugin's plain-text 400 (every refusal is a coded error).
+    strictPreflight: false
   }
   const off: FastifyCorsOptions = { origin: false }
   return {
