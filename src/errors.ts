@@ -233,6 +233,17 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.UnsupportedProtocolVersion,
     message: 'Unsupported protocol version: this route serves the legacy (session) protocol versions only'
   },
+  MCPGW_ABANDONED_STREAMS_EXCEEDED: {
+    // An event on a stream whose status (200) is long sent: the status documents the cause.
+    statusCode: 429,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'The gateway ended this call: too many calls of this session (or principal, or replica) run with no client reading them (streams.maxAbandonedPerSession, maxAbandonedPerPrincipal, maxAbandoned); the upstream was told it is cancelled'
+  },
+  MCPGW_RELAY_SHUT_DOWN: {
+    statusCode: 503,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'The gateway replica relaying this call shut down before the upstream answered; the call may or may not have completed, and the upstream was told it is cancelled'
+  },
   MCPGW_SHUTTING_DOWN: {
     statusCode: 503,
     jsonRpcCode: JsonRpcErrorCode.InternalError,

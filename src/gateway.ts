@@ -29,6 +29,8 @@ import { SessionEnding } from './sessions/session-ending.js'
 import type { SessionStore } from './sessions/session-store.js'
 import { UpstreamInstances } from './stateful/upstream-instances.js'
 import { UpstreamSessionEnding } from './stateful/upstream-session-ending.js'
+import type { StreamSettings } from './streams/stream-settings.js'
+import { StreamRegistry } from './streams/stream-registry.js'
 
 export interface BuildGatewayOptions {
   /** Where JSON log lines go (tests read them back); stdout by default. */
@@ -46,6 +48,9 @@ declare module 'fastify' {
     metricsServer: FastifyInstance | null
   }
 }
+
+/** How long a shutdown waits for the ends of the streams it stopped to be kept. */
+const STREAM_ENDS_TIMEOUT_MS = 5_000
 
 /** An incoming x-request-id is kept only when it is short visible ASCII: it ends up in every log line. */
 const acceptableRequestId = /^[\x21-\x7e]{1,128}$/
@@ -113,14 +118,23 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   const tracing = createTracing(config.tracing)
   const store = instrumentSessionStore(options.store ?? createSessionStore(config, app.log), metrics)
   const relay = new ReplicaRelay(store, app.log)
-  const streams = {
-    events: config.streams.resumable ? store.streamEvents({ maxEvents: config.streams.maxEvents, retention: config.streams.retention }) : undefined,
-    retention: config.streams.retention,
-    keepAlive: config.streams.keepAlive,
-    maxConnectionTime: config.streams.maxConnectionTime,
+  const streamsConfig = config.streams
+  const registry = new StreamRegistry(
+    { perSession: streamsConfig.maxAbandonedPerSession, perPrincipal: streamsConfig.maxAbandonedPerPrincipal, total: streamsConfig.maxAbandoned },
+    (limit) => { metrics.streamLimits.inc({ limit }) })
+  metrics.streamCounts = () => registry.counts
+  const streams: StreamSettings = {
+    events: streamsConfig.resumable
+      ? store.streamEvents({ maxEvents: streamsConfig.maxEvents, retention: streamsConfig.retention, maxBytesPerStream: streamsConfig.maxBytesPerStream, maxBytesPerSession: streamsConfig.maxBytesPerSession })
+      : undefined,
+    retention: streamsConfig.retention,
+    keepAlive: streamsConfig.keepAlive,
+    maxConnectionTime: streamsConfig.maxConnectionTime,
+    registry,
     observe: {
-      streamEnded: (end: string) => { metrics.streamsEnded.inc({ end }) },
-      resumed: (outcome: string) => { metrics.streamResumes.inc({ outcome }) }
+      streamEnded: (end) => { metrics.streamsEnded.inc({ end }) },
+      resumed: (outcome) => { metrics.streamResumes.inc({ outcome }) },
+      limitReached: (limit) => { metrics.streamLimits.inc({ limit }) }
     }
   }
   const upstreamSessions = new UpstreamSessionEnding(app.log)
@@ -141,8 +155,19 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     requestRecorder.finished(request, reply)
   })
   closeConnectionsWhenDraining(app)
-  app.addHook('onClose', async function closeResources () {
+  app.addHook('preClose', async function stopLimitingStreams () {
+    // The connections still open are about to be closed: their streams are not abandoned, they are
+    // all ended below, with the reason that says so.
+    registry.beginShutdown()
+  })
+  // In this order (docs/streams.md, "A dropped client does not cancel its call"): the streams are
+  // stopped and their ends kept while the upstreams and the store are still there, so that a resume
+  // on another replica stops at once; then the upstreams; the store last.
+  const upstreams: Array<UpstreamClient | UpstreamInstances> = []
+  app.addHook('onClose', async function closeInOrder () {
+    await registry.stopAll(STREAM_ENDS_TIMEOUT_MS)
     upstreamSessions.close()
+    await Promise.all(upstreams.map(async (upstream) => { await upstream.close() }))
     await app.metricsServer?.close()
     await tracing.close()
     relay.close()
@@ -212,10 +237,6 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     await app.register(cors, corsOptions(originPolicy, config.security.corsCredentials, corsPaths))
   }
   const principalResolver = createPrincipalResolver(config.sessions.binding, app.log)
-  const upstreams: Array<UpstreamClient | UpstreamInstances> = []
-  app.addHook('onClose', async function closeUpstreamPools () {
-    await Promise.all(upstreams.map(async (upstream) => { await upstream.close() }))
-  })
   const metadataPaths = new Set<string>()
   for (const route of config.routes) {
     const instances = route.upstreamSessions ? upstreamInstances(route, store, config.limits.maxResponseBytes, metrics, app.log) : undefined

@@ -7,7 +7,8 @@ import { loadConfig, resolveConfig } from '../src/config/load-config.js'
 import {
   DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_LISTEN_HOST, DEFAULT_LISTEN_PORT, DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_LIFETIME_MS,
   DEFAULT_INPUT_TIMEOUT_MS, DEFAULT_MAX_INPUT_ROUNDS, DEFAULT_MAX_PER_PRINCIPAL, DEFAULT_MAX_PER_PRINCIPAL_POLICY, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_CLIENT_STATE_BYTES, DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION, DEFAULT_INITIALIZE_TIMEOUT_MS,
-  DEFAULT_STREAMS_RESUMABLE, DEFAULT_STREAMS_RETENTION_MS, DEFAULT_STREAMS_MAX_EVENTS, DEFAULT_STREAMS_KEEP_ALIVE_MS, DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS, DEFAULT_UPSTREAM_SESSIONS, DEFAULT_BALANCE, DEFAULT_RETRY_TOOL_CALLS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_ROUTE_TIMEOUT_MS,
+  DEFAULT_STREAMS_RESUMABLE, DEFAULT_STREAMS_RETENTION_MS, DEFAULT_STREAMS_MAX_EVENTS, DEFAULT_STREAMS_KEEP_ALIVE_MS, DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS, DEFAULT_STREAMS_MAX_BYTES_PER_STREAM, DEFAULT_STREAMS_MAX_BYTES_PER_SESSION,
+  DEFAULT_STREAMS_MAX_ABANDONED_PER_SESSION, DEFAULT_STREAMS_MAX_ABANDONED_PER_PRINCIPAL, DEFAULT_STREAMS_MAX_ABANDONED, DEFAULT_UPSTREAM_SESSIONS, DEFAULT_BALANCE, DEFAULT_RETRY_TOOL_CALLS, DEFAULT_REDIS_COMMAND_TIMEOUT_MS, DEFAULT_ROUTE_TIMEOUT_MS,
   DEFAULT_SHUTDOWN_GRACE_MS, validateConfig
 } from '../src/config/validate-config.js'
 import { ConfigError } from '../src/errors.js'
@@ -30,7 +31,18 @@ t.test('a minimal config gets every named default', async (t) => {
     redis: null,
     sessions: { idleTimeout: DEFAULT_IDLE_TIMEOUT_MS, maxLifetime: DEFAULT_MAX_LIFETIME_MS, binding: { kind: 'none' }, maxPerPrincipal: DEFAULT_MAX_PER_PRINCIPAL, maxPerPrincipalPolicy: DEFAULT_MAX_PER_PRINCIPAL_POLICY },
     limits: { maxBodyBytes: DEFAULT_MAX_BODY_BYTES, initializePerMinute: 0, maxResponseBytes: DEFAULT_MAX_RESPONSE_BYTES, maxClientStateBytes: DEFAULT_MAX_CLIENT_STATE_BYTES, maxSubscriptionsPerSession: DEFAULT_MAX_SUBSCRIPTIONS_PER_SESSION },
-    streams: { resumable: DEFAULT_STREAMS_RESUMABLE, retention: DEFAULT_STREAMS_RETENTION_MS, maxEvents: DEFAULT_STREAMS_MAX_EVENTS, keepAlive: DEFAULT_STREAMS_KEEP_ALIVE_MS, maxConnectionTime: DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS },
+    streams: {
+      resumable: DEFAULT_STREAMS_RESUMABLE,
+      retention: DEFAULT_STREAMS_RETENTION_MS,
+      maxEvents: DEFAULT_STREAMS_MAX_EVENTS,
+      maxBytesPerStream: DEFAULT_STREAMS_MAX_BYTES_PER_STREAM,
+      maxBytesPerSession: DEFAULT_STREAMS_MAX_BYTES_PER_SESSION,
+      maxAbandonedPerSession: DEFAULT_STREAMS_MAX_ABANDONED_PER_SESSION,
+      maxAbandonedPerPrincipal: DEFAULT_STREAMS_MAX_ABANDONED_PER_PRINCIPAL,
+      maxAbandoned: DEFAULT_STREAMS_MAX_ABANDONED,
+      keepAlive: DEFAULT_STREAMS_KEEP_ALIVE_MS,
+      maxConnectionTime: DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS
+    },
     security: { allowedOrigins: null, corsCredentials: false, allowedHosts: null },
     admin: null,
     shutdownGrace: DEFAULT_SHUTDOWN_GRACE_MS,
@@ -300,10 +312,17 @@ t.test('stateful upstreams: a list of instances, placement, retries and health c
 
 t.test('streams: 0 turns keepAlive and maxConnectionTime off; polling needs resumable streams', async (t) => {
   const streams = validateConfig({ ...minimal, streams: { keepAlive: 0, maxConnectionTime: '0', retention: '90s' } }).streams
-  t.same(streams, { resumable: true, retention: 90_000, maxEvents: DEFAULT_STREAMS_MAX_EVENTS, keepAlive: 0, maxConnectionTime: 0 })
+  t.match(streams, { resumable: true, retention: 90_000, maxEvents: DEFAULT_STREAMS_MAX_EVENTS, keepAlive: 0, maxConnectionTime: 0 })
   t.equal(validateConfig({ ...minimal, streams: { maxConnectionTime: '60s' } }).streams.maxConnectionTime, 60_000)
   t.throws(() => validateConfig({ ...minimal, streams: { resumable: false, maxConnectionTime: '60s' } }), /streams\.maxConnectionTime: needs streams\.resumable: true/)
   t.throws(() => validateConfig({ ...minimal, streams: { keepAlive: 'soon' } }), /streams\.keepAlive: must be 0 \(off\) or a duration/)
   t.throws(() => validateConfig({ ...minimal, streams: { keepAlive: -1 } }), /streams\.keepAlive/)
   t.throws(() => validateConfig({ ...minimal, streams: { maxEvents: 0 } }), /streams\.maxEvents/)
+})
+
+t.test('streams: limits on what is kept and on calls nobody reads; 0 bytes means no byte limit', async (t) => {
+  const streams = validateConfig({ ...minimal, streams: { maxBytesPerStream: 0, maxBytesPerSession: '1048576', maxAbandonedPerSession: 2, maxAbandonedPerPrincipal: 5, maxAbandoned: 100 } }).streams
+  t.match(streams, { maxBytesPerStream: 0, maxBytesPerSession: 1_048_576, maxAbandonedPerSession: 2, maxAbandonedPerPrincipal: 5, maxAbandoned: 100 })
+  t.throws(() => validateConfig({ ...minimal, streams: { maxAbandonedPerSession: 0 } }), /streams\.maxAbandonedPerSession: must be between 1/, 'a call whose client left always may run on once')
+  t.throws(() => validateConfig({ ...minimal, streams: { maxBytesPerSession: -1 } }), /streams\.maxBytesPerSession/)
 })

@@ -248,7 +248,7 @@ t.test('a resume whose events outweigh one replay page gets them all, then the r
   // 8 events of 100 KiB: several replay pages (each at most 256 KiB).
   for (let n = 2; n <= 9; n++) response.write(progress(n))
   response.end(`data: ${JSON.stringify({ jsonrpc: '2.0', id: message?.id, result: {} })}\n\n`)
-  await eventually(async () => (await redis.client().xlen((await redis.client().keys('resume:stream*')).find((key) => !key.includes('streams:')) ?? 'none')) >= 11, { timeout: 10_000, description: 'every event kept' })
+  await eventually(async () => (await redis.client().xlen((await redis.client().keys('resume:stream*')).find((key) => key.startsWith('resume:stream:')) ?? 'none')) >= 11, { timeout: 10_000, description: 'every event kept' })
   const resumed = await resume(b, sessionId, lastId(first))
   await resumed.ended
   t.same(progressOf(resumed.events), [2, 3, 4, 5, 6, 7, 8, 9, 'result'])

@@ -3,11 +3,11 @@ import { Cluster, type Redis } from 'ioredis'
 import { validateConfig, type RedisConfig } from '../src/config/validate-config.js'
 import { GatewayError } from '../src/errors.js'
 import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
-import { hashTag, sessionKey, streamIndexKey, streamKey } from '../src/sessions/redis-keys.js'
+import { hashTag, sessionKey, streamBytesKey, streamIndexKey, streamKey } from '../src/sessions/redis-keys.js'
 import { RedisSessionStore } from '../src/sessions/redis-session-store.js'
 import { mintSessionId } from '../src/sessions/session-id.js'
 import type { SessionStore, SessionTimeouts } from '../src/sessions/session-store.js'
-import type { StoredEvent, StreamEventStore, StreamEventStoreLimits, StreamOwner } from '../src/streams/stream-event-store.js'
+import { KEPT_STREAM_OVERHEAD_BYTES, keptBytes, NOT_KEPT, type StoredEvent, type StreamEventStore, type StreamEventStoreLimits, type StreamOwner } from '../src/streams/stream-event-store.js'
 import { eventually } from './helpers/eventually.js'
 import { FakeClock } from './helpers/fake-clock.js'
 import { withRedis } from './helpers/fixtures.js'
@@ -23,7 +23,9 @@ import { startTestCluster } from './helpers/redis-topologies.js'
 
 const data = { route: '/mcp', protocolVersion: '2025-11-25', clientInfo: { name: 'c', version: '1' }, clientCapabilities: {} }
 const timeouts: SessionTimeouts = { idleTimeout: 60_000, maxLifetime: 3_600_000 }
-const LIMITS: StreamEventStoreLimits = { maxEvents: 100, retention: 60_000 }
+// Byte limits far above what these tests keep: counted (and cleaned up) everywhere, refusing nowhere but where a test says.
+const LIMITS: StreamEventStoreLimits = { maxEvents: 100, retention: 60_000, maxBytesPerStream: 16 * 1024 * 1024, maxBytesPerSession: 64 * 1024 * 1024 }
+const limits = (changes: Partial<StreamEventStoreLimits>): StreamEventStoreLimits => ({ ...LIMITS, ...changes })
 const WAIT = { timeout: 5_000 }
 
 interface Replicas {
@@ -57,11 +59,12 @@ function contract (name: string, open: ReplicasFactory): void {
       const { store, owner } = await openSession()
       const events: StoredEvent[] = [{ seq: 1, kind: 'priming', data: '' }, message(2), { ...message(3), type: 'custom' }, message(4), { seq: 5, kind: 'end', data: '' }]
       // Not awaited one by one: the hot path pipelines its appends.
-      t.same(await Promise.all(events.map(async (event) => await store.append(owner, 'post-1', event))), [true, true, true, true, true])
+      t.same(await Promise.all(events.map(async (event) => await store.append(owner, 'post-1', event))), ['stored', 'stored', 'stored', 'stored', 'stored'])
       t.same(await store.read(owner, 'post-1', 0, 100), events, 'everything, oldest first, type kept only where there is one')
       t.same(await store.read(owner, 'post-1', 2, 100), events.slice(2), 'after 2: from 3')
       t.same(await store.read(owner, 'post-1', 1, 2), events.slice(1, 3), 'at most limit')
-      t.same(await store.read(owner, 'post-1', 5, 100), [], 'nothing after the last: empty, not null')
+      t.same(await store.read(owner, 'post-1', 4, 100), events.slice(4), 'after 4: the end')
+      t.equal(await store.read(owner, 'post-1', 5, 100), null, 'after the end: nothing will ever come (not held)')
     })
 
     t.test('read: null for a stream this owner does not have', async (t) => {
@@ -76,19 +79,19 @@ function contract (name: string, open: ReplicasFactory): void {
       t.equal(await store.read({ ...owner, principal: 'mallory-hash' }, 'post-1', 0, 10), null, 'another principal')
       t.equal(await store.read({ ...owner, principal: undefined }, 'post-1', 0, 10), null, 'no principal for a bound session')
       t.equal(await store.read({ ...unbound, principal: 'alice-hash' }, 'post-1', 0, 10), null, 'a principal for an unbound session')
-      t.equal(await store.append({ ...owner, principal: 'mallory-hash' }, 'post-1', message(2)), false, 'nor can another principal append')
+      t.equal(await store.append({ ...owner, principal: 'mallory-hash' }, 'post-1', message(2)), 'session gone', 'nor can another principal append')
       t.same((await store.read(owner, 'post-1', 0, 10))?.map((event) => event.seq), [1], 'the owner\'s stream is unchanged')
     })
 
-    t.test('append: false once the session has ended, and nothing stored', async (t) => {
+    t.test('append: session gone once the session has ended, and nothing stored', async (t) => {
       const { sessions, store, owner } = await openSession(LIMITS, 'alice-hash')
-      t.equal(await store.append(owner, 'post-1', message(1)), true)
+      t.equal(await store.append(owner, 'post-1', message(1)), 'stored')
       t.equal(await sessions.terminate(owner.sessionId, { route: '/mcp', principal: 'alice-hash' }), true)
-      t.equal(await store.append(owner, 'post-1', message(2)), false, 'to a stream it had')
-      t.equal(await store.append(owner, 'post-2', message(1)), false, 'to a new stream')
+      t.equal(await store.append(owner, 'post-1', message(2)), 'session gone', 'to a stream it had')
+      t.equal(await store.append(owner, 'post-2', message(1)), 'session gone', 'to a new stream')
       t.same((await store.read(owner, 'post-1', 0, 10))?.map((event) => event.seq), [1], 'nothing added')
       t.equal(await store.read(owner, 'post-2', 0, 10), null, 'nothing created')
-      t.equal(await store.append({ sessionId: mintSessionId(), principal: undefined }, 'post-1', message(1)), false, 'a session that never existed')
+      t.equal(await store.append({ sessionId: mintSessionId(), principal: undefined }, 'post-1', message(1)), 'session gone', 'a session that never existed')
     })
 
     t.test('append: a seq not above the last one rejects and stores nothing', async (t) => {
@@ -102,22 +105,23 @@ function contract (name: string, open: ReplicasFactory): void {
     })
 
     t.test('maxEvents: the newest are kept', async (t) => {
-      const { store, owner } = await openSession({ maxEvents: 3, retention: 60_000 })
+      const { store, owner } = await openSession(limits({ maxEvents: 3, retention: 60_000 }))
       for (let seq = 1; seq <= 7; seq++) await store.append(owner, 'post-1', message(seq))
       t.same((await store.read(owner, 'post-1', 0, 100))?.map((event) => event.seq), [5, 6, 7])
       await t.rejects(store.append(owner, 'post-1', message(4)), { code: 'MCPGW_INTERNAL_ERROR' }, 'a trimmed seq still counts as stored')
-      t.equal(await store.append(owner, 'post-1', message(8)), true)
+      t.equal(await store.append(owner, 'post-1', message(8)), 'stored')
       t.same((await store.read(owner, 'post-1', 6, 100))?.map((event) => event.seq), [7, 8])
     })
 
     t.test('retention: a stream is forgotten that long after its last append', async (t) => {
-      const { store, owner, advance, interval } = await openSession({ maxEvents: 100, retention: 300 })
+      const { store, owner, advance, interval } = await openSession(limits({ maxEvents: 100, retention: 300 }))
       await store.append(owner, 'post-1', message(1))
       t.same(await store.read(owner, 'post-1', 0, 10), [message(1)])
       advance(400)
       await eventually(async () => await store.read(owner, 'post-1', 0, 10) === null, { ...WAIT, interval, description: 'the stream to pass its 300 ms retention' })
-      t.equal(await store.append(owner, 'post-1', message(2)), true, 'the session itself lives on')
-      t.same(await store.read(owner, 'post-1', 0, 10), [message(2)], 'and a later append starts the stream again')
+      t.equal(await store.append(owner, 'post-1', message(2)), 'stream gone', 'a later append does not make it again with a gap where its start was')
+      t.equal(await store.read(owner, 'post-1', 0, 10), null, 'nothing kept')
+      t.equal(await store.append(owner, 'post-2', message(1)), 'stored', 'the session itself lives on: a new stream starts')
     })
 
     t.test('read: a byte budget cuts a page after the event that reaches it, never before the first', async (t) => {
@@ -129,8 +133,48 @@ function contract (name: string, open: ReplicasFactory): void {
       t.same((await store.read(owner, 'post-1', 0, 2, 1_000_000))?.map((event) => event.seq), [1, 2], 'the count still bounds it')
     })
 
+    t.test('read: an id past the last kept event, or at the end, is not held (null), never waited on', async (t) => {
+      const { store, owner } = await openSession()
+      for (const seq of [1, 2, 3]) await store.append(owner, 'post-1', message(seq))
+      t.same(await store.read(owner, 'post-1', 3, 10), [], 'at the last event of a running stream: nothing new yet')
+      t.equal(await store.read(owner, 'post-1', 4, 10), null, 'past it: an id the store never kept')
+      t.equal(await store.read(owner, 'post-1', 900, 10), null, 'far past it')
+      await store.append(owner, 'post-1', { seq: 4, kind: 'end', data: '' })
+      t.same((await store.read(owner, 'post-1', 3, 10))?.map((event) => event.kind), ['end'], 'before the end: the end')
+      t.equal(await store.read(owner, 'post-1', 4, 10), null, 'at the end: nothing will ever come')
+    })
+
+    t.test('byte limits: a stream and a session keep at most so much, then an end marker, then nothing', async (t) => {
+      const payload = (seq: number, bytes: number): StoredEvent => ({ seq, kind: 'message', data: 'x'.repeat(bytes) })
+      const { store, owner } = await openSession(limits({ maxBytesPerStream: KEPT_STREAM_OVERHEAD_BYTES + 3000, maxBytesPerSession: 2 * KEPT_STREAM_OVERHEAD_BYTES + 5000 }))
+      t.equal(await store.append(owner, 'post-1', payload(1, 1000)), 'stored')
+      t.equal(await store.append(owner, 'post-1', payload(2, 1000)), 'stored')
+      t.equal(await store.append(owner, 'post-1', [payload(3, 500), payload(4, 1000)]), 'stream full', 'a batch past the stream\'s limit is refused whole')
+      t.equal(await store.append(owner, 'post-1', payload(5, 1)), 'stream full', 'and everything after it')
+      t.equal(await store.append(owner, 'post-1', { seq: 6, kind: 'end', data: '' }), 'stream full', 'its own end too: the store ended it where it stopped')
+      const kept = await store.read(owner, 'post-1', 0, 10)
+      t.same(kept?.map((event) => [event.seq, event.kind, event.kind === 'end' ? event.data : '']), [[1, 'message', ''], [2, 'message', ''], [3, 'end', NOT_KEPT]], 'the end marker sits where the refused events begin')
+      t.equal(await store.read(owner, 'post-1', 4, 10), null, 'an id past it is not held')
+
+      t.equal(await store.append(owner, 'post-2', payload(1, 2000)), 'stored', 'another stream of the session')
+      t.equal(await store.append(owner, 'post-3', payload(1, 10)), 'session full', 'the session\'s limit counts every stream, with its overhead')
+      t.equal(await store.read(owner, 'post-3', 0, 10), null, 'a stream whose first event was refused is not kept at all')
+      t.equal(await store.append(owner, 'post-3', payload(2, 10)), 'stream gone', 'nor made by a later event')
+      t.equal(await store.append(owner, 'post-2', payload(2, 950)), 'session full', 'a running stream stops at the session\'s limit too')
+      t.same((await store.read(owner, 'post-2', 1, 10))?.map((event) => [event.kind, event.data]), [['end', NOT_KEPT]])
+    })
+
+    t.test('byte limits: what expired streams kept is given back to the session', async (t) => {
+      const { store, owner, advance, interval } = await openSession(limits({ retention: 300, maxBytesPerSession: 2 * KEPT_STREAM_OVERHEAD_BYTES + 2000 }))
+      t.equal(await store.append(owner, 'post-1', { seq: 1, kind: 'message', data: 'x'.repeat(1000) }), 'stored')
+      t.equal(await store.append(owner, 'post-2', { seq: 1, kind: 'message', data: 'x'.repeat(1000) }), 'session full')
+      advance(400)
+      await eventually(async () => await store.read(owner, 'post-1', 0, 10) === null, { ...WAIT, interval, description: 'the first stream to expire' })
+      t.equal(await store.append(owner, 'post-3', { seq: 1, kind: 'message', data: 'x'.repeat(1000) }), 'stored', 'room again')
+    })
+
     t.test('renew: a stream whose writer runs is kept past its last append', async (t) => {
-      const { store, owner, advance, interval } = await openSession({ maxEvents: 100, retention: 600 })
+      const { store, owner, advance, interval } = await openSession(limits({ maxEvents: 100, retention: 600 }))
       t.equal(await store.renew(owner, 'post-1'), false, 'nothing to renew before the first append')
       await store.append(owner, 'post-1', message(1))
       for (let beat = 0; beat < 3; beat++) {
@@ -225,19 +269,21 @@ t.test('redis: stream keys and the index carry the retention as TTL, in the sess
   for (const principal of ['abcDEF123', undefined]) {
     const id = mintSessionId()
     await store.create(id, { ...data, principal })
-    const streams = store.streamEvents({ maxEvents: 10, retention: 30_000 })
+    const streams = store.streamEvents(limits({ maxEvents: 10, retention: 30_000 }))
     await streams.append({ sessionId: id, principal }, 'post-1', message(1))
     const session = sessionKey('streams-test:', id, principal)
     const stream = streamKey('streams-test:', id, principal, 'post-1')
     const index = streamIndexKey('streams-test:', id, principal)
+    const bytes = streamBytesKey('streams-test:', id, principal)
     t.equal(stream, `streams-test:stream:{${principal ?? session}}:${id}:post-1`)
     t.equal(index, `streams-test:streams:{${principal ?? session}}:${id}`)
-    t.equal(hashTag(stream), hashTag(session))
-    t.equal(hashTag(index), hashTag(session))
-    for (const key of [stream, index]) {
-      const ttl = await client.pttl(key)
-      t.ok(ttl > 29_000 && ttl <= 30_000, `${key === stream ? 'stream' : 'index'} TTL is the retention (${ttl} ms)`)
+    t.equal(bytes, `streams-test:streambytes:{${principal ?? session}}:${id}`)
+    for (const key of [stream, index, bytes]) t.equal(hashTag(key), hashTag(session))
+    for (const [name, key] of [['stream', stream], ['index', index], ['byte count', bytes]]) {
+      const ttl = await client.pttl(key as string)
+      t.ok(ttl > 29_000 && ttl <= 30_000, `${name as string} TTL is the retention (${ttl} ms)`)
     }
+    t.same(await client.hgetall(bytes), { '': String(KEPT_STREAM_OVERHEAD_BYTES + keptBytes(message(1))), 'post-1': String(KEPT_STREAM_OVERHEAD_BYTES + keptBytes(message(1))) }, 'what the stream keeps, and the session\'s total')
     t.same(await client.xrange(stream, '-', '+'), [['0-1', ['k', 'message', 'd', message(1).data]]], 'entry id 0-<seq>, short fields')
   }
 })
@@ -249,7 +295,7 @@ t.test('redis: removeSession with a key prefix of several-byte characters', asyn
   const streams = store.streamEvents(LIMITS)
   await streams.append(owner, 'post-1', message(1))
   await streams.removeSession(owner)
-  t.equal(await (inspector as Redis).exists(streamKey('flüsse:', owner.sessionId, owner.principal, 'post-1'), streamIndexKey('flüsse:', owner.sessionId, owner.principal)), 0)
+  t.equal(await (inspector as Redis).exists(streamKey('flüsse:', owner.sessionId, owner.principal, 'post-1'), streamIndexKey('flüsse:', owner.sessionId, owner.principal), streamBytesKey('flüsse:', owner.sessionId, owner.principal)), 0)
 })
 
 t.test('hashTag follows the Cluster rule', async (t) => {
@@ -282,7 +328,7 @@ t.test('redis: bytes per stored event', async (t) => {
   const store = await redisStore()
   const id = mintSessionId()
   await store.create(id, { ...data, principal: 'abcDEF123' })
-  const streams = store.streamEvents({ maxEvents: 1000, retention: 60_000 })
+  const streams = store.streamEvents(limits({ maxEvents: 1000, retention: 60_000 }))
   const owner = { sessionId: id, principal: 'abcDEF123' }
   const payload = (seq: number): string => JSON.stringify({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: `token-${seq}`, progress: seq, total: 1000, message: 'x'.repeat(73) } })
   t.ok(payload(1).length >= 190 && payload(1).length <= 210, `a ~200-byte payload (${payload(1).length} bytes)`)
@@ -313,7 +359,7 @@ t.test('redis cluster: streams and their index in the session\'s slot; append, r
     for (const key of [...keys, index]) t.equal(await client.cluster('KEYSLOT', key), slot, `${principal === undefined ? 'unbound' : 'bound'}: ${key === index ? 'index' : 'stream'} in the session's slot ${slot}`)
     let told = 0
     const stop = await watcher.watch(owner, 'post-1', () => { told++ })
-    t.same(await Promise.all([1, 2, 3].map(async (seq) => await streams.append(owner, 'post-1', message(seq)))), [true, true, true])
+    t.same(await Promise.all([1, 2, 3].map(async (seq) => await streams.append(owner, 'post-1', message(seq)))), ['stored', 'stored', 'stored'])
     await streams.append(owner, 'post-2', message(1))
     t.same((await streams.read(owner, 'post-1', 1, 10))?.map((event) => event.seq), [2, 3])
     await eventually(() => told > 0, { ...WAIT, description: 'the watcher to hear an append on the cluster' })
@@ -323,6 +369,6 @@ t.test('redis cluster: streams and their index in the session\'s slot; append, r
     t.equal(await client.exists(...keys, index), 0, 'no stream and no index left')
     t.equal(await streams.read(owner, 'post-1', 0, 10), null)
     await store.terminateAny(owner.sessionId)
-    t.equal(await streams.append(owner, 'post-1', message(4)), false, 'no append after the session ended')
+    t.equal(await streams.append(owner, 'post-1', message(4)), 'session gone', 'no append after the session ended')
   }
 })

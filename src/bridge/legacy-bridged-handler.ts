@@ -82,7 +82,8 @@ export class LegacyBridgedHandler implements LegacyHandler {
     if (isSessionSetting(message.method)) return await this.#setting(request, reply, message, session)
     request.mcp.outcome = 'bridged to 2026-07-28'
     const { route, upstream, observeUpstream } = this.#context
-    const legacyReply = new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'response'))
+    // Closing the upstream request is the modern era's cancellation: nothing more to tell it.
+    const legacyReply = new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'response', undefined, { id: message.id }))
     await runBridgedCall(message, { id: session.id, identity: identityOf(session) }, legacyReply, legacyReply.stopped, {
       upstream,
       headers: bridgedRequestHeaders(request),

@@ -63,6 +63,20 @@ export const DEFAULT_STREAMS_MAX_EVENTS = 1000
 export const DEFAULT_STREAMS_KEEP_ALIVE_MS = 15_000
 /** 0: off. */
 export const DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS = 0
+/**
+ * Calls one session keeps running on one replica after their client left (docs/streams.md,
+ * "Limits"): past it the oldest is ended. Each holds an upstream request and about 200 KiB of the
+ * gateway's memory (docs/security.md).
+ */
+export const DEFAULT_STREAMS_MAX_ABANDONED_PER_SESSION = 8
+/** The same for all sessions of one principal, on one replica: past it a new one ends at once. */
+export const DEFAULT_STREAMS_MAX_ABANDONED_PER_PRINCIPAL = 32
+/** The same for the whole replica. */
+export const DEFAULT_STREAMS_MAX_ABANDONED = 512
+/** What one stream may keep in the event store; events past it are relayed live but not kept. */
+export const DEFAULT_STREAMS_MAX_BYTES_PER_STREAM = 2 * 1024 * 1024
+/** What all streams of one session may keep together, with a fixed overhead per stream and event (docs/streams.md). */
+export const DEFAULT_STREAMS_MAX_BYTES_PER_SESSION = 4 * 1024 * 1024
 export const DEFAULT_JWT_CLAIM = 'sub'
 export const DEFAULT_METRICS_ENABLED = true
 export const DEFAULT_METRICS_PATH = '/metrics'
@@ -448,6 +462,11 @@ const streamsSchema = section({
   resumable: flag().prefault(DEFAULT_STREAMS_RESUMABLE).describe('Give every SSE event of a legacy session an id and keep the events in Redis (the session store), so that a client whose connection dropped resumes with `GET` + `Last-Event-ID` on any replica, and a dropped client does not cancel its call. false: no ids, nothing stored, a dropped client ends the upstream request.'),
   retention: duration(DEFAULT_STREAMS_RETENTION_MS).describe('How long a stream\'s events are kept after its last event, and how long a call whose client left runs on without anyone resuming it.'),
   maxEvents: integer(1, 1_000_000).prefault(DEFAULT_STREAMS_MAX_EVENTS).describe('Most events kept per stream: older ones are dropped first.'),
+  maxBytesPerStream: integer(0, 1024 * 1024 * 1024).prefault(DEFAULT_STREAMS_MAX_BYTES_PER_STREAM).describe('Most bytes one stream keeps in the event store (its events\' data, with a fixed overhead per stream and per event). Events past it are still relayed live but not kept: a resume from before that point gets what was kept and then the stream ends; from after it, the id is not held. 0: no limit.'),
+  maxBytesPerSession: integer(0, 1024 * 1024 * 1024).prefault(DEFAULT_STREAMS_MAX_BYTES_PER_SESSION).describe('Most bytes all streams of one session keep together, counted the same way, across replicas; past it, as for `maxBytesPerStream`, until older streams expire. 0: no limit.'),
+  maxAbandonedPerSession: integer(1, 1_000_000).prefault(DEFAULT_STREAMS_MAX_ABANDONED_PER_SESSION).describe('Calls of one session that run on, on one replica, after their client left (for the client to resume). Past it, the oldest is ended: its upstream request is closed, the upstream is sent `notifications/cancelled`, and its pending request is answered with `MCPGW_ABANDONED_STREAMS_EXCEEDED`.'),
+  maxAbandonedPerPrincipal: integer(1, 1_000_000).prefault(DEFAULT_STREAMS_MAX_ABANDONED_PER_PRINCIPAL).describe('The same for all sessions of one principal (with a binding), on one replica; past it a call whose client leaves is ended at once, as with `resumable: false`.'),
+  maxAbandoned: integer(1, 1_000_000).prefault(DEFAULT_STREAMS_MAX_ABANDONED).describe('The same for the whole replica.'),
   keepAlive: durationOrOff(DEFAULT_STREAMS_KEEP_ALIVE_MS).describe('A `: keepalive` comment on every SSE stream of a legacy session after this long without output, so that idle timeouts of load balancers do not cut quiet calls. 0: off.'),
   maxConnectionTime: durationOrOff(DEFAULT_STREAMS_MAX_CONNECTION_TIME_MS).describe('End a client\'s SSE response after this long, after an event with an id and a `retry:` field; the client resumes with `Last-Event-ID` (SSE polling, for load balancers that limit connection time). Needs `resumable`. 0: off.')
 }).describe('Resumable SSE streams of legacy sessions (docs/streams.md).')

@@ -30,6 +30,10 @@ export interface GatewayMetrics {
   readonly upstreamEra: Gauge<'route' | 'era'>
   readonly streamsEnded: Counter<'end'>
   readonly streamResumes: Counter<'outcome'>
+  readonly streamLimits: Counter<'limit'>
+  readonly streamsRunning: Gauge<'state'>
+  /** Read at each scrape to set `streamsRunning` (the replica's stream registry). */
+  streamCounts: () => { readonly running: number, readonly abandoned: number }
   /** Stateful upstreams (docs/stateful-upstreams.md). */
   readonly upstreamFailovers: Counter<'route' | 'cause'>
   readonly upstreamInstanceUp: Gauge<'route' | 'instance'>
@@ -42,8 +46,9 @@ export function createGatewayMetrics (): GatewayMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const upstreamSessionSources: Array<() => Promise<void>> = []
+  const metrics = { streamCounts: () => ({ running: 0, abandoned: 0 }) }
   const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-  return {
+  return Object.assign(metrics, {
     registry,
     sessionsCreated: new Counter({ name: 'mcpgw_sessions_created_total', help: 'Sessions minted (initialize answered with a result)', labelNames: ['route'], registers: [registry] }),
     sessionsTerminated: new Counter({ name: 'mcpgw_sessions_terminated_total', help: 'Sessions ended, by reason: delete (client DELETE), idle, lifetime, admin, evicted', labelNames: ['reason'], registers: [registry] }),
@@ -52,7 +57,7 @@ export function createGatewayMetrics (): GatewayMetrics {
     upstreamDuration: new Histogram({ name: 'mcpgw_upstream_duration_seconds', help: 'Time until the upstream answered with response headers', labelNames: ['route'], buckets: latencyBuckets, registers: [registry] }),
     upstreamErrors: new Counter({ name: 'mcpgw_upstream_errors_total', help: 'Upstream failures, by kind: unreachable (502), timeout (504) or invalid (502, an answer the era bridge cannot bridge)', labelNames: ['route', 'kind'], registers: [registry] }),
     upstreamEra: new Gauge({ name: 'mcpgw_upstream_era', help: 'The era each route\'s upstream speaks, as decided (1) on this replica: legacy, modern, or undecided (auto, not probed yet or only transient failures)', labelNames: ['route', 'era'], registers: [registry] }),
-    streamsEnded: new Counter({ name: 'mcpgw_streams_ended_total', help: 'SSE streams of legacy sessions relayed, by how they ended: complete, client gone (not resumable), session ended, cancelled, taken over, abandoned (nobody resumed within streams.retention), store unavailable', labelNames: ['end'], registers: [registry] }),
+    streamsEnded: new Counter({ name: 'mcpgw_streams_ended_total', help: 'SSE streams of legacy sessions relayed, by how they ended: complete, client gone (not resumable, or no longer kept), session ended, cancelled, taken over, abandoned (nobody resumed within streams.retention), abandoned limit (ended by a limit on calls nobody reads), shutdown (the replica stopped), store unavailable', labelNames: ['end'], registers: [registry] }),
     streamResumes: new Counter({ name: 'mcpgw_stream_resumes_total', help: 'GET with Last-Event-ID, by outcome: replayed (to the stream\'s end), interrupted (client left, session ended, stream expired) or unknown (an id the store does not hold)', labelNames: ['outcome'], registers: [registry] }),
     upstreamFailovers: new Counter({ name: 'mcpgw_upstream_failovers_total', help: 'Stateful routes: sessions moved to another upstream session, by cause: unreachable (the instance refused or dropped the connection), not_found (it answered 404 for its session: restarted or evicted), ejected (out of placement by health); counted once fleet-wide, by the replica whose move won', labelNames: ['route', 'cause'], registers: [registry] }),
     upstreamInstanceUp: new Gauge({ name: 'mcpgw_upstream_instance_up', help: 'Stateful routes: whether this replica places sessions on the instance (1) or has ejected it (0)', labelNames: ['route', 'instance'], registers: [registry] }),
@@ -66,6 +71,18 @@ export function createGatewayMetrics (): GatewayMetrics {
       }
     }),
     upstreamSessionSources,
-    redisDuration: new Histogram({ name: 'mcpgw_redis_duration_seconds', help: 'Session store round trips, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: latencyBuckets, registers: [registry] })
-  }
+    redisDuration: new Histogram({ name: 'mcpgw_redis_duration_seconds', help: 'Session store round trips, by operation and outcome', labelNames: ['operation', 'outcome'], buckets: latencyBuckets, registers: [registry] }),
+    streamLimits: new Counter({ name: 'mcpgw_stream_limits_total', help: 'Streams that ran into a limit (docs/streams.md, "Limits"): abandoned_per_session (the oldest was ended), abandoned_per_principal and abandoned (a new one was ended at once), bytes_per_stream and bytes_per_session (what followed was relayed but not kept)', labelNames: ['limit'], registers: [registry] }),
+    streamsRunning: new Gauge({
+      name: 'mcpgw_streams_running',
+      help: 'SSE streams of legacy sessions this replica writes now, by state: attached (a client reads) or abandoned (its client left; the call runs on for a resume)',
+      labelNames: ['state'],
+      registers: [registry],
+      collect () {
+        const { running, abandoned } = metrics.streamCounts()
+        this.set({ state: 'attached' }, running - abandoned)
+        this.set({ state: 'abandoned' }, abandoned)
+      }
+    })
+  })
 }

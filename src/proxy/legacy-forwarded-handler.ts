@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingHttpHeaders } from 'node:http'
 import type { ClientPost, JsonRpcRequest } from '../mcp/json-rpc.js'
 import { forwardRequest, recordUpstreamTiming } from '../upstream/forward-request.js'
+import { GAVE_UP, sendCancellation } from '../upstream/upstream-cancellation.js'
 import { isSuccessStatus, type UpstreamAnswer } from '../upstream/upstream-client.js'
 import { mediaType } from '../mcp/media-type.js'
 import { isUpstreamFailure, upstreamFailure } from '../upstream/upstream-failure.js'
@@ -98,7 +99,9 @@ export class LegacyForwardedHandler implements LegacyHandler {
     await relayCancellations(this.#context, request, post, session)
     if (!relaysStreams(streams)) return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply)
     return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply, (body) => {
-      relayResponseStream(this.#context, request, reply, post, session, body)
+      relayResponseStream(this.#context, request, reply, post, session, body, (id) => {
+        sendCancellation(upstream, forwardedRequestHeaders(request, upstream.host), id, GAVE_UP, request.log)
+      })
     })
   }
 

@@ -21,14 +21,25 @@ export function relaysStreams (streams: StreamSettings): boolean {
   return streams.events !== undefined || streams.keepAlive > 0
 }
 
+/** What a response stream knows of the one request it answers (a batch's has none). */
+export interface AnsweredRequest {
+  readonly id: JsonRpcId
+  /** Tells the upstream the request is cancelled, when the gateway gives up on it. */
+  readonly cancelUpstream?: (() => void) | undefined
+}
+
 /**
  * A stream of `session` for this request: kept in the route's event store (when resumable), primed
- * for 2025-11-25 sessions (version dates compare as text), ended with its session. `client`: a
- * response a resume already opened.
+ * for 2025-11-25 sessions (version dates compare as text), ended with its session, bounded by the
+ * limits of docs/streams.md. `client`: a response a resume already opened.
  */
-export function recordedStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, session: LiveSession, kind: StreamKind, client?: SseResponse): RecordedStream {
+export function recordedStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, session: LiveSession, kind: StreamKind, client?: SseResponse, answers?: AnsweredRequest): RecordedStream {
   const { streams, relay } = context
   return new RecordedStream({
+    registry: streams.registry,
+    requestId: answers?.id,
+    cancelUpstream: answers?.cancelUpstream,
+    onKeepLimit: (limit) => { streams.observe.limitReached(limit) },
     events: streams.events,
     owner: { sessionId: session.id, principal: request.mcp.principal },
     kind,
@@ -60,10 +71,12 @@ export async function relayCancellations (context: RouteContext, request: Fastif
 /**
  * Relays the SSE answer of a POST as a recorded response stream of `session`, cancellable from any
  * replica by its JSON-RPC id. The reply already carries the answer's status and headers.
+ * `cancelUpstream`: tells the upstream that request `id` is cancelled (upstream-cancellation.ts).
  */
-export function relayResponseStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, body: Readable): void {
-  const stream = recordedStream(context, request, reply, session, 'response')
+export function relayResponseStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, body: Readable, cancelUpstream?: (id: JsonRpcId) => void): void {
   const rpcId = post.isBatch ? null : request.mcp.rpcId
+  const stream = recordedStream(context, request, reply, session, 'response', undefined,
+    rpcId === null ? undefined : { id: rpcId, cancelUpstream: cancelUpstream === undefined ? undefined : () => { cancelUpstream(rpcId) } })
   const untrack = rpcId === null ? undefined : context.relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') })
   stream.start()
   relayUpstreamEvents(body, stream, context.upstream.maxResponseBytes, request, context.observeUpstream, rpcId ?? undefined).finally(() => { untrack?.() }).catch(() => undefined)

@@ -43,6 +43,14 @@ export function streamIndexKey (prefix: string, id: string, principal: string | 
   return `${prefix}streams:{${hashTag(sessionKey(prefix, id, principal))}}:${id}`
 }
 
+/**
+ * What a session's streams keep, counted for the byte limits, `<prefix>streambytes:{<tag>}:<id>`: a
+ * hash of stream name → bytes, and the session's total under '' (docs/streams.md, "Limits").
+ */
+export function streamBytesKey (prefix: string, id: string, principal: string | undefined): string {
+  return `${prefix}streambytes:{${hashTag(sessionKey(prefix, id, principal))}}:${id}`
+}
+
 function streamKeyBase (prefix: string, id: string, principal: string | undefined): string {
   return `${prefix}stream:{${hashTag(sessionKey(prefix, id, principal))}}:${id}`
 }

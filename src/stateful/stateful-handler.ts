@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingHttpHeaders } from 'node:http'
 import { GatewayError, jsonRpcErrorBody } from '../errors.js'
 import { isRequest, type ClientPost, type JsonRpcRequest } from '../mcp/json-rpc.js'
 import { isSessionSetting, settingChange } from '../mcp/session-settings.js'
@@ -11,6 +12,7 @@ import type { SseResponse } from '../streams/sse-response.js'
 import { isRelayableStream, recordUpstreamTiming } from '../upstream/forward-request.js'
 import { isSuccessStatus, type UpstreamAnswer } from '../upstream/upstream-client.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
+import { GAVE_UP, sendCancellation } from '../upstream/upstream-cancellation.js'
 import { bridgedRequestHeaders, forwardedRequestHeaders, rewriteUpstreamHeaders, SESSION_HEADER } from '../upstream/upstream-headers.js'
 import { mayRunTwice, neverReachedInstance } from './failover-rules.js'
 import type { FailoverCause, StatefulFailover } from './stateful-failover.js'
@@ -131,7 +133,7 @@ export class StatefulHandler implements LegacyHandler {
       if (isSuccessStatus(answer.statusCode)) {
         for (const change of settings) await this.#keepSetting(request, session, change)
       }
-      return this.#answer(request, reply, post, session, instance, answer)
+      return this.#answer(request, reply, post, session, instance, answer, headers)
     }
   }
 
@@ -216,13 +218,14 @@ export class StatefulHandler implements LegacyHandler {
     return await this.#failover.move(session, request.mcp.principal, lost, cause, bridgedRequestHeaders(request))
   }
 
-  #answer (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, instance: UpstreamInstance, answer: UpstreamAnswer): FastifyReply {
+  /** `sent`: the headers the request went to the instance with (its upstream session), for a cancellation. */
+  #answer (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, instance: UpstreamInstance, answer: UpstreamAnswer, sent: IncomingHttpHeaders): FastifyReply {
     const headers = rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))
     reply.code(answer.statusCode).headers(headers)
     this.#endWithInstance(instance, answer)
     if (relaysStreams(this.#context.streams) && isRelayableStream(reply)) {
       reply.removeHeader('content-length')
-      relayResponseStream(this.#context, request, reply, post, session, answer.body)
+      relayResponseStream(this.#context, request, reply, post, session, answer.body, (id) => { sendCancellation(instance.client, sent, id, GAVE_UP, request.log) })
       return reply
     }
     return reply.send(answer.body)

@@ -1,6 +1,6 @@
 import { GatewayError } from '../errors.js'
 import { ChannelListeners } from '../sessions/channel-listeners.js'
-import { checkedBatch, storedEventBytes, type StoredEvent, type StreamEventStore, type StreamEventStoreLimits, type StreamOwner } from './stream-event-store.js'
+import { checkedBatch, KEPT_STREAM_OVERHEAD_BYTES, keptBytes, NOT_KEPT, storedEventBytes, type AppendOutcome, type StoredEvent, type StreamEventStore, type StreamEventStoreLimits, type StreamOwner } from './stream-event-store.js'
 
 /*
  * Stored SSE streams in this process's memory, for the memory session store (one gateway instance
@@ -14,6 +14,10 @@ interface MemoryStream {
   /** The last seq appended, kept when trimming drops its event: the next one must be above it. */
   lastSeq: number
   expiresAt: number
+  /** What it keeps, counted for the byte limits (keptBytes, and the stream's own overhead). */
+  keptBytes: number
+  /** A byte limit refused it once: nothing more of it is kept. */
+  cut: boolean
 }
 
 /** A session's streams, by owner: `<principal>\n<id>` (the principal '' when unbound). */
@@ -45,9 +49,18 @@ export class MemoryStreams {
     const key = ownerKey(owner)
     const streams = this.#sessions.get(key) ?? new Map<string, MemoryStream>()
     this.#sessions.set(key, streams)
-    const created: MemoryStream = { events: [], lastSeq: 0, expiresAt }
+    const created: MemoryStream = { events: [], lastSeq: 0, expiresAt, keptBytes: 0, cut: false }
     streams.set(stream, created)
     return created
+  }
+
+  /** What the owner's streams still kept keep, together (expired ones are forgotten first). */
+  keptBytes (owner: StreamOwner, now: number): number {
+    let total = 0
+    for (const [name, stream] of this.#sessions.get(ownerKey(owner)) ?? []) {
+      if (this.find(owner, name, now) !== undefined) total += stream.keptBytes
+    }
+    return total
   }
 
   remove (owner: StreamOwner): void {
@@ -102,20 +115,45 @@ export class MemoryStreamEventStore implements StreamEventStore {
     this.#isLive = options.isLive
   }
 
-  /** Like the Redis store: an event whose seq is not above the stream's last one rejects (MCPGW_INTERNAL_ERROR), storing nothing. */
-  async append (owner: StreamOwner, stream: string, appended: StoredEvent | readonly StoredEvent[]): Promise<boolean> {
+  /**
+   * Like the Redis store (its append script): an event whose seq is not above the stream's last one
+   * rejects (MCPGW_INTERNAL_ERROR), storing nothing; the byte limits count and refuse the same way.
+   */
+  async append (owner: StreamOwner, stream: string, appended: StoredEvent | readonly StoredEvent[]): Promise<AppendOutcome> {
     const events = checkedBatch(appended)
-    if (!this.#isLive(owner)) return false
+    if (!this.#isLive(owner)) return 'session gone'
     const now = this.#now()
     const expiresAt = now + this.#limits.retention
-    const stored = this.#streams.find(owner, stream, now) ?? this.#streams.create(owner, stream, expiresAt)
-    if ((events[0] as StoredEvent).seq <= stored.lastSeq) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be above the stream\'s last one' })
+    const first = events[0] as StoredEvent
+    const existing = this.#streams.find(owner, stream, now)
+    if (existing === undefined && first.seq !== 1) return 'stream gone'
+    if (existing?.cut === true) return 'stream full'
+    const { maxBytesPerStream, maxBytesPerSession } = this.#limits
+    const cost = events.reduce((bytes, event) => bytes + keptBytes(event), existing === undefined ? KEPT_STREAM_OVERHEAD_BYTES : 0)
+    const endOnly = events.length === 1 && first.kind === 'end'
+    const refused = endOnly
+      ? undefined
+      : maxBytesPerStream > 0 && (existing?.keptBytes ?? 0) + cost > maxBytesPerStream
+        ? 'stream full'
+        : maxBytesPerSession > 0 && this.#streams.keptBytes(owner, now) + cost > maxBytesPerSession ? 'session full' : undefined
+    if (refused !== undefined) {
+      if (existing !== undefined) {
+        existing.cut = true
+        if (first.seq > existing.lastSeq) existing.events.push({ seq: first.seq, kind: 'end', data: NOT_KEPT })
+        existing.expiresAt = expiresAt
+        this.#streams.appended(owner, stream)
+      }
+      return refused
+    }
+    const stored = existing ?? this.#streams.create(owner, stream, expiresAt)
+    if (first.seq <= stored.lastSeq) throw new GatewayError('MCPGW_INTERNAL_ERROR', { detail: 'a stored event\'s seq must be above the stream\'s last one' })
     for (const event of events) stored.events.push({ seq: event.seq, kind: event.kind, data: event.data, ...(event.type === undefined ? {} : { type: event.type }) })
     if (stored.events.length > this.#limits.maxEvents) stored.events.splice(0, stored.events.length - this.#limits.maxEvents)
     stored.lastSeq = (events.at(-1) as StoredEvent).seq
     stored.expiresAt = expiresAt
+    stored.keptBytes += cost
     this.#streams.appended(owner, stream)
-    return true
+    return 'stored'
   }
 
   async renew (owner: StreamOwner, stream: string): Promise<boolean> {
@@ -128,6 +166,9 @@ export class MemoryStreamEventStore implements StreamEventStore {
   async read (owner: StreamOwner, stream: string, after: number, limit: number, maxBytes = 0): Promise<StoredEvent[] | null> {
     const stored = this.#streams.find(owner, stream, this.#now())
     if (stored === undefined) return null
+    // Nothing follows and nothing ever will: past the last kept event, or at or past the end.
+    const last = stored.events.at(-1)
+    if (last !== undefined && (last.seq < after || (last.kind === 'end' && last.seq <= after))) return null
     const events: StoredEvent[] = []
     let bytes = 0
     for (const event of stored.events) {

@@ -1,9 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { OutgoingHttpHeaders } from 'node:http'
+import { GatewayError, jsonRpcErrorBody, type GatewayErrorCode, type JsonRpcId } from '../errors.js'
 import type { ReplicaRelay, StreamClaim } from '../sessions/replica-relay.js'
 import { formatEventId, newStreamName, type StreamKind } from './event-id.js'
 import type { OutgoingEvent, SseResponse } from './sse-response.js'
-import type { StoredEvent, StreamEventStore, StreamOwner } from './stream-event-store.js'
+import type { AppendOutcome, StoredEvent, StreamEventStore, StreamOwner } from './stream-event-store.js'
+import type { RegisteredStream, StreamRegistry } from './stream-registry.js'
 
 /*
  * One SSE stream the gateway relays for a legacy session, from the upstream (or the era bridge) to
@@ -18,6 +20,12 @@ import type { StoredEvent, StreamEventStore, StreamOwner } from './stream-event-
  * `streams.retention` passing with no client reading (`stopped` then aborts, and the writer closes
  * its upstream request). Without an event store (`streams.resumable: false`) a client that leaves
  * ends the stream at once, as before.
+ *
+ * Bounded (docs/streams.md, "Limits"): a stream whose client left counts against the replica's
+ * limits of such streams (stream-registry.ts); the store keeps at most the byte limits of a stream
+ * and of its session, and the events past them go on live only. A stream stopped by a limit or by
+ * the replica's shutdown answers its pending request with an error event first (kept too, so that a
+ * resume elsewhere gets it), and tells the upstream the request is cancelled.
  */
 
 export interface RecordedStreamOptions {
@@ -36,10 +44,31 @@ export interface RecordedStreamOptions {
   readonly sessionLive: () => Promise<boolean>
   /** Told how the stream ended: `complete` or a StopReason. */
   readonly onEnded?: ((end: string) => void) | undefined
+  /** This replica's streams, and the limits on those nobody reads. */
+  readonly registry: StreamRegistry
+  /** Told when a byte limit stopped keeping the stream (`mcpgw_stream_limits_total`). */
+  readonly onKeepLimit?: ((limit: 'bytes_per_stream' | 'bytes_per_session') => void) | undefined
+  /** A response stream's request: answered with an error event when a limit or the shutdown stops the stream. */
+  readonly requestId?: JsonRpcId | undefined
+  /** Tells the upstream that the request is cancelled (`notifications/cancelled`), not waited for. */
+  readonly cancelUpstream?: (() => void) | undefined
 }
 
 /** Why the writer should stop reading its upstream. */
-export type StopReason = 'client gone' | 'session ended' | 'cancelled' | 'taken over' | 'abandoned' | 'store unavailable'
+export type StopReason = 'client gone' | 'session ended' | 'cancelled' | 'taken over' | 'abandoned' | 'store unavailable' | 'abandoned limit' | 'shutdown'
+
+/** Stops that end the stream at once with an error event for its pending request. */
+const ANSWERED_STOPS: Partial<Record<StopReason, GatewayErrorCode>> = {
+  'abandoned limit': 'MCPGW_ABANDONED_STREAMS_EXCEEDED',
+  shutdown: 'MCPGW_RELAY_SHUT_DOWN'
+}
+
+/**
+ * Stops after which the upstream is told the request is cancelled: closing the connection is not a
+ * cancellation (2025-11-25). Not after the client's own `notifications/cancelled` (forwarded
+ * already), nor for a standalone stream that a newer one took over (it has no request).
+ */
+const UNCANCELLED_STOPS: ReadonlySet<StopReason> = new Set(['cancelled', 'taken over'])
 
 export interface RelayedEvent {
   readonly data: string
@@ -49,7 +78,7 @@ export interface RelayedEvent {
   readonly retry?: number | undefined
 }
 
-export class RecordedStream {
+export class RecordedStream implements RegisteredStream {
   readonly name: string
   readonly #options: RecordedStreamOptions
   readonly #stopped = new AbortController()
@@ -57,6 +86,8 @@ export class RecordedStream {
   #recording: boolean
   #ended = false
   #abandonTimer: NodeJS.Timeout | undefined
+  /** Runs while a resuming client reads: if its reminders stop, the stream counts as abandoned again. */
+  #readerTimer: NodeJS.Timeout | undefined
   #renewTimer: NodeJS.Timeout | undefined
   #releaseHold: (() => void) | undefined
   #unwatchSession: (() => void) | undefined
@@ -64,6 +95,8 @@ export class RecordedStream {
   #established = false
   /** Kept until an append failed: what follows is not kept, but the end is tried once more. */
   #broken = false
+  /** The last append asked of the store (appends to one stream are answered in order). */
+  #lastAppend: Promise<unknown> = Promise.resolve()
 
   constructor (options: RecordedStreamOptions) {
     this.#options = options
@@ -80,9 +113,19 @@ export class RecordedStream {
     return this.#options.events !== undefined
   }
 
+  get owner (): StreamOwner {
+    return this.#options.owner
+  }
+
+  /** Resolves once the store answered every append asked of it so far (failures included). */
+  async settled (): Promise<void> {
+    await this.#lastAppend.catch(() => undefined)
+  }
+
   /** Opens the client's response; the stream is announced to every replica (resumes, takeovers). */
   start (statusCode?: number, headers?: OutgoingHttpHeaders): void {
     const { client, relay, owner } = this.#options
+    this.#options.registry.add(this)
     if (!client.started) client.start(statusCode, headers)
     this.#releaseHold = relay.holdStream(owner.sessionId, (claim) => { this.#claimed(claim) })
     // Whatever ends the session, on any replica, ends this stream now, not at its next event.
@@ -150,17 +193,26 @@ export class RecordedStream {
     else if (this.#broken) this.#endBroken()
     this.#options.client.end()
     this.#release()
+    this.#options.registry.remove(this)
     this.#options.onEnded?.(this.#stopped.signal.aborted ? String(this.#stopped.signal.reason) : 'complete')
   }
 
   /**
    * Stops the writer (the session ended, a cancellation …): the client's response ends now, even
-   * one stalled on a client that reads nothing, and the writer closes its upstream.
+   * one stalled on a client that reads nothing, and the writer closes its upstream. A limit or the
+   * shutdown also answers the pending request and ends the stream at once (ANSWERED_STOPS).
    */
   stop (reason: StopReason): void {
     if (this.#stopped.signal.aborted) return
     this.#stopped.abort(reason)
+    const answer = ANSWERED_STOPS[reason]
+    if (answer !== undefined && !this.#ended) {
+      const requestId = this.#options.requestId
+      if (requestId !== undefined) void this.events([{ data: JSON.stringify(jsonRpcErrorBody(new GatewayError(answer), requestId)) }])
+      this.end()
+    }
     this.#options.client.end()
+    if (!UNCANCELLED_STOPS.has(reason)) this.#options.cancelUpstream?.()
   }
 
   #next (event: Omit<StoredEvent, 'seq'>): number {
@@ -173,9 +225,7 @@ export class RecordedStream {
   #keep (kept: readonly StoredEvent[]): void {
     if (!this.#recording) return
     const events = this.#options.events as StreamEventStore
-    events.append(this.#options.owner, this.name, kept).then((stored) => {
-      if (!stored) this.stop('session ended')
-    }, (error: unknown) => {
+    this.#lastAppend = events.append(this.#options.owner, this.name, kept).then((outcome) => { this.#appended(outcome) }, (error: unknown) => {
       if (!this.#recording) return
       // A gap would replay later events without this one: nothing more is kept of this stream.
       this.#recording = false
@@ -185,12 +235,29 @@ export class RecordedStream {
     })
   }
 
+  #appended (outcome: AppendOutcome): void {
+    if (outcome === 'session gone') {
+      this.stop('session ended')
+      return
+    }
+    if (outcome === 'stored' || !this.#recording) return
+    // The store keeps no more of it (it marked where it stopped); the stream goes on live.
+    this.#recording = false
+    if (outcome === 'stream gone') {
+      this.#options.log.info({ stream: this.name }, 'the store no longer keeps this stream (it expired): what follows is relayed but not kept')
+    } else {
+      this.#options.onKeepLimit?.(outcome === 'stream full' ? 'bytes_per_stream' : 'bytes_per_session')
+      this.#options.log.info({ stream: this.name, limit: outcome }, 'a stream reached its byte limit (docs/streams.md, "Limits"): what follows is relayed but not kept')
+    }
+    if (!this.#options.client.attached) this.stop('client gone')
+  }
+
   /**
    * A stream no longer kept (an append failed) is marked ended, if the store takes it now, so that a
    * client resuming it stops there instead of waiting for events that were never kept.
    */
   #endBroken (): void {
-    ;(this.#options.events as StreamEventStore).append(this.#options.owner, this.name, { seq: this.#seq + 1, kind: 'end', data: '' }).catch(() => undefined)
+    this.#lastAppend = (this.#options.events as StreamEventStore).append(this.#options.owner, this.name, { seq: this.#seq + 1, kind: 'end', data: '' })
   }
 
   #renew (): void {
@@ -210,7 +277,33 @@ export class RecordedStream {
       this.stop('client gone')
       return
     }
+    this.#runOnAbandoned()
+  }
+
+  /** Nobody reads the stream: it runs on for a client to resume, within the replica's limits. */
+  #runOnAbandoned (): void {
+    if (!this.#options.registry.abandoned(this)) {
+      this.stop('abandoned limit')
+      return
+    }
     this.#armAbandonTimer()
+  }
+
+  /**
+   * A resuming client reads the stream: it is not abandoned while its reminders come (every
+   * heartbeatInterval); two missed ones and it counts as abandoned again.
+   */
+  #readerAlive (): void {
+    this.#options.registry.adopted(this)
+    if (this.#readerTimer !== undefined) {
+      this.#readerTimer.refresh()
+      return
+    }
+    this.#readerTimer = setTimeout(() => {
+      this.#readerTimer = undefined
+      if (!this.#ended && !this.#stopped.signal.aborted) this.#runOnAbandoned()
+    }, 2 * heartbeatInterval(this.#options.retention))
+    this.#readerTimer.unref()
   }
 
   /** Nobody reads: after retention, the writer gives up. A client that resumes (re-)claims it. */
@@ -229,6 +322,7 @@ export class RecordedStream {
     if (claim.stream === this.name) {
       // Someone still reads it: the writer goes on.
       this.#armAbandonTimer()
+      this.#readerAlive()
       if (claim.heartbeat === true) return
       // A client reads this stream elsewhere now: this response (if still open) gives way.
       this.#options.client.takeOver()
@@ -247,6 +341,7 @@ export class RecordedStream {
 
   #release (): void {
     clearTimeout(this.#abandonTimer)
+    clearTimeout(this.#readerTimer)
     clearInterval(this.#renewTimer)
     this.#unwatchSession?.()
     this.#unwatchSession = undefined

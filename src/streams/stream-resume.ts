@@ -4,7 +4,7 @@ import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import { formatEventId, type ParsedEventId } from './event-id.js'
 import { heartbeatInterval } from './recorded-stream.js'
 import type { SseResponse } from './sse-response.js'
-import { storedEventBytes, type StoredEvent, type StreamEventStore, type StreamOwner } from './stream-event-store.js'
+import { NOT_KEPT, storedEventBytes, type StoredEvent, type StreamEventStore, type StreamOwner } from './stream-event-store.js'
 
 /*
  * A client comes back with `GET` + `Last-Event-ID` (MCP 2025-11-25, Resumability and Redelivery;
@@ -58,7 +58,9 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
   let releaseHold: (() => void) | undefined
   try {
     let page = await events.read(owner, lastEventId.stream, lastEventId.seq, PAGE, PAGE_BYTES)
-    if (page === null) return 'unknown'
+    // Not held: no such stream, an id past what was kept (nothing more will come: a reader of it
+    // would only wait, and take over the real reader), or the point where the store stopped keeping.
+    if (page === null || isNotKeptEnd(page[0])) return 'unknown'
     const first = page.find((event) => event.kind !== 'priming')
     if (first !== undefined && first.seq > lastEventId.seq + 1) {
       options.log.warn({ missed: first.seq - lastEventId.seq - 1 }, 'a resumed stream lost events to streams.maxEvents: the client gets what is kept')
@@ -90,7 +92,7 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
     for (;;) {
       for (const event of page) {
         after = event.seq
-        if (event.kind === 'end') return 'ended'
+        if (event.kind === 'end') return isNotKeptEnd(event) ? 'interrupted' : 'ended'
         if (event.kind === 'message') await client.send(toOutgoing(lastEventId.stream, event))
         if (!client.attached) return 'interrupted'
       }
@@ -114,6 +116,11 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
     releaseHold?.()
     unwatch()
   }
+}
+
+/** The end marker where the store stopped keeping a stream that went on live (a byte limit). */
+function isNotKeptEnd (event: StoredEvent | undefined): boolean {
+  return event?.kind === 'end' && event.data === NOT_KEPT
 }
 
 function toOutgoing (stream: string, event: StoredEvent): { id: string, data: string, type?: string } {

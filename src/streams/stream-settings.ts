@@ -1,4 +1,5 @@
 import type { StreamEventStore } from './stream-event-store.js'
+import type { AbandonedLimit, StreamRegistry } from './stream-registry.js'
 
 /** `streams` of the config as the routes use it, with the event store when streams are resumable (docs/streams.md). */
 export interface StreamSettings {
@@ -7,6 +8,8 @@ export interface StreamSettings {
   readonly retention: number
   readonly keepAlive: number
   readonly maxConnectionTime: number
+  /** This replica's recorded streams, and the limits on those nobody reads. */
+  readonly registry: StreamRegistry
   readonly observe: StreamObserver
 }
 
@@ -16,4 +19,6 @@ export interface StreamObserver {
   streamEnded (end: string): void
   /** `replayed` (to the stream's end), `interrupted`, or `unknown` (an id not held). */
   resumed (outcome: string): void
+  /** A stream ran into one of the limits (docs/streams.md, "Limits"). */
+  limitReached (limit: AbandonedLimit | 'bytes_per_stream' | 'bytes_per_session'): void
 }
