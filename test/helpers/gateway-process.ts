@@ -14,6 +14,8 @@ const START_TIMEOUT_MS = 15_000
 export interface GatewayProcess {
   readonly origin: string
   readonly port: number
+  /** The running process's id (for /proc), undefined while stopped. */
+  readonly pid: number | undefined
   /** Sends SIGTERM and resolves with the exit code. */
   stop (): Promise<number | null>
   /** Starts the process again on the same port with the same config. */
@@ -23,14 +25,19 @@ export interface GatewayProcess {
   close (): Promise<void>
 }
 
-export async function startGatewayProcess (config: Record<string, unknown>, port: number): Promise<GatewayProcess> {
+export interface GatewayProcessOptions {
+  /** Node's own flags, e.g. the heap a container's memory limit gives it. */
+  readonly nodeArguments?: readonly string[]
+}
+
+export async function startGatewayProcess (config: Record<string, unknown>, port: number, options: GatewayProcessOptions = {}): Promise<GatewayProcess> {
   const dir = await mkdtemp(join(tmpdir(), 'mcpgw-process-'))
   const file = join(dir, 'gateway.yaml')
   await writeFile(file, JSON.stringify({ ...config, listen: { host: '127.0.0.1', port }, log: { level: 'warn' } }))
   let child: ChildProcess | undefined
 
   async function start (): Promise<void> {
-    const spawned = spawn(process.execPath, [cli, '--config', file], { env: { PATH: process.env.PATH, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const spawned = spawn(process.execPath, [...(options.nodeArguments ?? []), cli, '--config', file], { env: { PATH: process.env.PATH, LOG_LEVEL: 'info' }, stdio: ['ignore', 'pipe', 'pipe'] })
     child = spawned
     await new Promise<void>((resolve, reject) => {
       let output = ''
@@ -60,6 +67,7 @@ export async function startGatewayProcess (config: Record<string, unknown>, port
   return {
     origin: `http://127.0.0.1:${port}`,
     port,
+    get pid () { return child?.exitCode === null ? child.pid : undefined },
     stop,
     start,
     signal: (name) => { child?.kill(name) },
