@@ -11,6 +11,7 @@ import { renderChart } from './render-chart.js'
 import { initialize, mcpHeaders, toolsList } from './mcp-requests.js'
 import { gatewayCounts, redisScriptCalls, usedMemory } from './redis-counts.js'
 import { format, LATENCY_LOAD_SHARE, printResults, summarize, type ProxyName, type RoundLoad, type RunResult, type Scenario } from './rounds.js'
+import { printSseParseResults, sseParseBench } from './sse-parse-bench.js'
 import { streamsBench } from './stream-bench.js'
 import { statefulBench, type StatefulRole } from './stateful-bench.js'
 
@@ -27,7 +28,9 @@ import { statefulBench, type StatefulRole } from './stateful-bench.js'
  *
  * BENCH_STREAMS=1 adds the resumable-streams comparison (stream-bench.ts) after all that;
  * BENCH_STREAMS=only runs that comparison alone. BENCH_STATEFUL=1 adds the stateful-upstreams
- * comparison (stateful-bench.ts) last; BENCH_STATEFUL=only runs it alone.
+ * comparison (stateful-bench.ts) last; BENCH_STATEFUL=only runs it alone. The SSE parser's row
+ * (sse-parse-bench.ts) comes first, before any other process starts, unless BENCH_SSE_PARSE=0 or
+ * another section runs alone; BENCH_SSE_PARSE=only runs it alone.
  */
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
@@ -53,6 +56,8 @@ const LATENCY_CONNECTIONS = 32
 const STREAMS = process.env.BENCH_STREAMS ?? '0'
 /** 0: not the stateful-upstreams comparison; 1: it too, last; only: it alone. */
 const STATEFUL = process.env.BENCH_STATEFUL ?? '0'
+/** 1: the SSE parser's row first (unless another section runs alone); 0: not; only: it alone. */
+const SSE_PARSE = process.env.BENCH_SSE_PARSE ?? '1'
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const serversScript = join(root, 'dist/bench/bench-servers.js')
 const resultsDir = join(root, 'bench/results')
@@ -98,6 +103,16 @@ async function main (): Promise<void> {
   const started = Date.now()
   if (!['0', '1', 'only'].includes(STREAMS)) throw new Error(`BENCH_STREAMS must be 0, 1 or only, not ${STREAMS}`)
   if (!['0', '1', 'only'].includes(STATEFUL)) throw new Error(`BENCH_STATEFUL must be 0, 1 or only, not ${STATEFUL}`)
+  if (!['0', '1', 'only'].includes(SSE_PARSE)) throw new Error(`BENCH_SSE_PARSE must be 0, 1 or only, not ${SSE_PARSE}`)
+  if (SSE_PARSE === 'only' || (SSE_PARSE === '1' && STREAMS !== 'only' && STATEFUL !== 'only')) {
+    // In this process, before the others start: the parser is measured alone on the machine's cores.
+    const results = sseParseBench()
+    printSseParseResults(results)
+    await mkdir(resultsDir, { recursive: true })
+    await writeFile(join(resultsDir, 'sse-parse.json'), JSON.stringify({ date: new Date().toISOString(), node: process.version, results }, null, 2) + '\n')
+    process.stdout.write('wrote bench/results/sse-parse.json\n\n')
+    if (SSE_PARSE === 'only') return
+  }
   const loadGeneratorCores = coresOf('load generator')
   if (loadGeneratorCores !== undefined) pinProcess(process.pid, loadGeneratorCores)
   const redis = await startTestRedis()

@@ -3,7 +3,7 @@ import type { Test } from 'tap'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
-import { exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
+import { CompactSign, exportJWK, exportSPKI, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import { pino } from 'pino'
 import { validateConfig, type SessionBinding } from '../src/config/validate-config.js'
 import { createPrincipalResolver } from '../src/security/principal.js'
@@ -115,6 +115,11 @@ interface Issuer {
   readonly publicKeyPem: string
   /** `expiresIn: null`: a token without `exp`. */
   sign (claims: Record<string, unknown>, options?: { expiresIn?: string | null, issuer?: string, audience?: string, key?: CryptoKey }): Promise<string>
+  /**
+   * A token whose claims are `claimsJson` as written (members of an object, without braces), with
+   * iss, aud, iat and exp added: for numbers a JavaScript value cannot hold, as another issuer writes them.
+   */
+  signJsonText (claimsJson: string): Promise<string>
   readonly otherKey: CryptoKey
 }
 
@@ -141,6 +146,11 @@ async function withIssuer (t: Teardown): Promise<Issuer> {
         .setAudience(options.audience ?? AUDIENCE)
       if (options.expiresIn !== null) token.setExpirationTime(options.expiresIn ?? '5m')
       return await token.sign(options.key ?? privateKey)
+    },
+    signJsonText: async (claimsJson) => {
+      const now = Math.floor(Date.now() / 1000)
+      const payload = `{${claimsJson},"iss":${JSON.stringify(ISSUER)},"aud":${JSON.stringify(AUDIENCE)},"iat":${now},"exp":${now + 300}}`
+      return await new CompactSign(new TextEncoder().encode(payload)).setProtectedHeader({ alg: 'RS256', kid: 'test-key', typ: 'JWT' }).sign(privateKey)
     }
   }
 }
@@ -195,6 +205,56 @@ for (const keySource of ['jwksUrl', 'publicKey'] as const) {
     t.notMatch(gateway.rawLogs.join('\n'), aliceToken.slice(-20), 'tokens are never logged')
   })
 }
+
+t.test('JWT binding: only a JSON string names a principal (StringOrURI), so numbers never merge subjects', async (t) => {
+  const { issuer, url, sessionId: aliceSessionId } = await aliceSession(t, 'publicKey', 'jwt-string-claim:')
+  const bearer = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` })
+  const notAString = /error="invalid_token", error_description="the token's sub claim is not a string"$/
+  async function refused (name: string, token: string, sessionId: string): Promise<void> {
+    for (const [what, answer] of [
+      ['initialize', await post(url, initializeRequest(9), undefined, bearer(token))],
+      ['a session request', await post(url, toolsList, sessionId, bearer(token))],
+      ['DELETE', await request(url, { method: 'DELETE', headers: { 'mcp-session-id': sessionId, ...bearer(token) } })]
+    ] as const) {
+      t.equal(answer.status, 401, `${name}, ${what}: 401`)
+      t.match(answer.headers.get('www-authenticate'), notAString, `${name}, ${what}: invalid_token, not a string`)
+      t.equal(answer.headers.get('mcp-session-id'), null, `${name}, ${what}: nothing minted`)
+    }
+  }
+
+  // Two 64-bit subjects another issuer writes as JSON numbers: one JavaScript number once parsed.
+  t.equal(JSON.parse('1234567890123456789'), JSON.parse('1234567890123456788'), 'the premise: they parse to the same number')
+  const first = await issuer.signJsonText('"sub":1234567890123456789')
+  const second = await issuer.signJsonText('"sub":1234567890123456788')
+  await refused('a 64-bit numeric sub', first, aliceSessionId)
+  await refused('the next 64-bit numeric sub', second, aliceSessionId)
+
+  const stringSub = `Bearer ${await issuer.sign({ sub: '123' })}`
+  const numericSub = await issuer.sign({ sub: 123 })
+  const opened = await post(url, initializeRequest(1), undefined, { authorization: stringSub })
+  t.equal(opened.status, 200, 'sub "123" (a string) opens a session')
+  const stringSession = opened.headers.get('mcp-session-id') as string
+  await refused('sub 123 (a number)', numericSub, stringSession)
+  t.equal((await post(url, toolsList, stringSession, { authorization: stringSub })).status, 200, 'the "123" session is untouched')
+
+  for (const [name, claimsJson] of [['a float', '"sub":1.5'], ['true', '"sub":true'], ['null', '"sub":null'], ['an object', '"sub":{"id":"alice"}'], ['an array', '"sub":["alice"]']]) {
+    await refused(`sub ${name}`, await issuer.signJsonText(claimsJson as string), aliceSessionId)
+  }
+  t.equal((await post(url, toolsList, aliceSessionId, { authorization: `Bearer ${await issuer.sign({ sub: 'alice' })}` })).status, 200, 'alice\'s session is untouched')
+})
+
+t.test('JWT binding: a configured claim other than sub follows the same rule', async (t) => {
+  const issuer = await withIssuer(t)
+  const upstream = await withUpstream(t, { responseMode: 'json' })
+  const gateway = await withGateway(t, {
+    config: { sessions: { binding: { jwt: { publicKey: issuer.publicKeyPem, issuer: ISSUER, audience: AUDIENCE, claim: 'uid' } } }, routes: [{ path: '/mcp', upstream: upstream.url }] }
+  })
+  const url = `${gateway.origin}/mcp`
+  const numeric = await post(url, initializeRequest(1), undefined, { authorization: `Bearer ${await issuer.sign({ sub: 'alice', uid: 42 })}` })
+  t.equal(numeric.status, 401)
+  t.match(numeric.headers.get('www-authenticate'), /error="invalid_token", error_description="the token's uid claim is not a string"/)
+  t.equal((await post(url, initializeRequest(2), undefined, { authorization: `Bearer ${await issuer.sign({ sub: 'alice', uid: '42' })}` })).status, 200, 'a string uid is an identity')
+})
 
 t.test('JWT binding: a JWKS that cannot be fetched is a 503, not a 401', async (t) => {
   const issuer = await withIssuer(t)

@@ -390,7 +390,7 @@ const jwtSchema = mapping({
   secret: optionalText({ secret: true }).describe(`HMAC secret (HS*), at least ${MIN_JWT_SECRET_BYTES} bytes. One of \`jwksUrl\`, \`publicKey\`, \`secret\`.`),
   issuer: optionalText().describe('Required `iss` claim.'),
   audience: optionalText().describe('Required `aud` claim.'),
-  claim: text().prefault(DEFAULT_JWT_CLAIM).describe('The claim that names the principal: a stable identity, so a refreshed token keeps its sessions.'),
+  claim: text().prefault(DEFAULT_JWT_CLAIM).describe('The claim that names the principal: a stable identity, so a refreshed token keeps its sessions. Its value must be a non-empty JSON string: a token whose claim is a number, or anything else, is refused (401).'),
   authorizationServers: list(url(HTTP_PROTOCOLS)).nullish().describe('Authorization servers named in the protected resource metadata (RFC 9728) the gateway serves for its routes. Absent: `[issuer]`.'),
   scopesSupported: list(text()).nullish().describe('`scopes_supported` of that metadata, when set.'),
   requireExp: flag().prefault(DEFAULT_JWT_REQUIRE_EXP).describe('Refuse tokens without an `exp` claim (a token that never expires stays usable forever once leaked).')

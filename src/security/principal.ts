@@ -102,10 +102,14 @@ export function createPrincipalResolver (binding: SessionBinding, log?: FastifyB
           throw unauthorized(verificationFailure(error), true)
         }
         const identity = payload[binding.claim]
-        if (typeof identity !== 'string' && typeof identity !== 'number') throw unauthorized(`the token has no ${binding.claim} claim`, true)
+        if (identity === undefined) throw unauthorized(`the token has no ${binding.claim} claim`, true)
+        // Only a JSON string names a principal (`sub` is a StringOrURI, RFC 7519 §4.1.2; docs/security.md).
+        // A number would merge identities: 64-bit subjects that round to one JavaScript number, and
+        // 123 and "123", would be one principal, sharing and ending each other's sessions.
+        if (typeof identity !== 'string') throw unauthorized(`the token's ${binding.claim} claim is not a string`, true)
         // An empty identity would be one principal shared by every token that has one.
         if (identity === '') throw unauthorized(`the token's ${binding.claim} claim is empty`, true)
-        return hashPrincipal('jwt', String(identity))
+        return hashPrincipal('jwt', identity)
       }
     }
   }
