@@ -176,7 +176,7 @@ export const errorDefinitions = {
   MCPGW_UPSTREAM_INVALID_RESPONSE: {
     statusCode: 502,
     jsonRpcCode: JsonRpcErrorCode.InternalError,
-    message: 'Bad Gateway: the upstream\'s answer is not one the gateway can bridge'
+    message: 'Bad Gateway: the upstream\'s answer is not one the gateway can read or bridge'
   },
   MCPGW_SESSION_STORE_UNAVAILABLE: {
     statusCode: 503,

@@ -3,8 +3,8 @@ import { GatewayError } from '../src/errors.js'
 import { isUpstreamFailure, upstreamFailure, upstreamFailureKind } from '../src/upstream/upstream-failure.js'
 
 /*
- * Upstream failures map to HTTP in one place (docs/errors.md): refused or dropped → 502, no answer in
- * time → 504, a coded error unchanged, anything else a fault of the gateway's own → 500, never
+ * Upstream failures map to HTTP in one place (docs/errors.md): refused or dropped → 502, an answer
+ * that cannot be read → 502 of its own code, no answer in time → 504, a coded error unchanged, anything else a fault of the gateway's own → 500, never
  * counted as an upstream error.
  */
 
@@ -54,6 +54,24 @@ t.test('timeouts are 504', async (t) => {
     t.equal(isUpstreamFailure(failure), true)
     t.equal(upstreamFailureKind(failure), 'timeout')
   }
+})
+
+t.test('an answer undici cannot read is an invalid answer (502), not an unreachable upstream', async (t) => {
+  const parserError = Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid header token)'), { name: 'HTTPParserError' })
+  for (const [error, detail] of [
+    [codedError('UND_ERR_HEADERS_OVERFLOW', 'Headers Overflow Error'), /header section is larger/],
+    [parserError, /not a valid HTTP response/],
+    [codedError('HPE_INVALID_CONSTANT'), /not a valid HTTP response/],
+    [codedError('UND_ERR_RES_CONTENT_LENGTH_MISMATCH'), /Content-Length/],
+    [new Error('wrapped', { cause: codedError('UND_ERR_RES_EXCEEDED_MAX_SIZE') }), /larger than the gateway reads/]
+  ] as const) {
+    const failure = upstreamFailure(error)
+    t.equal(failure.code, 'MCPGW_UPSTREAM_INVALID_RESPONSE', error.message)
+    t.equal(failure.statusCode, 502)
+    t.match(failure.message, detail)
+    t.equal(upstreamFailureKind(failure), 'invalid')
+  }
+  t.equal(upstreamFailure(codedError('UND_ERR_SOCKET', 'other side closed')).code, 'MCPGW_UPSTREAM_UNREACHABLE', 'a connection closed mid-answer stays unreachable')
 })
 
 t.test('a timeout anywhere in the chain wins over a connection code', async (t) => {
