@@ -3,7 +3,7 @@ import { parseClientPost } from '../src/mcp/json-rpc.js'
 import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
 import { mintSessionId } from '../src/sessions/session-id.js'
 import { mayRunTwice, neverReachedInstance } from '../src/stateful/failover-rules.js'
-import { PASSIVE_EJECTION_MS, UpstreamInstances, type UpstreamInstance } from '../src/stateful/upstream-instances.js'
+import { FORGETFUL_BACKOFF_MS, PASSIVE_EJECTION_MS, UpstreamInstances, type UpstreamInstance } from '../src/stateful/upstream-instances.js'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { eventually } from './helpers/eventually.js'
@@ -74,6 +74,41 @@ t.test('an ejected instance is placed again once its passive ejection runs out; 
   clock.advance(PASSIVE_EJECTION_MS)
   t.ok(instances.isHealthy(b), 'the ejection ran out')
   t.same(health.slice(-1), [['http://b:3000/mcp', true]])
+})
+
+t.test('an instance that forgets fresh sessions is left out of placement, longer each time in a row, until it keeps one', async (t) => {
+  const clock = new FakeClock()
+  const { instances, health } = instancesFor(t, 'roundRobin', clock)
+  const [a, b, c] = instances.all as [UpstreamInstance, UpstreamInstance, UpstreamInstance]
+  instances.forgotFreshSession(b)
+  instances.forgotFreshSession(b)
+  t.same(health.filter(([key]) => key === b.key), [[b.key, true], [b.key, false]], 'told once, however many requests found it')
+  t.same(await placed(instances, 4), ['a', 'c', 'a', 'c'], 'no new session or move goes there')
+  t.ok(instances.anyForgetting())
+  instances.answered(b)
+  t.notOk(instances.isHealthy(b), 'an answer is no proof: its 404s are answers')
+  clock.advance(FORGETFUL_BACKOFF_MS.first - 1)
+  t.notOk(instances.isHealthy(b))
+  clock.advance(1)
+  t.ok(instances.isHealthy(b), 'placed again once the first backoff ran out')
+  instances.forgotFreshSession(b)
+  clock.advance(FORGETFUL_BACKOFF_MS.first)
+  t.notOk(instances.isHealthy(b), 'forgetting again in a row: twice as long')
+  clock.advance(FORGETFUL_BACKOFF_MS.first)
+  t.ok(instances.isHealthy(b))
+  instances.keptSession(b)
+  instances.forgotFreshSession(b)
+  clock.advance(FORGETFUL_BACKOFF_MS.first)
+  t.ok(instances.isHealthy(b), 'after a session it kept, the next backoff is the first again')
+  for (let time = 0; time < 10; time++) {
+    instances.forgotFreshSession(b)
+    clock.advance(FORGETFUL_BACKOFF_MS.most)
+  }
+  t.ok(instances.isHealthy(b), 'never longer than the most')
+  instances.forgotFreshSession(a)
+  instances.forgotFreshSession(b)
+  instances.forgotFreshSession(c)
+  t.equal(await instances.place(), undefined, 'all left out: nothing is placed, not even as a last resort')
 })
 
 t.test('what may run twice after its instance failed', async (t) => {

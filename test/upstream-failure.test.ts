@@ -90,6 +90,7 @@ t.test('isUpstreamFailure and upstreamFailureKind', async (t) => {
   t.equal(upstreamFailureKind(new GatewayError('MCPGW_UPSTREAM_RESPONSE_TOO_LARGE')), 'too_large')
   t.equal(upstreamFailureKind(new GatewayError('MCPGW_UPSTREAM_TIMEOUT')), 'timeout')
   t.equal(upstreamFailureKind(new GatewayError('MCPGW_UPSTREAM_UNREACHABLE')), 'unreachable')
+  t.equal(upstreamFailureKind(new GatewayError('MCPGW_UPSTREAM_SESSION_LOST')), 'session_lost')
   t.equal(isUpstreamFailure(new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE')), true)
   t.equal(isUpstreamFailure(new GatewayError('MCPGW_INTERNAL_ERROR')), false)
   t.equal(isUpstreamFailure(new GatewayError('MCPGW_INPUT_TIMEOUT')), false, 'the client\'s slowness is not the upstream\'s')

@@ -25,7 +25,12 @@ import type { UpstreamSessionEnding } from './upstream-session-ending.js'
  * (stateful-failover.ts) and the request sent again when that is safe (failover-rules.ts).
  */
 
-/** Attempts of one request: its instance, then at most two moves (a race lost, a second instance gone). */
+/**
+ * Attempts of one request: its instance, then at most two moves (a race lost, a second instance
+ * gone). A 404 after a move ends the request at once (MCPGW_UPSTREAM_SESSION_LOST): one replay per
+ * request at most, so that instances which forget sessions cost a fixed few upstream requests per
+ * client request (docs/stateful-upstreams.md, "Failover").
+ */
 const MAX_ATTEMPTS = 3
 /** An SDK server allows one GET stream per session: a 409 while the older one closes is waited out this often. */
 const GET_CONFLICT_RETRIES = 10
@@ -58,7 +63,8 @@ export class StatefulHandler implements LegacyHandler {
       const tried = new Set<string>()
       for (;;) {
         const instance = await this.#instances.place(tried)
-        if (instance === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'no instance accepted the connection' })
+        // Nothing tried yet and nothing to place on: every instance is left out for forgetting sessions.
+        if (instance === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: tried.size > 0 ? 'no instance accepted the connection' : 'every instance forgets sessions and is left out for a while' })
         let answer: UpstreamAnswer
         try {
           answer = await instance.client.postBytes(forwardedRequestHeaders(request, instance.client.host), request.body as Buffer, signal)
@@ -83,14 +89,26 @@ export class StatefulHandler implements LegacyHandler {
    * MCPGW_UPSTREAM_CALL_INTERRUPTED for it, in-band, and the session goes on.
    */
   async post (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
-    const { observeUpstream } = this.#context
     await relayCancellations(this.#context, request, post, session)
+    try {
+      return await this.#send(request, reply, post, session)
+    } catch (error) {
+      // Counted once per request, wherever the request gave up on the session (a GET stream's is counted by its relay).
+      if (error instanceof GatewayError && error.code === 'MCPGW_UPSTREAM_SESSION_LOST') this.#context.observeUpstream.upstreamFailed(error)
+      throw error
+    }
+  }
+
+  async #send (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
+    const { observeUpstream } = this.#context
     const settings = this.#settingsOf(post, session)
     let target = session.upstream ?? NO_UPSTREAM_SESSION
+    let moved = false
     for (let attempt = 1; ; attempt++) {
       const instance = this.#instances.byKey(target.instance)
       if (instance === undefined || this.#instances.shouldLeave(instance)) {
         target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
+        moved = true
         continue
       }
       const headers = forwardedRequestHeaders(request, instance.client.host)
@@ -114,6 +132,7 @@ export class StatefulHandler implements LegacyHandler {
         const checkFailed = waiting.signal.aborted
         if (!checkFailed) this.#instances.eject(instance, 'refused or dropped a connection')
         target = await this.#move(request, session, target, checkFailed ? 'ejected' : 'unreachable', attempt)
+        moved = true
         if (neverReachedInstance(error) || mayRunTwice(post, this.#context.route.retryToolCalls)) continue
         request.mcp.outcome = 'interrupted: moved to another upstream session, not sent again'
         return this.#interrupted(reply, post)
@@ -125,9 +144,12 @@ export class StatefulHandler implements LegacyHandler {
       // 404 for the upstream session: the instance does not know it (any more); the request did not run.
       if (answer.statusCode === 404 && target.sessionId !== '') {
         answer.body.destroy()
+        if (moved) throw this.#sessionLost(instance)
         target = await this.#move(request, session, target, 'not_found', attempt)
+        moved = true
         continue
       }
+      if (target.sessionId !== '') this.#instances.keptSession(instance)
       if (isSuccessStatus(answer.statusCode)) {
         for (const change of settings) await this.#keepSetting(request, session, change)
       }
@@ -177,10 +199,12 @@ export class StatefulHandler implements LegacyHandler {
   async #openGetStream (request: FastifyRequest, session: LiveSession, headers: Record<string, string | string[] | undefined>, signal: AbortSignal): Promise<UpstreamAnswer> {
     let target = session.upstream ?? NO_UPSTREAM_SESSION
     let conflicts = 0
+    let moved = false
     for (let attempt = 1; ; attempt++) {
       const instance = this.#instances.byKey(target.instance)
       if (instance === undefined || this.#instances.shouldLeave(instance)) {
         target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
+        moved = true
         continue
       }
       const upstreamHeaders = { ...headers, host: instance.client.host, ...(target.sessionId === '' ? {} : { [SESSION_HEADER]: target.sessionId }) }
@@ -191,13 +215,17 @@ export class StatefulHandler implements LegacyHandler {
         if (signal.aborted || upstreamFailure(error).code !== 'MCPGW_UPSTREAM_UNREACHABLE') throw error
         this.#instances.eject(instance, 'refused or dropped a connection')
         target = await this.#move(request, session, target, 'unreachable', attempt)
+        moved = true
         continue
       }
       if (answer.statusCode === 404 && target.sessionId !== '') {
         answer.body.destroy()
+        if (moved) throw this.#sessionLost(instance)
         target = await this.#move(request, session, target, 'not_found', attempt)
+        moved = true
         continue
       }
+      if (target.sessionId !== '') this.#instances.keptSession(instance)
       if (answer.statusCode === 409 && conflicts++ < GET_CONFLICT_RETRIES) {
         // The session's older GET (ended by this newer one, docs/streams.md) is still closing upstream.
         answer.body.destroy()
@@ -214,6 +242,16 @@ export class StatefulHandler implements LegacyHandler {
   async #move (request: FastifyRequest, session: LiveSession, lost: UpstreamSessionRef, cause: FailoverCause, attempt: number): Promise<UpstreamSessionRef> {
     if (attempt >= MAX_ATTEMPTS) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the session\'s upstream session was lost again while it was being moved' })
     return await this.#failover.move(session, request.mcp.principal, lost, cause, bridgedRequestHeaders(request))
+  }
+
+  /**
+   * The request's upstream session, opened for it by a move, answered 404 at once: the instance
+   * forgets sessions. No second move (one replay per request); the instance is left out of
+   * placement for a while (upstream-instances.ts), and the client gets MCPGW_UPSTREAM_SESSION_LOST.
+   */
+  #sessionLost (instance: UpstreamInstance): GatewayError {
+    this.#instances.forgotFreshSession(instance)
+    return new GatewayError('MCPGW_UPSTREAM_SESSION_LOST')
   }
 
   #answer (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, instance: UpstreamInstance, answer: UpstreamAnswer): FastifyReply {

@@ -15,6 +15,12 @@ import { UpstreamClient } from '../upstream/upstream-client.js'
 /** How long a failed instance is left out of placement when no active check brings it back sooner. */
 export const PASSIVE_EJECTION_MS = 10_000
 /**
+ * How long an instance that forgot a session the gateway had just opened on it is left out of
+ * placement: the first time, then twice as long each time again, up to the most. An answer is no
+ * proof here (its 404s are answers), so only the time, or a session it keeps, brings it back.
+ */
+export const FORGETFUL_BACKOFF_MS = { first: 5_000, most: 60_000 }
+/**
  * How long an active check waits for an answer: the interval, but at least a second (a busy instance
  * is not a dead one) and at most five.
  */
@@ -48,6 +54,11 @@ export class UpstreamInstances {
   readonly #byKey: Map<string, UpstreamInstance>
   /** Passive ejection: instance key → until when it is left out of placement. */
   readonly #ejectedUntil = new Map<string, number>()
+  /**
+   * Instances that forgot a fresh upstream session (404 at once, docs/stateful-upstreams.md,
+   * "Failover"): until when they are left out, and how often in a row they did it.
+   */
+  readonly #forgetful = new Map<string, { until: number, times: number }>()
   /** Active: the instances whose last health check failed. Their sessions move, their streams end. */
   readonly #failedCheck = new Set<string>()
   /**
@@ -94,7 +105,7 @@ export class UpstreamInstances {
 
   /** Whether new sessions may be placed on the instance: not ejected, passively or by a failed check. */
   isHealthy (instance: UpstreamInstance): boolean {
-    if (this.#failedCheck.has(instance.key)) return false
+    if (this.#failedCheck.has(instance.key) || this.#forgetting(instance)) return false
     const until = this.#ejectedUntil.get(instance.key)
     if (until === undefined) return true
     if (until > this.#now()) return false
@@ -130,6 +141,32 @@ export class UpstreamInstances {
     this.#tell(instance, reason)
   }
 
+  /**
+   * The instance answered 404 for an upstream session the gateway had just opened on it: it forgets
+   * sessions at once (a crash loop, a server that keeps none), and every move to it would cost a
+   * replay for nothing. It takes no new session nor move for FORGETFUL_BACKOFF_MS, longer each time
+   * in a row. Told once per backoff: concurrent requests that find the same loss add nothing.
+   */
+  forgotFreshSession (instance: UpstreamInstance): void {
+    const now = this.#now()
+    const previous = this.#forgetful.get(instance.key)
+    if (previous !== undefined && previous.until > now) return
+    const times = (previous?.times ?? 0) + 1
+    const backoff = Math.min(FORGETFUL_BACKOFF_MS.most, FORGETFUL_BACKOFF_MS.first * 2 ** (times - 1))
+    this.#forgetful.set(instance.key, { until: now + backoff, times })
+    this.#tell(instance, `forgot the session the gateway had just opened on it: no new session there for ${backoff / 1000}s`)
+  }
+
+  /** The instance answered a request of an upstream session with anything but 404: it keeps sessions again. */
+  keptSession (instance: UpstreamInstance): void {
+    if (this.#forgetful.size > 0 && !this.#forgetting(instance)) this.#forgetful.delete(instance.key)
+  }
+
+  /** Whether some instance is left out now for forgetting sessions (what a move that found none tells its client). */
+  anyForgetting (): boolean {
+    return this.all.some((instance) => this.#forgetting(instance))
+  }
+
   /** The instance answered a request: a passive ejection is over. */
   answered (instance: UpstreamInstance): void {
     if (this.#ejectedUntil.size > 0 && this.#ejectedUntil.delete(instance.key)) this.#tell(instance, 'answered a request')
@@ -139,10 +176,11 @@ export class UpstreamInstances {
    * Where a new session goes, among the healthy instances not in `excluded`: the one with the fewest
    * live sessions fleet-wide (`leastSessions`; ties by turn) or the next in turn (`roundRobin`).
    * When none is healthy, the unhealthy ones are tried all the same (health is a guess; a request
-   * is proof). undefined when every instance is excluded.
+   * is proof), except those left out for forgetting sessions (their proof is in: a session placed
+   * there is lost at once). undefined when no instance is left.
    */
   async place (excluded: ReadonlySet<string> = new Set()): Promise<UpstreamInstance | undefined> {
-    const candidates = this.all.filter((instance) => !excluded.has(instance.key))
+    const candidates = this.all.filter((instance) => !excluded.has(instance.key) && !this.#forgetting(instance))
     if (candidates.length === 0) return undefined
     const healthy = candidates.filter((instance) => this.isHealthy(instance))
     const pool = healthy.length > 0 ? healthy : candidates
@@ -182,7 +220,18 @@ export class UpstreamInstances {
   /** isHealthy without running out a passive ejection (no report from inside a report). */
   #isHealthyNow (instance: UpstreamInstance): boolean {
     const until = this.#ejectedUntil.get(instance.key)
-    return !this.#failedCheck.has(instance.key) && (until === undefined || until <= this.#now())
+    return !this.#failedCheck.has(instance.key) && !this.#forgetting(instance) && (until === undefined || until <= this.#now())
+  }
+
+  /** Left out for forgetting sessions (forgotFreshSession); when that runs out, the instance is told healthy again. */
+  #forgetting (instance: UpstreamInstance): boolean {
+    const forgetful = this.#forgetful.get(instance.key)
+    if (forgetful === undefined || forgetful.until === 0) return false
+    if (forgetful.until > this.#now()) return true
+    // Ran out: placed again, and the count of times in a row kept, so that forgetting again backs off longer.
+    forgetful.until = 0
+    this.#tell(instance, 'the time left out for forgetting sessions ran out')
+    return false
   }
 
   async #checkAll (timeout: number): Promise<void> {

@@ -80,8 +80,9 @@ export function isUpstreamFailure (failure: GatewayError): boolean {
 }
 
 /** The `kind` label of `mcpgw_upstream_errors_total` for a failure. */
-export function upstreamFailureKind (failure: GatewayError): 'timeout' | 'invalid' | 'too_large' | 'unreachable' {
+export function upstreamFailureKind (failure: GatewayError): 'timeout' | 'invalid' | 'too_large' | 'session_lost' | 'unreachable' {
   if (failure.code === 'MCPGW_UPSTREAM_TIMEOUT') return 'timeout'
+  if (failure.code === 'MCPGW_UPSTREAM_SESSION_LOST') return 'session_lost'
   if (failure.code === 'MCPGW_UPSTREAM_INVALID_RESPONSE') return 'invalid'
   if (failure.code === 'MCPGW_UPSTREAM_RESPONSE_TOO_LARGE') return 'too_large'
   return 'unreachable'
