@@ -21,7 +21,7 @@ function instancesFor (t: { teardown: (fn: () => unknown) => void }, balance: 'l
   const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 }, clock.now)
   const health: Array<[string, boolean]> = []
   const instances = new UpstreamInstances({
-    urls, balance, route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: null,
+    urls, balance, route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheck: null,
     onHealthChanged: (instance, healthy) => { health.push([instance.key, healthy]) },
     now: clock.now
   })
@@ -146,7 +146,7 @@ t.test('an instance that fails its health check loses its sessions and its strea
   const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
   const health: Array<[string, boolean]> = []
   const instances = new UpstreamInstances({
-    urls: [live, flaky], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: 20,
+    urls: [live, flaky], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheck: { interval: 20, failureThreshold: 3 },
     onHealthChanged: (instance, healthy) => { health.push([instance.key, healthy]) }
   })
   t.teardown(async () => {
@@ -169,4 +169,55 @@ t.test('an instance that fails its health check loses its sessions and its strea
   await eventually(() => instances.isHealthy(second), { timeout: 5_000, description: 'the next check to bring it back' })
   t.notOk(instances.shouldLeave(second))
   t.same(health.filter(([key]) => key === second.key).map(([, healthy]) => healthy), [true, false, true], 'told as it changes, once each')
+})
+
+t.test('failed checks give an instance up only several in a row with no byte from it meanwhile', async (t) => {
+  let streaming = true
+  let checks = 0
+  const server = createServer((request, response) => {
+    if (request.method === 'GET') {
+      // Every health check of /other fails; /mcp's answer.
+      checks++
+      if (request.url === '/mcp') response.writeHead(400).end()
+      else request.socket.destroy()
+      return
+    }
+    // A POST streams a chunk every 10 ms while `streaming`: bytes from the instance.
+    response.writeHead(200, { 'content-type': 'text/event-stream' })
+    const timer = setInterval(() => {
+      if (streaming) response.write(': tick\n\n')
+      else { clearInterval(timer); response.end() }
+    }, 10)
+    response.once('close', () => { clearInterval(timer) })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  const port = (server.address() as AddressInfo).port
+  const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+  const health: Array<[string, boolean]> = []
+  const instances = new UpstreamInstances({
+    urls: [`http://127.0.0.1:${port}/mcp`, `http://127.0.0.1:${port}/other`], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024,
+    healthCheck: { interval: 100, failureThreshold: 3 },
+    onHealthChanged: (instance, healthy) => { health.push([instance.key, healthy]) }
+  })
+  t.teardown(async () => {
+    await instances.close()
+    await store.close()
+  })
+  const second = instances.all[1] as UpstreamInstance
+  const answer = await second.client.postBytes({ 'content-type': 'application/json' }, '{}')
+  let cut = 0
+  const done = instances.whileInFlight(second, () => { cut++; answer.body.destroy() })
+  const read = (async () => { for await (const chunk of answer.body) void chunk })().catch(() => undefined)
+  await eventually(() => checks >= 16, { timeout: 10_000, description: 'many failed checks while the instance streams' })
+  t.ok(instances.isHealthy(second), 'still healthy: its bytes reset the count of failed checks')
+  t.equal(cut, 0, 'and the stream it sends is not cut')
+  streaming = false
+  await read
+  done()
+  await eventually(() => !instances.isHealthy(second), { timeout: 10_000, description: 'the silent instance to be given up' })
+  t.same(health.filter(([key]) => key === second.key).map(([, healthy]) => healthy), [true, false], 'given up once, once silent')
 })

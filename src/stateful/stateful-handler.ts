@@ -74,7 +74,6 @@ export class StatefulHandler implements LegacyHandler {
           tried.add(instance.key)
           continue
         }
-        this.#instances.answered(instance)
         const assigned = answer.headers[SESSION_HEADER]
         const upstream: UpstreamSessionRef = { instance: instance.key, sessionId: typeof assigned === 'string' ? assigned : '' }
         const discard = (): void => { this.#end(instance, upstream, request, 'initialize without a session') }
@@ -115,7 +114,7 @@ export class StatefulHandler implements LegacyHandler {
       if (target.sessionId !== '') headers[SESSION_HEADER] = target.sessionId
       const started = performance.now()
       let answer: UpstreamAnswer
-      // An instance that fails its health check while it has not answered is given up on.
+      // An instance that the health check gives up on while it has not answered is given up on here too.
       const waiting = new AbortController()
       const settled = this.#instances.whileInFlight(instance, () => { waiting.abort(new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the instance failed its health check' })) })
       try {
@@ -140,7 +139,6 @@ export class StatefulHandler implements LegacyHandler {
         settled()
       }
       recordUpstreamTiming(request, observeUpstream, started)
-      this.#instances.answered(instance)
       // 404 for the upstream session: the instance does not know it (any more); the request did not run.
       if (answer.statusCode === 404 && target.sessionId !== '') {
         answer.body.destroy()
@@ -184,7 +182,6 @@ export class StatefulHandler implements LegacyHandler {
         throw failure
       }
       recordUpstreamTiming(request, observeUpstream, started)
-      this.#instances.answered(instance)
       const opened = answer.headers[SESSION_HEADER]
       if (typeof opened === 'string') {
         // The instance opened a session for a request that needs none: nobody would ever end it.
@@ -233,7 +230,6 @@ export class StatefulHandler implements LegacyHandler {
         attempt--
         continue
       }
-      this.#instances.answered(instance)
       this.#endWithInstance(instance, answer)
       return answer
     }
@@ -297,7 +293,7 @@ export class StatefulHandler implements LegacyHandler {
   }
 
   /**
-   * An answer still streaming from an instance that then fails its health check is cut: a response
+   * An answer still streaming from an instance that the health check then gives up on is cut: a response
    * stream ends with a JSON-RPC error for its request (session-streams.ts), a GET stream ends and
    * the client's next GET finds the session on its new instance.
    */
