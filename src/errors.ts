@@ -178,10 +178,15 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.InternalError,
     message: 'The upstream instance failed while serving this request, which may or may not have run; the gateway did not send it again (routes[].retryToolCalls). The session goes on on another instance'
   },
+  MCPGW_UPSTREAM_SESSION_LOST: {
+    statusCode: 502,
+    jsonRpcCode: JsonRpcErrorCode.InternalError,
+    message: 'Bad Gateway: the upstream instance forgot the session the gateway had just opened on it (404 at once), so the gateway opens no new one there for a while; retry later'
+  },
   MCPGW_UPSTREAM_INVALID_RESPONSE: {
     statusCode: 502,
     jsonRpcCode: JsonRpcErrorCode.InternalError,
-    message: 'Bad Gateway: the upstream\'s answer is not one the gateway can bridge'
+    message: 'Bad Gateway: the upstream\'s answer is not one the gateway can read or bridge'
   },
   MCPGW_SESSION_STORE_UNAVAILABLE: {
     statusCode: 503,

@@ -279,7 +279,7 @@ function upstreamInstances (route: RouteConfig, store: SessionStore, maxResponse
     store,
     headersTimeout: route.timeout,
     maxResponseBytes,
-    healthCheckInterval: route.healthCheck?.interval ?? null,
+    healthCheck: route.healthCheck ?? null,
     onHealthChanged: (instance, healthy, reason) => {
       metrics.upstreamInstanceUp.set({ route: route.path, instance: instance.key }, healthy ? 1 : 0)
       if (reason !== 'configured') log[healthy ? 'info' : 'warn']({ route: route.path, instance: instance.key, reason }, healthy ? 'upstream instance placed again' : 'upstream instance ejected')

@@ -5,6 +5,7 @@ import { formatDuration, parseDuration } from '../src/config/duration.js'
 
 const minimal = { routes: [{ path: '/mcp', upstream: 'http://127.0.0.1:3000/mcp' }] }
 const tracing = (sampleRatio: unknown): unknown => ({ ...minimal, tracing: { otlpEndpoint: 'http://c:4318/v1/traces', sampleRatio } })
+const healthCheck = (check: unknown): unknown => ({ routes: [{ ...minimal.routes[0], upstreamSessions: true, healthCheck: check }] })
 
 t.test('strings that spell a number or a boolean are read as one, wherever one is expected', async (t) => {
   const cases: Array<[string, unknown, (config: GatewayConfig) => unknown, unknown]> = [
@@ -29,7 +30,11 @@ t.test('strings that spell a number or a boolean are read as one, wherever one i
     ['tracing.sampleRatio .25', tracing('.25'), (c) => c.tracing?.sampleRatio, 0.25],
     ['tracing.sampleRatio 0', tracing('0'), (c) => c.tracing?.sampleRatio, 0],
     ['tracing.sampleRatio number', tracing(0.1), (c) => c.tracing?.sampleRatio, 0.1],
-    ['tracing.sampleRatio default', tracing(undefined), (c) => c.tracing?.sampleRatio, DEFAULT_TRACING_SAMPLE_RATIO]
+    ['tracing.sampleRatio default', tracing(undefined), (c) => c.tracing?.sampleRatio, DEFAULT_TRACING_SAMPLE_RATIO],
+    ['routes[0].healthCheck.failureThreshold default', healthCheck({ interval: '1s' }), (c) => c.routes[0]?.healthCheck?.failureThreshold, 3],
+    ['routes[0].healthCheck.interval default', healthCheck({ failureThreshold: 5 }), (c) => c.routes[0]?.healthCheck?.interval, 10_000],
+    ['routes[0].healthCheck.failureThreshold as text', healthCheck({ failureThreshold: '5' }), (c) => c.routes[0]?.healthCheck?.failureThreshold, 5],
+    ['routes[0].healthCheck.failureThreshold 1', healthCheck({ failureThreshold: 1 }), (c) => c.routes[0]?.healthCheck?.failureThreshold, 1]
   ]
   for (const [name, raw, read, expected] of cases) t.equal(read(validateConfig(raw)), expected, name)
 })
@@ -64,6 +69,8 @@ t.test('strings that do not spell the expected value are refused with the exact 
     ['redis database that is not a number', { ...minimal, redis: { url: 'redis://127.0.0.1:6379/sessions' } }, 'redis.url: the path names the database and must be /<number> (e.g. /0), got "/sessions"'],
     ['an origin with a path', { ...minimal, security: { allowedOrigins: ['https://app.example.com/app'] } }, 'security.allowedOrigins[0]: must be an origin (scheme://host[:port], no path), a hostname or scheme://* (e.g. https://app.example.com:8443, app.example.com, [::1] or chrome-extension://*), got "https://app.example.com/app"'],
     ['a host with a scheme', { ...minimal, security: { allowedHosts: ['https://app.example.com'] } }, 'security.allowedHosts[0]: must be a hostname without scheme or port (e.g. app.example.com or [::1]), got "https://app.example.com"'],
+    ['health check failure threshold 0', healthCheck({ failureThreshold: 0 }), 'routes[0].healthCheck.failureThreshold: must be between 1 and 100, got 0'],
+    ['health check with an unknown key', healthCheck({ failures: 3 }), 'routes[0].healthCheck.failures: unknown key (allowed here: interval, failureThreshold)'],
     ['max-per-principal policy unknown', { ...minimal, sessions: { maxPerPrincipalPolicy: 'evict' } }, 'sessions.maxPerPrincipalPolicy: must be one of refuse, evictOldest, got string "evict"']
   ]
   for (const [name, raw, message] of cases) t.throws(() => validateConfig(raw), { name: 'ConfigError', code: 'MCPGW_CONFIG_INVALID', message }, name)

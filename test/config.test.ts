@@ -305,7 +305,7 @@ t.test('stateful upstreams: a list of instances, placement, retries and health c
   const [route] = validateConfig({ routes: [{ path: '/mcp', upstream: ['http://a:3000/mcp', 'http://b:3000/mcp'], upstreamSessions: true, balance: 'roundRobin', retryToolCalls: 'true', healthCheck: { interval: '2s' } }] }).routes
   t.match(route, { upstream: 'http://a:3000/mcp', instances: ['http://a:3000/mcp', 'http://b:3000/mcp'], upstreamSessions: true, balance: 'roundRobin', retryToolCalls: true, healthCheck: { interval: 2_000 } })
   t.same(validateConfig({ routes: [{ path: '/mcp', upstream: ['http://a/mcp'] }] }).routes[0]?.instances, ['http://a/mcp'], 'a list of one needs no upstreamSessions')
-  t.same(validateConfig({ routes: [{ path: '/mcp', upstream: 'http://a/mcp', upstreamSessions: true, healthCheck: {} }] }).routes[0]?.healthCheck, { interval: 10_000 }, 'an empty healthCheck checks every 10s')
+  t.same(validateConfig({ routes: [{ path: '/mcp', upstream: 'http://a/mcp', upstreamSessions: true, healthCheck: {} }] }).routes[0]?.healthCheck, { interval: 10_000, failureThreshold: 3 }, 'an empty healthCheck checks every 10s and gives up after 3 failures in a row')
   t.equal(route?.getStream, 'forward', 'a stateful server pushes on its GET stream: forwarded unless the route says otherwise')
   t.equal(validateConfig({ routes: [{ path: '/mcp', upstream: 'http://a/mcp', upstreamSessions: true, getStream: 'reject' }] }).routes[0]?.getStream, 'reject')
 })

@@ -26,3 +26,9 @@ t.test('a coded error renders as a JSON-RPC error body', async (t) => {
   t.same(jsonRpcErrorBody(detailed, 7), { jsonrpc: '2.0', id: 7, error: { code: -32600, message: 'Invalid Request: the body is not a JSON-RPC 2.0 message: empty batch' } })
   for (const code of Object.keys(errorDefinitions)) t.match(code, /^MCPGW_[A-Z_]+$/)
 })
+
+t.test('a stateful session lost again right after its move is a 502 for the request, its id echoed', async (t) => {
+  const error = new GatewayError('MCPGW_UPSTREAM_SESSION_LOST')
+  t.equal(error.statusCode, 502)
+  t.match(jsonRpcErrorBody(error, 'call-1'), { jsonrpc: '2.0', id: 'call-1', error: { code: -32603, message: /forgot the session the gateway had just opened/ } })
+})

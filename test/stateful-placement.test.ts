@@ -3,7 +3,7 @@ import { parseClientPost } from '../src/mcp/json-rpc.js'
 import { MemorySessionStore } from '../src/sessions/memory-session-store.js'
 import { mintSessionId } from '../src/sessions/session-id.js'
 import { mayRunTwice, neverReachedInstance } from '../src/stateful/failover-rules.js'
-import { PASSIVE_EJECTION_MS, UpstreamInstances, type UpstreamInstance } from '../src/stateful/upstream-instances.js'
+import { FORGETFUL_BACKOFF_MS, PASSIVE_EJECTION_MS, UpstreamInstances, type UpstreamInstance } from '../src/stateful/upstream-instances.js'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { eventually } from './helpers/eventually.js'
@@ -21,7 +21,7 @@ function instancesFor (t: { teardown: (fn: () => unknown) => void }, balance: 'l
   const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 }, clock.now)
   const health: Array<[string, boolean]> = []
   const instances = new UpstreamInstances({
-    urls, balance, route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: null,
+    urls, balance, route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheck: null,
     onHealthChanged: (instance, healthy) => { health.push([instance.key, healthy]) },
     now: clock.now
   })
@@ -76,6 +76,41 @@ t.test('an ejected instance is placed again once its passive ejection runs out; 
   t.same(health.slice(-1), [['http://b:3000/mcp', true]])
 })
 
+t.test('an instance that forgets fresh sessions is left out of placement, longer each time in a row, until it keeps one', async (t) => {
+  const clock = new FakeClock()
+  const { instances, health } = instancesFor(t, 'roundRobin', clock)
+  const [a, b, c] = instances.all as [UpstreamInstance, UpstreamInstance, UpstreamInstance]
+  instances.forgotFreshSession(b)
+  instances.forgotFreshSession(b)
+  t.same(health.filter(([key]) => key === b.key), [[b.key, true], [b.key, false]], 'told once, however many requests found it')
+  t.same(await placed(instances, 4), ['a', 'c', 'a', 'c'], 'no new session or move goes there')
+  t.ok(instances.anyForgetting())
+  instances.answered(b)
+  t.notOk(instances.isHealthy(b), 'an answer is no proof: its 404s are answers')
+  clock.advance(FORGETFUL_BACKOFF_MS.first - 1)
+  t.notOk(instances.isHealthy(b))
+  clock.advance(1)
+  t.ok(instances.isHealthy(b), 'placed again once the first backoff ran out')
+  instances.forgotFreshSession(b)
+  clock.advance(FORGETFUL_BACKOFF_MS.first)
+  t.notOk(instances.isHealthy(b), 'forgetting again in a row: twice as long')
+  clock.advance(FORGETFUL_BACKOFF_MS.first)
+  t.ok(instances.isHealthy(b))
+  instances.keptSession(b)
+  instances.forgotFreshSession(b)
+  clock.advance(FORGETFUL_BACKOFF_MS.first)
+  t.ok(instances.isHealthy(b), 'after a session it kept, the next backoff is the first again')
+  for (let time = 0; time < 10; time++) {
+    instances.forgotFreshSession(b)
+    clock.advance(FORGETFUL_BACKOFF_MS.most)
+  }
+  t.ok(instances.isHealthy(b), 'never longer than the most')
+  instances.forgotFreshSession(a)
+  instances.forgotFreshSession(b)
+  instances.forgotFreshSession(c)
+  t.equal(await instances.place(), undefined, 'all left out: nothing is placed, not even as a last resort')
+})
+
 t.test('what may run twice after its instance failed', async (t) => {
   const post = (body: unknown): ReturnType<typeof parseClientPost> => parseClientPost(JSON.stringify(body))
   for (const method of ['ping', 'tools/list', 'resources/list', 'resources/read', 'resources/templates/list', 'prompts/list', 'prompts/get', 'completion/complete']) {
@@ -111,7 +146,7 @@ t.test('an instance that fails its health check loses its sessions and its strea
   const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
   const health: Array<[string, boolean]> = []
   const instances = new UpstreamInstances({
-    urls: [live, flaky], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: 20,
+    urls: [live, flaky], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheck: { interval: 20, failureThreshold: 3 },
     onHealthChanged: (instance, healthy) => { health.push([instance.key, healthy]) }
   })
   t.teardown(async () => {
@@ -134,4 +169,55 @@ t.test('an instance that fails its health check loses its sessions and its strea
   await eventually(() => instances.isHealthy(second), { timeout: 5_000, description: 'the next check to bring it back' })
   t.notOk(instances.shouldLeave(second))
   t.same(health.filter(([key]) => key === second.key).map(([, healthy]) => healthy), [true, false, true], 'told as it changes, once each')
+})
+
+t.test('failed checks give an instance up only several in a row with no byte from it meanwhile', async (t) => {
+  let streaming = true
+  let checks = 0
+  const server = createServer((request, response) => {
+    if (request.method === 'GET') {
+      // Every health check of /other fails; /mcp's answer.
+      checks++
+      if (request.url === '/mcp') response.writeHead(400).end()
+      else request.socket.destroy()
+      return
+    }
+    // A POST streams a chunk every 10 ms while `streaming`: bytes from the instance.
+    response.writeHead(200, { 'content-type': 'text/event-stream' })
+    const timer = setInterval(() => {
+      if (streaming) response.write(': tick\n\n')
+      else { clearInterval(timer); response.end() }
+    }, 10)
+    response.once('close', () => { clearInterval(timer) })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  const port = (server.address() as AddressInfo).port
+  const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
+  const health: Array<[string, boolean]> = []
+  const instances = new UpstreamInstances({
+    urls: [`http://127.0.0.1:${port}/mcp`, `http://127.0.0.1:${port}/other`], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024,
+    healthCheck: { interval: 100, failureThreshold: 3 },
+    onHealthChanged: (instance, healthy) => { health.push([instance.key, healthy]) }
+  })
+  t.teardown(async () => {
+    await instances.close()
+    await store.close()
+  })
+  const second = instances.all[1] as UpstreamInstance
+  const answer = await second.client.postBytes({ 'content-type': 'application/json' }, '{}')
+  let cut = 0
+  const done = instances.whileInFlight(second, () => { cut++; answer.body.destroy() })
+  const read = (async () => { for await (const chunk of answer.body) void chunk })().catch(() => undefined)
+  await eventually(() => checks >= 16, { timeout: 10_000, description: 'many failed checks while the instance streams' })
+  t.ok(instances.isHealthy(second), 'still healthy: its bytes reset the count of failed checks')
+  t.equal(cut, 0, 'and the stream it sends is not cut')
+  streaming = false
+  await read
+  done()
+  await eventually(() => !instances.isHealthy(second), { timeout: 10_000, description: 'the silent instance to be given up' })
+  t.same(health.filter(([key]) => key === second.key).map(([, healthy]) => healthy), [true, false], 'given up once, once silent')
 })

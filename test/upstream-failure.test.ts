@@ -3,8 +3,8 @@ import { GatewayError } from '../src/errors.js'
 import { isUpstreamFailure, upstreamFailure, upstreamFailureKind } from '../src/upstream/upstream-failure.js'
 
 /*
- * Upstream failures map to HTTP in one place (docs/errors.md): refused or dropped → 502, no answer in
- * time → 504, a coded error unchanged, anything else a fault of the gateway's own → 500, never
+ * Upstream failures map to HTTP in one place (docs/errors.md): refused or dropped → 502, an answer
+ * that cannot be read → 502 of its own code, no answer in time → 504, a coded error unchanged, anything else a fault of the gateway's own → 500, never
  * counted as an upstream error.
  */
 
@@ -56,6 +56,24 @@ t.test('timeouts are 504', async (t) => {
   }
 })
 
+t.test('an answer undici cannot read is an invalid answer (502), not an unreachable upstream', async (t) => {
+  const parserError = Object.assign(new Error('Response does not match the HTTP/1.1 protocol (Invalid header token)'), { name: 'HTTPParserError' })
+  for (const [error, detail] of [
+    [codedError('UND_ERR_HEADERS_OVERFLOW', 'Headers Overflow Error'), /header section is larger/],
+    [parserError, /not a valid HTTP response/],
+    [codedError('HPE_INVALID_CONSTANT'), /not a valid HTTP response/],
+    [codedError('UND_ERR_RES_CONTENT_LENGTH_MISMATCH'), /Content-Length/],
+    [new Error('wrapped', { cause: codedError('UND_ERR_RES_EXCEEDED_MAX_SIZE') }), /larger than the gateway reads/]
+  ] as const) {
+    const failure = upstreamFailure(error)
+    t.equal(failure.code, 'MCPGW_UPSTREAM_INVALID_RESPONSE', error.message)
+    t.equal(failure.statusCode, 502)
+    t.match(failure.message, detail)
+    t.equal(upstreamFailureKind(failure), 'invalid')
+  }
+  t.equal(upstreamFailure(codedError('UND_ERR_SOCKET', 'other side closed')).code, 'MCPGW_UPSTREAM_UNREACHABLE', 'a connection closed mid-answer stays unreachable')
+})
+
 t.test('a timeout anywhere in the chain wins over a connection code', async (t) => {
   t.equal(upstreamFailure(new Error('reset', { cause: codedError('UND_ERR_HEADERS_TIMEOUT') })).code, 'MCPGW_UPSTREAM_TIMEOUT')
 })
@@ -72,6 +90,7 @@ t.test('isUpstreamFailure and upstreamFailureKind', async (t) => {
   t.equal(upstreamFailureKind(new GatewayError('MCPGW_UPSTREAM_RESPONSE_TOO_LARGE')), 'too_large')
   t.equal(upstreamFailureKind(new GatewayError('MCPGW_UPSTREAM_TIMEOUT')), 'timeout')
   t.equal(upstreamFailureKind(new GatewayError('MCPGW_UPSTREAM_UNREACHABLE')), 'unreachable')
+  t.equal(upstreamFailureKind(new GatewayError('MCPGW_UPSTREAM_SESSION_LOST')), 'session_lost')
   t.equal(isUpstreamFailure(new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE')), true)
   t.equal(isUpstreamFailure(new GatewayError('MCPGW_INTERNAL_ERROR')), false)
   t.equal(isUpstreamFailure(new GatewayError('MCPGW_INPUT_TIMEOUT')), false, 'the client\'s slowness is not the upstream\'s')

@@ -31,7 +31,7 @@ async function stop (server: Server): Promise<void> {
 function endingFor (t: { teardown: (fn: () => unknown) => void }, port: number, retryEvery: number): { instance: UpstreamInstance, ending: UpstreamSessionEnding } {
   const store = new MemorySessionStore({ idleTimeout: 60_000, maxLifetime: 3_600_000 })
   const instances = new UpstreamInstances({
-    urls: [`http://127.0.0.1:${port}/mcp`], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheckInterval: null, onHealthChanged: () => {}
+    urls: [`http://127.0.0.1:${port}/mcp`], balance: 'roundRobin', route: '/mcp', store, headersTimeout: 1_000, maxResponseBytes: 1024, healthCheck: null, onHealthChanged: () => {}
   })
   const ending = new UpstreamSessionEnding(pino({ level: 'silent' }), { retryEvery })
   t.teardown(async () => {

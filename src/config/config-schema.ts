@@ -113,6 +113,12 @@ export const DEFAULT_UPSTREAM_SESSIONS = false
 export const DEFAULT_RETRY_TOOL_CALLS = false
 /** A busy instance is not a dead one: it has at least this long to answer a health check. */
 export const MIN_HEALTH_CHECK_INTERVAL_MS = 1_000
+export const DEFAULT_HEALTH_CHECK_INTERVAL_MS = 10_000
+/**
+ * Nor is an instance that misses one check: it is given up after this many failed checks in a row,
+ * with no byte from it meanwhile (docs/stateful-upstreams.md, "Health").
+ */
+export const DEFAULT_HEALTH_CHECK_FAILURE_THRESHOLD = 3
 
 export const getStreamModes = ['reject', 'forward'] as const
 export type GetStreamMode = typeof getStreamModes[number]
@@ -540,7 +546,8 @@ const routeSchema = mapping({
   balance: oneOf(balanceModes).nullish().describe('`upstreamSessions`: which instance a new session goes to: the one with the fewest live sessions (counted in the session store, across replicas), or the next in turn. Absent: `leastSessions`.'),
   retryToolCalls: flag().nullish().describe('`upstreamSessions`: send a `tools/call` again on the new instance when its instance failed after the call reached it (it may then run twice). Off (the default): the client gets a JSON-RPC error for that call and the session goes on.'),
   healthCheck: mapping({
-    interval: duration(10_000).describe('How often each instance is checked (an HTTP request; any answer is healthy); at least 1s. The instance has the interval to answer, at most 5s.')
+    interval: duration(DEFAULT_HEALTH_CHECK_INTERVAL_MS).describe('How often each instance is checked (an HTTP request; any answer is healthy); at least 1s. The instance has the interval to answer, at most 5s.'),
+    failureThreshold: integer(1, 100).prefault(DEFAULT_HEALTH_CHECK_FAILURE_THRESHOLD).describe('An instance is given up (its sessions move, its streams end) after this many failed checks in a row during which it sent no byte on any connection: any response head or body chunk from it resets the count. Given up at most `failureThreshold` × `interval` + the check\'s timeout after its last byte (docs/stateful-upstreams.md).')
   }).nullish().transform((value) => value ?? null).describe('`upstreamSessions`: check every instance actively. Passive ejection (a refused or reset connection takes an instance out of placement for a while) is always on.'),
   timeout: duration(DEFAULT_ROUTE_TIMEOUT_MS).describe('Wait this long for the upstream\'s response headers (504 after); a stream may then run as long as it likes.'),
   getStream: oneOf(getStreamModes).nullish().describe('A legacy `GET` (standalone SSE stream) on a live session: `reject` answers 405 at the edge, `forward` sends it to the upstream (bridged: served from `subscriptions/listen`). Absent: `reject`, except `forward` with `upstreamSessions` (a stateful server pushes on it).'),

@@ -2,11 +2,13 @@ import { PassThrough, type Readable } from 'node:stream'
 import { GatewayError } from '../errors.js'
 import { isJsonRpcMessage, parseJsonText, type JsonRpcResponse } from './json-rpc.js'
 import { mediaType } from './media-type.js'
+import { isSupportedLegacyVersion } from './protocol-versions.js'
 import { SseParser } from './sse-parser.js'
 
 /*
  * A session is minted only when the upstream's reply carries a JSON-RPC *result* for the client's
- * initialize request (MCP 2025-11-25, Basic › Lifecycle › Initialization, and Transports › Session Management). HTTP 200 proves nothing: the error may be inside
+ * initialize request, naming a legacy protocol version the gateway knows (MCP 2025-11-25, Basic ›
+ * Lifecycle › Initialization, and Transports › Session Management). HTTP 200 proves nothing: the error may be inside
  * it, and the stateless TypeScript SDK answers initialize with an SSE body. So the gateway reads
  * the reply up to that response (JSON: the whole body; SSE: event by event, notifications before it
  * included), decides, and then sends the bytes it read followed by the rest of the stream, unchanged.
@@ -30,12 +32,12 @@ function decideFromMessage (message: unknown, requestId: string | number): Decis
   const response = message as JsonRpcResponse
   if (response.error !== undefined) return { minted: false, reason: 'error-response' }
   const result = response.result
-  if (typeof result !== 'object' || result === null || typeof (result as { protocolVersion?: unknown }).protocolVersion !== 'string') {
-    return { minted: false, reason: 'invalid-result' }
-  }
-  return { minted: true, protocolVersion: (result as { protocolVersion: string }).protocolVersion }
+  const protocolVersion = typeof result === 'object' && result !== null ? (result as { protocolVersion?: unknown }).protocolVersion : undefined
+  // The version is stored with the session and sent on every request of it: only a revision the
+  // gateway knows (Basic › Lifecycle › Version Negotiation) may be kept, never whatever the upstream wrote.
+  if (typeof protocolVersion !== 'string' || !isSupportedLegacyVersion(protocolVersion)) return { minted: false, reason: 'invalid-result' }
+  return { minted: true, protocolVersion }
 }
-
 
 /**
  * Reads `upstreamBody` until the outcome is known and returns it with a stream that replays what was

@@ -3,7 +3,7 @@ import type { Counter } from 'prom-client'
 import { GatewayError } from '../errors.js'
 import { NO_UPSTREAM_SESSION, sameUpstreamSession, type LiveSession, type SessionStore, type UpstreamSessionRef } from '../sessions/session-store.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
-import { openUpstreamSession, ReplayRefused } from './upstream-session-setup.js'
+import { openUpstreamSession, ReplayForgotten, ReplayRefused } from './upstream-session-setup.js'
 import type { UpstreamSessionEnding } from './upstream-session-ending.js'
 import type { UpstreamInstances } from './upstream-instances.js'
 
@@ -45,7 +45,9 @@ export class StatefulFailover {
    * The upstream session to use now instead of `lost`: a new one this call opened, or the one another
    * request or replica moved the session to first. `headers`: the client's, for the replay (its
    * Authorization). Rejects with MCPGW_SESSION_NOT_FOUND when the gateway session ended meanwhile,
-   * MCPGW_UPSTREAM_UNREACHABLE when no instance takes the session.
+   * MCPGW_UPSTREAM_UNREACHABLE when no instance takes the session, MCPGW_UPSTREAM_SESSION_LOST when
+   * the instance forgot the session it had just opened (no other is tried) or every instance left is
+   * left out for doing so.
    */
   async move (session: LiveSession, principal: string | undefined, lost: UpstreamSessionRef, cause: FailoverCause, headers: Record<string, string>): Promise<UpstreamSessionRef> {
     const key = `${session.id}\n${lost.instance}\n${lost.sessionId}`
@@ -77,11 +79,19 @@ export class StatefulFailover {
     let opened: UpstreamSessionRef | undefined
     while (opened === undefined) {
       const instance = await instances.place(excluded)
-      if (instance === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'no instance could take the session over' })
+      if (instance === undefined) {
+        if (instances.anyForgetting()) throw new GatewayError('MCPGW_UPSTREAM_SESSION_LOST', { detail: 'no other instance can take the session now' })
+        throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'no instance could take the session over' })
+      }
       try {
         opened = await openUpstreamSession(instance, replay, headers, signal)
       } catch (error) {
         if (signal.aborted) throw new GatewayError('MCPGW_UPSTREAM_TIMEOUT', { detail: 'the session could not be moved within routes[].initializeTimeout', cause: error })
+        if (error instanceof ReplayForgotten) {
+          // One replay per move: another instance would cost one more, and the session is no better off for the wait.
+          instances.forgotFreshSession(instance)
+          throw new GatewayError('MCPGW_UPSTREAM_SESSION_LOST', { cause: error })
+        }
         if (!(error instanceof ReplayRefused) && upstreamFailure(error).code !== 'MCPGW_UPSTREAM_UNREACHABLE') throw upstreamFailure(error)
         if (!(error instanceof ReplayRefused)) instances.eject(instance, 'refused or dropped a connection')
         log.warn({ route: this.#options.route, instance: instance.key, reason: error instanceof ReplayRefused ? error.message : (error as { code?: unknown }).code }, 'could not move a session to this instance: trying another')
@@ -105,7 +115,8 @@ export class StatefulFailover {
     }
     // The lost upstream session may live on (an instance that failed its health check, a connection
     // that broke): nobody uses it any more, so it is ended, as far as the instance can still hear it.
-    this.#close(lost, headers)
+    // After a 404 the instance said it does not know it: there is nothing to end.
+    if (cause !== 'not_found') this.#close(lost, headers)
     this.#options.failovers.inc({ route: this.#options.route, cause })
     log.info({ route: this.#options.route, cause, from: lost.instance, to: opened.instance }, 'session moved to another upstream session')
     return winner

@@ -27,7 +27,12 @@ import type { UpstreamSessionEnding } from './upstream-session-ending.js'
  * (stateful-failover.ts) and the request sent again when that is safe (failover-rules.ts).
  */
 
-/** Attempts of one request: its instance, then at most two moves (a race lost, a second instance gone). */
+/**
+ * Attempts of one request: its instance, then at most two moves (a race lost, a second instance
+ * gone). A 404 after a move ends the request at once (MCPGW_UPSTREAM_SESSION_LOST): one replay per
+ * request at most, so that instances which forget sessions cost a fixed few upstream requests per
+ * client request (docs/stateful-upstreams.md, "Failover").
+ */
 const MAX_ATTEMPTS = 3
 /** An SDK server allows one GET stream per session: a 409 while the older one closes is waited out this often. */
 const GET_CONFLICT_RETRIES = 10
@@ -60,7 +65,8 @@ export class StatefulHandler implements LegacyHandler {
       const tried = new Set<string>()
       for (;;) {
         const instance = await this.#instances.place(tried)
-        if (instance === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'no instance accepted the connection' })
+        // Nothing tried yet and nothing to place on: every instance is left out for forgetting sessions.
+        if (instance === undefined) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: tried.size > 0 ? 'no instance accepted the connection' : 'every instance forgets sessions and is left out for a while' })
         let answer: UpstreamAnswer
         try {
           answer = await instance.client.postBytes(forwardedRequestHeaders(request, instance.client.host), request.body as Buffer, signal)
@@ -70,7 +76,6 @@ export class StatefulHandler implements LegacyHandler {
           tried.add(instance.key)
           continue
         }
-        this.#instances.answered(instance)
         const assigned = answer.headers[SESSION_HEADER]
         const upstream: UpstreamSessionRef = { instance: instance.key, sessionId: typeof assigned === 'string' ? assigned : '' }
         const discard = (): void => { this.#end(instance, upstream, request, 'initialize without a session') }
@@ -85,21 +90,33 @@ export class StatefulHandler implements LegacyHandler {
    * MCPGW_UPSTREAM_CALL_INTERRUPTED for it, in-band, and the session goes on.
    */
   async post (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
-    const { observeUpstream } = this.#context
     await relayCancellations(this.#context, request, post, session)
+    try {
+      return await this.#send(request, reply, post, session)
+    } catch (error) {
+      // Counted once per request, wherever the request gave up on the session (a GET stream's is counted by its relay).
+      if (error instanceof GatewayError && error.code === 'MCPGW_UPSTREAM_SESSION_LOST') this.#context.observeUpstream.upstreamFailed(error)
+      throw error
+    }
+  }
+
+  async #send (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession): Promise<FastifyReply> {
+    const { observeUpstream } = this.#context
     const settings = this.#settingsOf(post, session)
     let target = session.upstream ?? NO_UPSTREAM_SESSION
+    let moved = false
     for (let attempt = 1; ; attempt++) {
       const instance = this.#instances.byKey(target.instance)
       if (instance === undefined || this.#instances.shouldLeave(instance)) {
         target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
+        moved = true
         continue
       }
       const headers = forwardedRequestHeaders(request, instance.client.host)
       if (target.sessionId !== '') headers[SESSION_HEADER] = target.sessionId
       const started = performance.now()
       let answer: UpstreamAnswer
-      // An instance that fails its health check while it has not answered is given up on.
+      // An instance that the health check gives up on while it has not answered is given up on here too.
       const waiting = new AbortController()
       const settled = this.#instances.whileInFlight(instance, () => { waiting.abort(new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the instance failed its health check' })) })
       try {
@@ -116,6 +133,7 @@ export class StatefulHandler implements LegacyHandler {
         const checkFailed = waiting.signal.aborted
         if (!checkFailed) this.#instances.eject(instance, 'refused or dropped a connection')
         target = await this.#move(request, session, target, checkFailed ? 'ejected' : 'unreachable', attempt)
+        moved = true
         if (neverReachedInstance(error) || mayRunTwice(post, this.#context.route.retryToolCalls)) continue
         request.mcp.outcome = 'interrupted: moved to another upstream session, not sent again'
         return this.#interrupted(reply, post)
@@ -123,13 +141,15 @@ export class StatefulHandler implements LegacyHandler {
         settled()
       }
       recordUpstreamTiming(request, observeUpstream, started)
-      this.#instances.answered(instance)
       // 404 for the upstream session: the instance does not know it (any more); the request did not run.
       if (answer.statusCode === 404 && target.sessionId !== '') {
         answer.body.destroy()
+        if (moved) throw this.#sessionLost(instance)
         target = await this.#move(request, session, target, 'not_found', attempt)
+        moved = true
         continue
       }
+      if (target.sessionId !== '') this.#instances.keptSession(instance)
       if (isSuccessStatus(answer.statusCode)) {
         for (const change of settings) await this.#keepSetting(request, session, change)
       }
@@ -164,7 +184,6 @@ export class StatefulHandler implements LegacyHandler {
         throw failure
       }
       recordUpstreamTiming(request, observeUpstream, started)
-      this.#instances.answered(instance)
       const opened = answer.headers[SESSION_HEADER]
       if (typeof opened === 'string') {
         // The instance opened a session for a request that needs none: nobody would ever end it.
@@ -179,10 +198,12 @@ export class StatefulHandler implements LegacyHandler {
   async #openGetStream (request: FastifyRequest, session: LiveSession, headers: Record<string, string | string[] | undefined>, signal: AbortSignal): Promise<UpstreamAnswer> {
     let target = session.upstream ?? NO_UPSTREAM_SESSION
     let conflicts = 0
+    let moved = false
     for (let attempt = 1; ; attempt++) {
       const instance = this.#instances.byKey(target.instance)
       if (instance === undefined || this.#instances.shouldLeave(instance)) {
         target = await this.#move(request, session, target, instance === undefined ? 'not_found' : 'ejected', attempt)
+        moved = true
         continue
       }
       const upstreamHeaders = { ...headers, host: instance.client.host, ...(target.sessionId === '' ? {} : { [SESSION_HEADER]: target.sessionId }) }
@@ -193,13 +214,17 @@ export class StatefulHandler implements LegacyHandler {
         if (signal.aborted || upstreamFailure(error).code !== 'MCPGW_UPSTREAM_UNREACHABLE') throw error
         this.#instances.eject(instance, 'refused or dropped a connection')
         target = await this.#move(request, session, target, 'unreachable', attempt)
+        moved = true
         continue
       }
       if (answer.statusCode === 404 && target.sessionId !== '') {
         answer.body.destroy()
+        if (moved) throw this.#sessionLost(instance)
         target = await this.#move(request, session, target, 'not_found', attempt)
+        moved = true
         continue
       }
+      if (target.sessionId !== '') this.#instances.keptSession(instance)
       if (answer.statusCode === 409 && conflicts++ < GET_CONFLICT_RETRIES) {
         // The session's older GET (ended by this newer one, docs/streams.md) is still closing upstream.
         answer.body.destroy()
@@ -207,7 +232,6 @@ export class StatefulHandler implements LegacyHandler {
         attempt--
         continue
       }
-      this.#instances.answered(instance)
       this.#endWithInstance(instance, answer)
       return answer
     }
@@ -216,6 +240,16 @@ export class StatefulHandler implements LegacyHandler {
   async #move (request: FastifyRequest, session: LiveSession, lost: UpstreamSessionRef, cause: FailoverCause, attempt: number): Promise<UpstreamSessionRef> {
     if (attempt >= MAX_ATTEMPTS) throw new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the session\'s upstream session was lost again while it was being moved' })
     return await this.#failover.move(session, request.mcp.principal, lost, cause, bridgedRequestHeaders(request))
+  }
+
+  /**
+   * The request's upstream session, opened for it by a move, answered 404 at once: the instance
+   * forgets sessions. No second move (one replay per request); the instance is left out of
+   * placement for a while (upstream-instances.ts), and the client gets MCPGW_UPSTREAM_SESSION_LOST.
+   */
+  #sessionLost (instance: UpstreamInstance): GatewayError {
+    this.#instances.forgotFreshSession(instance)
+    return new GatewayError('MCPGW_UPSTREAM_SESSION_LOST')
   }
 
   /** `sent`: the headers the request went to the instance with (its upstream session), for a cancellation. */
@@ -262,7 +296,7 @@ export class StatefulHandler implements LegacyHandler {
   }
 
   /**
-   * An answer still streaming from an instance that then fails its health check is cut: a response
+   * An answer still streaming from an instance that the health check then gives up on is cut: a response
    * stream ends with a JSON-RPC error for its request (session-streams.ts), a GET stream ends and
    * the client's next GET finds the session on its new instance.
    */

@@ -31,6 +31,13 @@ const REPLAY_ID = 'mcpgw-replay'
 /** Thrown when the instance answered, but not with a session: another instance may do better. */
 export class ReplayRefused extends Error {}
 
+/**
+ * Thrown when the instance answered 404 within the session it had just opened: it forgets sessions
+ * at once, and opening another one anywhere for this request would only repeat that
+ * (docs/stateful-upstreams.md, "Failover").
+ */
+export class ReplayForgotten extends ReplayRefused {}
+
 async function discard (answer: UpstreamAnswer): Promise<void> {
   await answer.body.dump().catch(() => undefined)
 }
@@ -63,10 +70,12 @@ export async function openUpstreamSession (instance: UpstreamInstance, replay: U
     for (const message of messages) {
       const step = await instance.client.post(inSession, JSON.stringify(message), signal)
       await discard(step)
+      if (step.statusCode === 404 && ref.sessionId !== '') throw new ReplayForgotten(`the instance answered the replayed ${String(message.method)} with 404: it forgot the session it had just opened`)
       if (!isSuccessStatus(step.statusCode)) throw new ReplayRefused(`the instance answered the replayed ${String(message.method)} with HTTP ${step.statusCode}`)
     }
   } catch (error) {
-    await closeUpstreamSession(instance, ref, headers, signal).catch(() => undefined)
+    // An instance that said it does not know the session has nothing to end.
+    if (!(error instanceof ReplayForgotten)) await closeUpstreamSession(instance, ref, headers, signal).catch(() => undefined)
     throw error
   }
   return ref

@@ -17,6 +17,27 @@ export interface UpstreamAnswer {
 
 function ignoreBodyError (): void {}
 
+/**
+ * Calls `heard` for every response head and body chunk of every request the dispatcher carries,
+ * then hands them on untouched: bytes from the upstream, whoever reads them (or later).
+ */
+function signsOfLife (heard: () => void): Dispatcher.DispatcherComposeInterceptor {
+  return (dispatch) => (options, handler) => dispatch(options, {
+    onRequestStart: (controller, context) => handler.onRequestStart?.(controller, context),
+    onRequestUpgrade: (controller, statusCode, headers, socket) => handler.onRequestUpgrade?.(controller, statusCode, headers, socket),
+    onResponseStart: (controller, statusCode, headers, statusMessage) => {
+      heard()
+      handler.onResponseStart?.(controller, statusCode, headers, statusMessage)
+    },
+    onResponseData: (controller, chunk) => {
+      heard()
+      handler.onResponseData?.(controller, chunk)
+    },
+    onResponseEnd: (controller, trailers) => handler.onResponseEnd?.(controller, trailers),
+    onResponseError: (controller, error) => handler.onResponseError?.(controller, error)
+  })
+}
+
 /** A 2xx answer: the only kind the gateway reads as the upstream's answer rather than passing it back. */
 export function isSuccessStatus (statusCode: number): boolean {
   return statusCode >= 200 && statusCode <= 299
@@ -32,15 +53,22 @@ export class UpstreamClient {
   readonly pool: Pool
   /** limits.maxResponseBytes: the most the gateway holds of one answer (a JSON body, one SSE event). */
   readonly maxResponseBytes: number
+  /** What this client's own requests go through: the pool, seen by `onSignOfLife` when given. */
+  readonly #requests: Dispatcher
   #closed = false
 
-  constructor (upstream: string, headersTimeout: number, maxResponseBytes: number) {
+  /**
+   * `onSignOfLife`: called for every response head and body chunk of the requests this client makes
+   * itself (not reply-from's): a stateful instance's health counts them (docs/stateful-upstreams.md, "Health").
+   */
+  constructor (upstream: string, headersTimeout: number, maxResponseBytes: number, onSignOfLife?: () => void) {
     const url = new URL(upstream)
     this.origin = url.origin
     this.host = url.host
     this.path = url.pathname + url.search
     this.maxResponseBytes = maxResponseBytes
     this.pool = new Pool(url.origin, { headersTimeout, bodyTimeout: 0 })
+    this.#requests = onSignOfLife === undefined ? this.pool : this.pool.compose(signsOfLife(onSignOfLife))
   }
 
   /** POSTs a JSON body of the gateway's own making; `signal` aborts the request and its body. */
@@ -50,7 +78,7 @@ export class UpstreamClient {
 
   /** POSTs a body as it is, with the headers as they are (a forwarded request the gateway reads the answer of); without `signal` only `timeout` bounds the wait. */
   async postBytes (headers: IncomingHttpHeaders, body: string | Buffer, signal?: AbortSignal): Promise<UpstreamAnswer> {
-    const { statusCode, headers: responseHeaders, body: responseBody } = await this.pool.request({ path: this.path, method: 'POST', headers, body, signal })
+    const { statusCode, headers: responseHeaders, body: responseBody } = await this.#requests.request({ path: this.path, method: 'POST', headers, body, signal })
     // A body destroyed or aborted while nobody reads it emits 'error'; unheard, that would end the
     // process. Readers still get the error through their own listeners or iterators.
     responseBody.on('error', ignoreBodyError)
@@ -59,21 +87,21 @@ export class UpstreamClient {
 
   /** GETs the upstream's standalone SSE stream with a forwarded request's headers. */
   async getStream (headers: IncomingHttpHeaders, signal: AbortSignal): Promise<UpstreamAnswer> {
-    const { statusCode, headers: responseHeaders, body } = await this.pool.request({ path: this.path, method: 'GET', headers, signal })
+    const { statusCode, headers: responseHeaders, body } = await this.#requests.request({ path: this.path, method: 'GET', headers, signal })
     body.on('error', ignoreBodyError)
     return { statusCode, headers: responseHeaders, body }
   }
 
   /** DELETEs an upstream session (the session id is among `headers`): a stateful upstream's end. */
   async delete (headers: IncomingHttpHeaders, signal: AbortSignal): Promise<UpstreamAnswer> {
-    const { statusCode, headers: responseHeaders, body } = await this.pool.request({ path: this.path, method: 'DELETE', headers, signal })
+    const { statusCode, headers: responseHeaders, body } = await this.#requests.request({ path: this.path, method: 'DELETE', headers, signal })
     body.on('error', ignoreBodyError)
     return { statusCode, headers: responseHeaders, body }
   }
 
   /** GETs another path of the upstream's origin (its OAuth metadata). */
   async get (path: string, signal: AbortSignal): Promise<UpstreamAnswer> {
-    const { statusCode, headers, body } = await this.pool.request({ path, method: 'GET', headers: { accept: 'application/json' }, signal })
+    const { statusCode, headers, body } = await this.#requests.request({ path, method: 'GET', headers: { accept: 'application/json' }, signal })
     body.on('error', ignoreBodyError)
     return { statusCode, headers, body }
   }

@@ -20,9 +20,11 @@ import { setTimeout as sleep } from 'node:timers/promises'
  * It is what a route with `upstreamSessions: true` sits in front of, several instances of one such
  * server: its tools show which instance and which upstream session served a call (`whoami`), that
  * state lives in the instance (`count`), that a server-to-client request reaches the client and
- * its answer comes back to the same instance (`ask`), an in-flight call (`slow`) and a notification
- * on the standalone GET stream (`notify_changed`). `kill` and `restart` simulate a crash and a
- * restarted process on the same port: every session it held is gone.
+ * its answer comes back to the same instance (`ask`), an in-flight call (`slow`), a notification
+ * on the standalone GET stream (`notify_changed`) and a CPU-bound call that blocks the whole
+ * process (`busy`: run it only in an instance of its own process, stateful-upstream-process.ts).
+ * `kill` and `restart` simulate a crash and a restarted process on the same port: every session it
+ * held is gone.
  */
 
 export interface StatefulUpstreamRequest {
@@ -85,7 +87,12 @@ const tools: Tool[] = [
     description: 'Returns "done" after `ms` milliseconds, after one progress notification when asked for progress',
     inputSchema: { type: 'object', properties: { ms: { type: 'number' } }, required: ['ms'] }
   },
-  { name: 'notify_changed', description: 'Sends notifications/tools/list_changed on the standalone GET stream', inputSchema: emptyObject }
+  { name: 'notify_changed', description: 'Sends notifications/tools/list_changed on the standalone GET stream', inputSchema: emptyObject },
+  {
+    name: 'busy',
+    description: 'Blocks this process\'s event loop for `ms` milliseconds (a CPU-bound tool): nothing else is served meanwhile',
+    inputSchema: { type: 'object', properties: { ms: { type: 'number' } }, required: ['ms'] }
+  }
 ]
 
 function text (value: string): CallToolResult {
@@ -153,6 +160,11 @@ export async function startStatefulUpstream (options: StatefulUpstreamOptions): 
           await sleep(Number(args.ms), undefined, { signal: AbortSignal.any([extra.signal, life.signal]) })
           return text('done')
         }
+        case 'busy':
+          // Blocks the thread, timers and sockets included, as a CPU-bound handler does: the process accepts
+          // connections (the kernel does) and answers nothing until it is done.
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, Number(args.ms))
+          return text(`busy for ${Number(args.ms)} ms`)
         case 'notify_changed':
           // Not related to the call: the transport sends it on the session's standalone GET stream.
           await server.sendToolListChanged()
