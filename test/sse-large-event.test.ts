@@ -22,6 +22,9 @@ const toolCall = (id: number): Record<string, unknown> => ({ jsonrpc: '2.0', id,
 /** About 4 MiB of text, with characters of 2, 3 and 4 UTF-8 bytes throughout so that segments split some of them. */
 const largeText = Array.from({ length: 1024 }, () => randomBytes(3 * 1024).toString('base64') + 'é€😀').join('')
 
+/** streams.maxBytesPerStream and maxBytesPerSession raised above the event, so that it is kept whole (docs/streams.md, "Limits"). */
+const EVENT_KEEP_LIMIT = 16 * 1024 * 1024
+
 let redis: TestRedis
 t.before(async () => { redis = await withRedis(t) })
 
@@ -71,7 +74,7 @@ t.test('a resumable route: the 4 MiB event reaches the client whole, is kept who
     }
     void writeInSegments(exchange.response, [{ jsonrpc: '2.0', id: exchange.message.id, result: { content: [{ type: 'text', text: largeText }] } }])
   })
-  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'large-stream:' }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
+  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'large-stream:' }, streams: { maxBytesPerStream: EVENT_KEEP_LIMIT, maxBytesPerSession: EVENT_KEEP_LIMIT }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
   t.equal(gateway.config.streams.resumable, true, 'streams are resumable (the default)')
   const url = `${gateway.origin}/mcp`
   const sessionId = await openSession(url)
