@@ -19,6 +19,7 @@ import { mcpRoute } from './proxy/mcp-route.js'
 import { UpstreamClient } from './upstream/upstream-client.js'
 import { upstreamFailure } from './upstream/upstream-failure.js'
 import { newRequestContext } from './proxy/request-context.js'
+import { NO_FAULTS, type Checkpoint } from './proxy/handler-steps.js'
 import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { corsOptions } from './security/cors.js'
 import { resolveOriginPolicy } from './security/origin-guard.js'
@@ -39,6 +40,8 @@ export interface BuildGatewayOptions {
   readonly env?: NodeJS.ProcessEnv
   /** A store to use instead of the one the config describes (tests share one between instances). */
   readonly store?: SessionStore
+  /** Tests only: a fault at each handler step (src/proxy/handler-steps.ts). */
+  readonly checkpoint?: Checkpoint
 }
 
 declare module 'fastify' {
@@ -118,6 +121,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   const tracing = createTracing(config.tracing)
   const store = instrumentSessionStore(options.store ?? createSessionStore(config, app.log), metrics)
   const relay = new ReplicaRelay(store, app.log)
+  metrics.relayCounts = () => relay.counts
   const streamsConfig = config.streams
   const registry = new StreamRegistry(
     { perSession: streamsConfig.maxAbandonedPerSession, perPrincipal: streamsConfig.maxAbandonedPerPrincipal, total: streamsConfig.maxAbandoned },
@@ -264,7 +268,8 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       metrics,
       tracing,
       instances,
-      upstreamSessions
+      upstreamSessions,
+      checkpoint: options.checkpoint ?? NO_FAULTS
     })
   }
   return app

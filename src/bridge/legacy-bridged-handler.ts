@@ -84,6 +84,7 @@ export class LegacyBridgedHandler implements LegacyHandler {
     const { route, upstream, observeUpstream } = this.#context
     // Closing the upstream request is the modern era's cancellation: nothing more to tell it.
     const legacyReply = new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'response', undefined, { id: message.id }))
+    this.#context.checkpoint('bridged post: reply made')
     await runBridgedCall(message, { id: session.id, identity: identityOf(session) }, legacyReply, legacyReply.stopped, {
       upstream,
       headers: bridgedRequestHeaders(request),
@@ -104,16 +105,16 @@ export class LegacyBridgedHandler implements LegacyHandler {
   async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession, client?: SseResponse): Promise<FastifyReply> {
     request.mcp.outcome = 'bridged to subscriptions/listen'
     const { store, sessionTimeouts } = this.#context
+    // Given back whatever fails (docs/architecture.md, "Resources"): the stream ends, the guard goes.
+    using taken = new DisposableStack()
     // Ends with the session whatever ends it, and at its lifetime; slides its idle timeout while open.
-    const guard = guardSessionStream({ store, relay: this.#relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log })
-    const legacyReply = new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'standalone', client))
-    try {
-      // Opened before the first await: the client sees its stream at once, as with a legacy server.
-      legacyReply.open()
-      await this.#listen(request, legacyReply, session, AbortSignal.any([legacyReply.stopped, guard.ended]))
-    } finally {
-      guard.release()
-    }
+    const guard = taken.adopt(guardSessionStream({ store, relay: this.#relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log }), (held) => { held.release() })
+    if (client !== undefined) taken.defer(() => { client.end() })
+    const legacyReply = taken.adopt(new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'standalone', client)), (opened) => { if (opened.started) opened.end() })
+    // Opened before the first await: the client sees its stream at once, as with a legacy server.
+    legacyReply.open()
+    this.#context.checkpoint('bridged get: stream opened')
+    await this.#listen(request, legacyReply, session, AbortSignal.any([legacyReply.stopped, guard.ended]))
     return reply
   }
 

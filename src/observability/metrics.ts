@@ -34,6 +34,9 @@ export interface GatewayMetrics {
   readonly streamsRunning: Gauge<'state'>
   /** Read at each scrape to set `streamsRunning` (the replica's stream registry). */
   streamCounts: () => { readonly running: number, readonly abandoned: number }
+  readonly replicaListeners: Gauge<'kind'>
+  /** Read at each scrape to set `replicaListeners` (the replica relay). */
+  relayCounts: () => Readonly<Record<string, number>>
   /** Stateful upstreams (docs/stateful-upstreams.md). */
   readonly upstreamFailovers: Counter<'route' | 'cause'>
   readonly upstreamInstanceUp: Gauge<'route' | 'instance'>
@@ -46,7 +49,7 @@ export function createGatewayMetrics (): GatewayMetrics {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry })
   const upstreamSessionSources: Array<() => Promise<void>> = []
-  const metrics = { streamCounts: () => ({ running: 0, abandoned: 0 }) }
+  const metrics = { streamCounts: () => ({ running: 0, abandoned: 0 }), relayCounts: (): Readonly<Record<string, number>> => ({}) }
   const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
   return Object.assign(metrics, {
     registry,
@@ -82,6 +85,15 @@ export function createGatewayMetrics (): GatewayMetrics {
         const { running, abandoned } = metrics.streamCounts()
         this.set({ state: 'attached' }, running - abandoned)
         this.set({ state: 'abandoned' }, abandoned)
+      }
+    }),
+    replicaListeners: new Gauge({
+      name: 'mcpgw_replica_listeners',
+      help: 'What this replica listens for from the others now, by kind: session_watches (open streams, stream guards), stream_holds (streams and resumes served here), calls (calls in flight, cancellable from any replica), answers (input requests waiting for the client). A count that only grows is a leak',
+      labelNames: ['kind'],
+      registers: [registry],
+      collect () {
+        for (const [kind, count] of Object.entries(metrics.relayCounts())) this.set({ kind }, count)
       }
     })
   })

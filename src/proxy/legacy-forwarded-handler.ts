@@ -49,6 +49,7 @@ export async function forwardInitialize (context: RouteContext, request: Fastify
     const started = performance.now()
     sent = await send(deciding)
     answer = sent.answer
+    context.checkpoint('initialize: answered')
     recordUpstreamTiming(request, observeUpstream, started)
     reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => context.resourceMetadataUrl(request)))
     // Not awaited: the rest of the body streams after the decision, outside its deadline.
@@ -97,6 +98,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
     const { streams, upstream, observeUpstream } = this.#context
     const resourceMetadataUrl = (): string => this.#context.resourceMetadataUrl(request)
     await relayCancellations(this.#context, request, post, session)
+    this.#context.checkpoint('forwarded post: cancellations relayed')
     if (!relaysStreams(streams)) return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply)
     return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply, (body) => {
       relayResponseStream(this.#context, request, reply, post, session, body, (id) => {
@@ -112,14 +114,18 @@ export class LegacyForwardedHandler implements LegacyHandler {
    */
   async getStream (request: FastifyRequest, reply: FastifyReply, session: LiveSession, client?: SseResponse): Promise<FastifyReply> {
     const { store, relay, sessionTimeouts, upstream, observeUpstream } = this.#context
-    const guard = guardSessionStream({ store, relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log })
+    // What this handler takes is given back when it returns or throws, whatever failed, unless the
+    // relay took it over (docs/architecture.md, "Resources").
+    using taken = new DisposableStack()
+    // A resume's response continues here; ended if nothing is relayed into it.
+    if (client !== undefined) taken.defer(() => { client.end() })
+    const guard = taken.adopt(guardSessionStream({ store, relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log }), (held) => { held.release() })
     const stream = recordedStream(this.#context, request, reply, session, 'standalone', client)
+    taken.defer(() => { stream.end() })
     const onEnded = (): void => { stream.stop('session ended') }
     guard.ended.addEventListener('abort', onEnded, { once: true })
-    const release = (): void => {
-      guard.ended.removeEventListener('abort', onEnded)
-      guard.release()
-    }
+    taken.defer(() => { guard.ended.removeEventListener('abort', onEnded) })
+    this.#context.checkpoint('forwarded get: guarded')
     let answer: UpstreamAnswer
     try {
       const started = performance.now()
@@ -129,26 +135,28 @@ export class LegacyForwardedHandler implements LegacyHandler {
       answer = await this.#openStream(request, session, headers, AbortSignal.any([stream.stopped, client?.detached ?? new AbortController().signal]))
       recordUpstreamTiming(request, observeUpstream, started)
     } catch (error) {
-      release()
       const failure = upstreamFailure(error)
       if (isUpstreamFailure(failure)) observeUpstream.upstreamFailed(failure)
       if (client === undefined) throw failure
-      client.end()
       return reply
     }
+    // The upstream's body: destroyed with the rest, unless the reply or the relay takes it.
+    using body = new DisposableStack()
+    body.defer(() => { answer.body.destroy() })
+    this.#context.checkpoint('forwarded get: opened')
     const headers = rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))
     if (!isSuccessStatus(answer.statusCode) || mediaType(headers['content-type']) !== 'text/event-stream' || (headers['content-encoding'] ?? 'identity') !== 'identity') {
-      release()
-      if (client !== undefined) {
-        answer.body.destroy()
-        client.end()
-        return reply
-      }
+      if (client !== undefined) return reply
+      // Not a stream: the upstream's answer goes to the client as it is, and the body is the reply's.
+      body.move()
       return reply.code(answer.statusCode).headers(headers).send(answer.body)
     }
     delete headers['content-length']
     stream.start(answer.statusCode, headers)
-    relayUpstreamEvents(answer.body, stream, upstream.maxResponseBytes, request, observeUpstream).finally(release).catch(() => undefined)
+    this.#context.checkpoint('forwarded get: stream started')
+    body.move()
+    const relayed = taken.move()
+    relayUpstreamEvents(answer.body, stream, upstream.maxResponseBytes, request, observeUpstream).finally(() => { relayed.dispose() }).catch(() => undefined)
     return reply
   }
 }

@@ -21,6 +21,7 @@ import { LegacyForwardedHandler } from './legacy-forwarded-handler.js'
 import { ModernPassThroughHandler } from './modern-pass-through-handler.js'
 import { RequestDecision, type LegacyPath } from './request-decision.js'
 import { createEraProbe, createRouteContext } from './route-context.js'
+import type { Checkpoint } from './handler-steps.js'
 import type { RouteContext } from './route-context.js'
 import type { StreamSettings } from '../streams/stream-settings.js'
 import { StatefulFailover } from '../stateful/stateful-failover.js'
@@ -55,6 +56,8 @@ export interface McpRouteOptions {
   readonly instances: UpstreamInstances | undefined
   /** Ends the upstream sessions a failover leaves behind. */
   readonly upstreamSessions: UpstreamSessionEnding
+  /** A test's fault at each handler step (handler-steps.ts). */
+  readonly checkpoint: Checkpoint
 }
 
 /** The handler of a stateful route, with its failover and its metrics (docs/stateful-upstreams.md). */

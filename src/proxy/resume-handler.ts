@@ -1,7 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { GatewayError } from '../errors.js'
 import { SseResponse } from '../streams/sse-response.js'
-import { resumeStream } from '../streams/stream-resume.js'
+import { resumeStream, type ResumeOutcome } from '../streams/stream-resume.js'
+import type { ParsedEventId } from '../streams/event-id.js'
 import type { StreamEventStore } from '../streams/stream-event-store.js'
 import type { LegacyHandler } from './legacy-handler.js'
 import type { StreamDecision } from './request-decision.js'
@@ -18,10 +19,14 @@ export async function serveResume (context: RouteContext, handler: LegacyHandler
   const { session, lastEventId } = decision
   const { store, relay, sessionTimeouts, streams } = context
   const client = new SseResponse(reply, streams)
-  // Ends with the session whatever ends it, and slides its idle timeout while open.
-  const guard = guardSessionStream({ store, relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log })
-  let outcome
-  try {
+  let outcome: ResumeOutcome | undefined
+  {
+    // Given back whatever fails: the guard, and the response unless the standalone stream goes on in it.
+    using taken = new DisposableStack()
+    taken.defer(() => { if (!continuesAsStandalone(outcome, lastEventId, client)) client.end() })
+    // Ends with the session whatever ends it, and slides its idle timeout while open.
+    const guard = taken.adopt(guardSessionStream({ store, relay, session, principal: request.mcp.principal, ...sessionTimeouts, log: request.log }), (held) => { held.release() })
+    context.checkpoint('resume: guarded')
     outcome = await resumeStream({
       events: streams.events as StreamEventStore,
       relay,
@@ -32,8 +37,7 @@ export async function serveResume (context: RouteContext, handler: LegacyHandler
       sessionEnded: guard.ended,
       log: request.log
     })
-  } finally {
-    guard.release()
+    context.checkpoint('resume: replayed')
   }
   streams.observe.resumed(outcome === 'ended' ? 'replayed' : outcome)
   if (outcome === 'unknown') {
@@ -42,7 +46,11 @@ export async function serveResume (context: RouteContext, handler: LegacyHandler
     return await handler.getStream(request, reply, session)
   }
   request.mcp.outcome = `stream resumed: ${outcome}`
-  if (lastEventId.kind === 'standalone' && outcome === 'ended' && client.attached) return await handler.getStream(request, reply, session, client)
-  client.end()
+  if (continuesAsStandalone(outcome, lastEventId, client)) return await handler.getStream(request, reply, session, client)
   return reply
+}
+
+/** A standalone stream replayed to its end continues as the session's new standalone stream, on the same response. */
+function continuesAsStandalone (outcome: ResumeOutcome | undefined, lastEventId: ParsedEventId, client: SseResponse): boolean {
+  return lastEventId.kind === 'standalone' && outcome === 'ended' && client.attached
 }

@@ -11,6 +11,7 @@ import type { SessionStore } from '../sessions/session-store.js'
 import type { UpstreamObserver } from '../upstream/forward-request.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
 import type { StreamSettings } from '../streams/stream-settings.js'
+import type { Checkpoint } from './handler-steps.js'
 
 /** What every handler of one route works with; built once per route. */
 export interface RouteContext {
@@ -29,6 +30,8 @@ export interface RouteContext {
   readonly streams: StreamSettings
   /** Where this route's OAuth metadata is, for this request (upstream challenges are rewritten to it). */
   resourceMetadataUrl (request: FastifyRequest): string
+  /** Called at each step of the handlers (handler-steps.ts): a test's fault, nothing in production. */
+  readonly checkpoint: Checkpoint
 }
 
 export interface RouteContextOptions {
@@ -41,6 +44,7 @@ export interface RouteContextOptions {
   readonly limits: GatewayConfig['limits']
   readonly streams: StreamSettings
   readonly metrics: GatewayMetrics
+  readonly checkpoint: Checkpoint
 }
 
 /** The route's context, with its metric label children resolved once (no label hashing per request). */
@@ -56,6 +60,7 @@ export function createRouteContext (options: RouteContextOptions, log: FastifyBa
     sessionTimeouts: options.sessionTimeouts,
     limits: options.limits,
     streams: options.streams,
+    checkpoint: options.checkpoint,
     resourceMetadataUrl: (request) => resourceMetadataUrl(publicOrigin(request.mcp.authority, options.publicUrl), route.path),
     // Forwarded and bridged requests count in the same upstream metrics; a fault of ours is logged instead.
     observeUpstream: {

@@ -28,6 +28,7 @@ export async function mintSession (context: RouteContext, request: FastifyReques
   })
   request.mcp.sessionId = sessionId
   request.mcp.outcome = 'session created'
+  context.checkpoint('initialize: minted')
   context.sessionsCreated.inc()
   reply.header(SESSION_HEADER, sessionId)
 }

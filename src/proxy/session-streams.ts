@@ -74,12 +74,18 @@ export async function relayCancellations (context: RouteContext, request: Fastif
  * `cancelUpstream`: tells the upstream that request `id` is cancelled (upstream-cancellation.ts).
  */
 export function relayResponseStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, body: Readable, cancelUpstream?: (id: JsonRpcId) => void): void {
+  // Given back whatever fails before the relay takes them over (docs/architecture.md, "Resources").
+  using taken = new DisposableStack()
+  taken.defer(() => { body.destroy() })
   const rpcId = post.isBatch ? null : request.mcp.rpcId
   const stream = recordedStream(context, request, reply, session, 'response', undefined,
     rpcId === null ? undefined : { id: rpcId, cancelUpstream: cancelUpstream === undefined ? undefined : () => { cancelUpstream(rpcId) } })
-  const untrack = rpcId === null ? undefined : context.relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') })
+  taken.defer(() => { stream.end() })
+  if (rpcId !== null) taken.defer(context.relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') }))
   stream.start()
-  relayUpstreamEvents(body, stream, context.upstream.maxResponseBytes, request, context.observeUpstream, rpcId ?? undefined).finally(() => { untrack?.() }).catch(() => undefined)
+  context.checkpoint('forwarded post: stream started')
+  const relayed = taken.move()
+  relayUpstreamEvents(body, stream, context.upstream.maxResponseBytes, request, context.observeUpstream, rpcId ?? undefined).finally(() => { relayed.dispose() }).catch(() => undefined)
 }
 
 /**

@@ -81,6 +81,18 @@ export class ReplicaRelay {
     this.#log = log
   }
 
+  /**
+   * What this replica is listening for now, by kind (`mcpgw_replica_listeners`): every stream, stream
+   * guard and resume registers here and must unregister, so a count that only grows is a leak.
+   */
+  get counts (): Readonly<Record<'session_watches' | 'stream_holds' | 'calls' | 'answers', number>> {
+    let watches = 0
+    for (const watchers of this.#watchers.values()) watches += watchers.size
+    let holds = 0
+    for (const held of this.#heldStreams.values()) holds += held.size
+    return { session_watches: watches, stream_holds: holds, calls: this.#calls.size, answers: this.#answers.size }
+  }
+
   /** Subscribes this instance's channels, once; a failure is retried by the next call. */
   async join (): Promise<void> {
     this.#joined ??= (async () => {

@@ -120,6 +120,7 @@ export class StatefulHandler implements LegacyHandler {
       const waiting = new AbortController()
       const settled = this.#instances.whileInFlight(instance, () => { waiting.abort(new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the instance failed its health check' })) })
       try {
+        this.#context.checkpoint('stateful post: in flight')
         answer = await instance.client.postBytes(headers, request.body as Buffer, waiting.signal)
       } catch (error) {
         const failure = upstreamFailure(error)
@@ -141,9 +142,13 @@ export class StatefulHandler implements LegacyHandler {
         settled()
       }
       recordUpstreamTiming(request, observeUpstream, started)
+      // The answer's body is destroyed whatever fails before it is handed on (docs/architecture.md, "Resources").
+      using body = new DisposableStack()
+      body.defer(() => { answer.body.destroy() })
+      this.#context.checkpoint('stateful post: answered')
       // 404 for the upstream session: the instance does not know it (any more); the request did not run.
       if (answer.statusCode === 404 && target.sessionId !== '') {
-        answer.body.destroy()
+        body.dispose()
         if (moved) throw this.#sessionLost(instance)
         target = await this.#move(request, session, target, 'not_found', attempt)
         moved = true
@@ -153,7 +158,10 @@ export class StatefulHandler implements LegacyHandler {
       if (isSuccessStatus(answer.statusCode)) {
         for (const change of settings) await this.#keepSetting(request, session, change)
       }
-      return this.#answer(request, reply, post, session, instance, answer, headers)
+      const answered = this.#answer(request, reply, post, session, instance, answer, headers)
+      // The reply or the relay has the body now.
+      body.move()
+      return answered
     }
   }
 
@@ -217,8 +225,12 @@ export class StatefulHandler implements LegacyHandler {
         moved = true
         continue
       }
+      // Destroyed whatever fails before it is handed to the GET stream.
+      using body = new DisposableStack()
+      body.defer(() => { answer.body.destroy() })
+      this.#context.checkpoint('stateful get: opened')
       if (answer.statusCode === 404 && target.sessionId !== '') {
-        answer.body.destroy()
+        body.dispose()
         if (moved) throw this.#sessionLost(instance)
         target = await this.#move(request, session, target, 'not_found', attempt)
         moved = true
@@ -227,12 +239,13 @@ export class StatefulHandler implements LegacyHandler {
       if (target.sessionId !== '') this.#instances.keptSession(instance)
       if (answer.statusCode === 409 && conflicts++ < GET_CONFLICT_RETRIES) {
         // The session's older GET (ended by this newer one, docs/streams.md) is still closing upstream.
-        answer.body.destroy()
+        body.dispose()
         await new Promise((resolve) => setTimeout(resolve, GET_CONFLICT_WAIT_MS))
         attempt--
         continue
       }
       this.#endWithInstance(instance, answer)
+      body.move()
       return answer
     }
   }

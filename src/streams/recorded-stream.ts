@@ -84,6 +84,7 @@ export class RecordedStream implements RegisteredStream {
   readonly #stopped = new AbortController()
   #seq = 0
   #recording: boolean
+  #started = false
   #ended = false
   #abandonTimer: NodeJS.Timeout | undefined
   /** Runs while a resuming client reads: if its reminders stop, the stream counts as abandoned again. */
@@ -125,6 +126,7 @@ export class RecordedStream implements RegisteredStream {
   /** Opens the client's response; the stream is announced to every replica (resumes, takeovers). */
   start (statusCode?: number, headers?: OutgoingHttpHeaders): void {
     const { client, relay, owner } = this.#options
+    this.#started = true
     this.#options.registry.add(this)
     if (!client.started) client.start(statusCode, headers)
     this.#releaseHold = relay.holdStream(owner.sessionId, (claim) => { this.#claimed(claim) })
@@ -185,10 +187,17 @@ export class RecordedStream implements RegisteredStream {
     return this.#options.client.sendAll(outgoing)
   }
 
-  /** The stream is complete (or cut): kept as ended, so that a resuming client stops there too. */
+  /**
+   * The stream is complete (or cut): kept as ended, so that a resuming client stops there too. A
+   * stream never started only ends its client's response. Harmless twice.
+   */
   end (): void {
     if (this.#ended) return
     this.#ended = true
+    if (!this.#started) {
+      this.#options.client.end()
+      return
+    }
     if (this.#recording) this.#next({ kind: 'end', data: '' })
     else if (this.#broken) this.#endBroken()
     this.#options.client.end()

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { Writable } from 'node:stream'
 import { validateConfig, type GatewayConfig } from '../../src/config/validate-config.js'
 import { buildGateway } from '../../src/gateway.js'
+import type { Checkpoint } from '../../src/proxy/handler-steps.js'
 import type { SessionStore } from '../../src/sessions/session-store.js'
 
 export interface TestGateway {
@@ -21,6 +22,8 @@ export interface TestGatewayOptions {
   readonly config: Record<string, unknown>
   readonly store?: SessionStore
   readonly env?: NodeJS.ProcessEnv
+  /** A fault at each handler step (src/proxy/handler-steps.ts). */
+  readonly checkpoint?: Checkpoint
 }
 
 /** Builds and starts a gateway from a raw config, capturing its JSON logs. */
@@ -38,7 +41,7 @@ export async function startTestGateway (options: TestGatewayOptions): Promise<Te
       callback()
     }
   })
-  const app = await buildGateway(config, { logDestination, env: options.env ?? {}, ...(options.store === undefined ? {} : { store: options.store }) })
+  const app = await buildGateway(config, { logDestination, env: options.env ?? {}, ...(options.store === undefined ? {} : { store: options.store }), ...(options.checkpoint === undefined ? {} : { checkpoint: options.checkpoint }) })
   await app.listen({ host: config.listen.host, port: config.listen.port })
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('gateway has no TCP address')

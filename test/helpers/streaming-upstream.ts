@@ -4,8 +4,9 @@ import type { Teardown } from './fixtures.js'
 
 /*
  * A stateless legacy upstream whose tools/call answers as an SSE stream the test shapes (how many
- * events, how far apart, how large), for the stream limit tests (docs/streams.md, "Limits"). It
- * counts the calls it is still answering and remembers every `notifications/cancelled` it got.
+ * events, how far apart, how large), for the stream limit tests (docs/streams.md, "Limits"), and a
+ * standalone GET stream that ticks. It counts the answers it is still streaming and remembers every
+ * `notifications/cancelled` it got.
  */
 
 export interface StreamedCallArguments {
@@ -19,7 +20,7 @@ export interface StreamedCallArguments {
 
 export interface StreamingUpstream {
   readonly url: string
-  /** Calls whose answer is still open (the gateway has not closed the request). */
+  /** Streamed answers still open, calls and GET streams (the gateway has not closed the request). */
   open (): number
   /** The most calls open at once so far. */
   readonly maxOpen: number
@@ -40,6 +41,19 @@ export async function withStreamingUpstream (t: Teardown): Promise<StreamingUpst
     const chunks: Buffer[] = []
     request.on('data', (chunk: Buffer) => chunks.push(chunk))
     request.on('end', () => {
+      if (request.method === 'GET') {
+        // The standalone stream: a notification every 200 ms for as long as the gateway reads it.
+        open += 1
+        state.maxOpen = Math.max(state.maxOpen, open)
+        response.writeHead(200, { 'content-type': 'text/event-stream' })
+        response.write(': open\n\n')
+        const ticker = setInterval(() => { response.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data: 'tick' } })}\n\n`) }, 200)
+        response.once('close', () => {
+          clearInterval(ticker)
+          open -= 1
+        })
+        return
+      }
       const message = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') as { id?: unknown, method?: string, params?: Record<string, unknown> } | null
       if (request.method !== 'POST' || message === null) {
         response.writeHead(405).end()
