@@ -59,7 +59,7 @@ t.test('strings that do not spell the expected value are refused with the exact 
     ['boolean as 1', { ...minimal, redis: { sentinel: { name: 'm', sentinels: ['s'], tls: 1 } } }, 'redis.sentinel.tls: must be true or false, got number 1'],
     ['duration as number', { ...minimal, shutdownGrace: 0 }, 'shutdownGrace: must be a duration like 500ms, 90s, 30m or 24h, got number 0'],
     ['duration overflow', { ...minimal, shutdownGrace: '99999999999999999h' }, 'shutdownGrace: must be a duration like 500ms, 90s, 30m or 24h, got string "99999999999999999h"'],
-    ['unknown key deep in a list', { routes: [minimal.routes[0], { ...minimal.routes[0], path: '/b', tiemout: '1s' }] }, 'routes[1].tiemout: unknown key (allowed here: path, upstream, upstreamSessions, balance, retryToolCalls, healthCheck, timeout, getStream, upstreamEra, initializeTimeout, inputTimeout, maxInputRounds)'],
+    ['unknown key deep in a list', { routes: [minimal.routes[0], { ...minimal.routes[0], path: '/b', tiemout: '1s' }] }, 'routes[1].tiemout: unknown key (allowed here: path, upstream, upstreamSessions, balance, retryToolCalls, healthCheck, timeout, getStream, passCookies, upstreamEra, initializeTimeout, inputTimeout, maxInputRounds)'],
     ['sentinel list empty', { ...minimal, redis: { sentinel: { name: 'm', sentinels: [] } } }, 'redis.sentinel.sentinels: must list at least one entry'],
     ['admin section not a mapping', { ...minimal, admin: 'x' }, 'admin: must be a mapping, got string "x"'],
     ['route not a mapping', { routes: ['/mcp'] }, 'routes[0]: must be a mapping, got string "/mcp"'],

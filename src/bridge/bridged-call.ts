@@ -39,6 +39,8 @@ export interface BridgedCallOptions {
   readonly relay: ReplicaRelay
   /** The route's OAuth metadata URL: an upstream's challenge is rewritten to name it. */
   readonly resourceMetadataUrl: () => string
+  /** The route's `passCookies`. */
+  readonly passCookies: boolean
   /** Told how long each upstream leg took to answer, and of each upstream failure (for the metrics). */
   readonly observe: UpstreamObserver
 }
@@ -144,7 +146,7 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
   const answer = await options.upstream.post({ ...options.headers, ...request.headers }, request.body, cancelled)
   options.observe.upstreamResponded((performance.now() - started) / 1000)
   if (!isSuccessStatus(answer.statusCode) && !reply.started) {
-    const headers = rewriteUpstreamHeaders({ ...answer.headers }, options.resourceMetadataUrl)
+    const headers = rewriteUpstreamHeaders({ ...answer.headers }, options.passCookies, options.resourceMetadataUrl)
     reply.upstreamError(answer.statusCode, headers, await readUpstreamBody(answer.body, options.upstream.maxResponseBytes))
     return { done: true }
   }

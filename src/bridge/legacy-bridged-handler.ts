@@ -92,6 +92,7 @@ export class LegacyBridgedHandler implements LegacyHandler {
       maxInputRounds: route.maxInputRounds,
       relay: this.#relay,
       resourceMetadataUrl: () => this.#context.resourceMetadataUrl(request),
+      passCookies: route.passCookies,
       observe: observeUpstream
     })
     return reply

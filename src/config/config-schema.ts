@@ -123,6 +123,11 @@ export const DEFAULT_HEALTH_CHECK_FAILURE_THRESHOLD = 3
 export const getStreamModes = ['reject', 'forward'] as const
 export type GetStreamMode = typeof getStreamModes[number]
 export const DEFAULT_GET_STREAM: GetStreamMode = 'reject'
+/**
+ * Cookies are not passed between clients and upstreams unless a route says so: with several routes
+ * on one origin, one upstream's Set-Cookie would otherwise reach the others' upstreams.
+ */
+export const DEFAULT_PASS_COOKIES = false
 
 /** What an interpolated `${PORT}` looks like: digits. Longer ones would lose precision. */
 export const INTEGER_TEXT_PATTERN = /^\d{1,15}$/
@@ -551,6 +556,7 @@ const routeSchema = mapping({
   }).nullish().transform((value) => value ?? null).describe('`upstreamSessions`: check every instance actively. Passive ejection (a refused or reset connection takes an instance out of placement for a while) is always on.'),
   timeout: duration(DEFAULT_ROUTE_TIMEOUT_MS).describe('Wait this long for the upstream\'s response headers (504 after); a stream may then run as long as it likes.'),
   getStream: oneOf(getStreamModes).nullish().describe('A legacy `GET` (standalone SSE stream) on a live session: `reject` answers 405 at the edge, `forward` sends it to the upstream (bridged: served from `subscriptions/listen`). Absent: `reject`, except `forward` with `upstreamSessions` (a stateful server pushes on it).'),
+  passCookies: flag().prefault(DEFAULT_PASS_COOKIES).describe('Pass the client\'s `Cookie` header to the upstream and the upstream\'s `Set-Cookie` back to the client. Off: both are dropped (a browser shares one origin\'s cookies among all its routes, so one upstream could set cookies that reach the others).'),
   upstreamEra: oneOf(upstreamEras).prefault(DEFAULT_UPSTREAM_ERA).describe('What the upstream speaks: `legacy`, `modern` (the gateway bridges legacy clients to a 2026-07-28 server) or `auto` (ask `server/discover` once).'),
   initializeTimeout: duration(DEFAULT_INITIALIZE_TIMEOUT_MS).describe('How long an initialize may wait for the upstream\'s answer (bridged: its `server/discover`; `auto`: also the era probe), 504 after. A client that leaves before then ends the upstream request too, and gets no session.'),
   inputTimeout: duration(DEFAULT_INPUT_TIMEOUT_MS).describe('Era bridge: how long a legacy client has to answer one round of the upstream\'s input requests (elicitation, …).'),

@@ -51,7 +51,7 @@ export async function forwardInitialize (context: RouteContext, request: Fastify
     answer = sent.answer
     context.checkpoint('initialize: answered')
     recordUpstreamTiming(request, observeUpstream, started)
-    reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => context.resourceMetadataUrl(request)))
+    reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, context.route.passCookies, () => context.resourceMetadataUrl(request)))
     // Not awaited: the rest of the body streams after the decision, outside its deadline.
     if (!isSuccessStatus(answer.statusCode)) {
       sent.stateful?.discard()
@@ -144,7 +144,7 @@ export class LegacyForwardedHandler implements LegacyHandler {
     using body = new DisposableStack()
     body.defer(() => { answer.body.destroy() })
     this.#context.checkpoint('forwarded get: opened')
-    const headers = rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))
+    const headers = rewriteUpstreamHeaders({ ...answer.headers }, this.#context.route.passCookies, () => this.#context.resourceMetadataUrl(request))
     if (!isSuccessStatus(answer.statusCode) || mediaType(headers['content-type']) !== 'text/event-stream' || (headers['content-encoding'] ?? 'identity') !== 'identity') {
       if (client !== undefined) return reply
       // Not a stream: the upstream's answer goes to the client as it is, and the body is the reply's.

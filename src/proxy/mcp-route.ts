@@ -103,6 +103,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   // The authority is read once, before anything else: the Host allowlist, the public URL and every
   // rewritten challenge use this one result (security/request-authority.ts).
   fastify.addHook('onRequest', async function checkAuthorityAndOrigin (request) {
+    request.mcp.passCookies = route.passCookies
     request.mcp.authority = parseRequestAuthority(request.host, request.protocol)
     enforceOriginPolicy(request.mcp.authority, request.headers, options.originPolicy)
   })

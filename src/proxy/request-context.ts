@@ -12,6 +12,8 @@ export interface McpRequestContext {
   rpcId: JsonRpcId
   /** The authority the client used, read once at the edge (security/request-authority.ts); set before any handler runs. */
   authority: RequestAuthority | undefined
+  /** The route's `passCookies`: whether `Cookie` goes to the upstream (upstream/upstream-headers.ts). */
+  passCookies: boolean
   /** `modern` for a 2026-07-28 per-request-metadata request; legacy otherwise. */
   era: 'legacy' | 'modern'
   /** Hash of the caller's identity when sessions are bound (security/principal.ts). */
@@ -35,5 +37,5 @@ declare module 'fastify' {
 }
 
 export function newRequestContext (): McpRequestContext {
-  return { route: undefined, rpcMethod: undefined, rpcId: null, authority: undefined, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined, span: undefined, completed: false }
+  return { route: undefined, rpcMethod: undefined, rpcId: null, authority: undefined, passCookies: false, era: 'legacy', principal: undefined, sessionId: undefined, outcome: undefined, errorCode: undefined, span: undefined, completed: false }
 }

@@ -198,7 +198,7 @@ export class StatefulHandler implements LegacyHandler {
         request.log.warn({ instance: instance.key }, 'an instance opened a session for a 2026-07-28 request: ended at once')
         this.#end(instance, { instance: instance.key, sessionId: opened }, request, 'a session for a 2026-07-28 request')
       }
-      return reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))).send(answer.body)
+      return reply.code(answer.statusCode).headers(rewriteUpstreamHeaders({ ...answer.headers }, this.#context.route.passCookies, () => this.#context.resourceMetadataUrl(request))).send(answer.body)
     }
   }
 
@@ -267,7 +267,7 @@ export class StatefulHandler implements LegacyHandler {
 
   /** `sent`: the headers the request went to the instance with (its upstream session), for a cancellation. */
   #answer (request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, instance: UpstreamInstance, answer: UpstreamAnswer, sent: IncomingHttpHeaders): FastifyReply {
-    const headers = rewriteUpstreamHeaders({ ...answer.headers }, () => this.#context.resourceMetadataUrl(request))
+    const headers = rewriteUpstreamHeaders({ ...answer.headers }, this.#context.route.passCookies, () => this.#context.resourceMetadataUrl(request))
     reply.code(answer.statusCode).headers(headers)
     this.#endWithInstance(instance, answer)
     if (relaysStreams(this.#context.streams) && isRelayableStream(reply)) {

@@ -45,7 +45,7 @@ export function forwardRequest (client: UpstreamClient, observe: UpstreamObserve
     rewriteRequestHeaders: upstreamRequestHeaders,
     rewriteHeaders: (headers) => {
       try {
-        rewritten = rewriteUpstreamHeaders(headers, resourceMetadataUrl)
+        rewritten = rewriteUpstreamHeaders(headers, request.mcp.passCookies, resourceMetadataUrl)
       } catch (error) {
         rewriteFailure = error
       }

@@ -34,6 +34,7 @@ function removeConnectionHeaders (headers: IncomingHttpHeaders): void {
 export function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mcp'>, headers: IncomingHttpHeaders): IncomingHttpHeaders {
   removeConnectionHeaders(headers)
   delete headers[SESSION_HEADER]
+  if (!request.mcp.passCookies) delete headers.cookie
   headers['x-request-id'] = request.id
   const span = request.mcp.span
   if (span !== undefined) Object.assign(headers, span.propagationHeaders())
@@ -42,11 +43,13 @@ export function upstreamRequestHeaders (request: Pick<FastifyRequest, 'id' | 'mc
 
 /**
  * Upstream headers on their way back. A session id set by the upstream itself would contradict ours:
- * drop it. SSE must never be buffered by a proxy in front of us (X-Accel-Buffering: no).
+ * drop it; its cookies too, unless the route passes them (`passCookies`: a browser would send them to
+ * every route of the origin). SSE must never be buffered by a proxy in front of us (X-Accel-Buffering: no).
  */
-export function rewriteUpstreamHeaders (headers: IncomingHttpHeaders, resourceMetadataUrl?: () => string): IncomingHttpHeaders {
+export function rewriteUpstreamHeaders (headers: IncomingHttpHeaders, passCookies: boolean, resourceMetadataUrl?: () => string): IncomingHttpHeaders {
   removeConnectionHeaders(headers)
   delete headers[SESSION_HEADER]
+  if (!passCookies) delete headers['set-cookie']
   // An upstream's OAuth challenge names its internal URL; clients must find the gateway's (RFC 9728).
   const challenge = headers['www-authenticate']
   // Asked for only when there is a challenge: the URL costs nothing on an ordinary answer.
