@@ -245,13 +245,16 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   for (const route of config.routes) {
     const instances = route.upstreamSessions ? upstreamInstances(route, store, config.limits.maxResponseBytes, metrics, app.log) : undefined
     if (instances !== undefined) upstreamSessions.addRoute(route.path, instances)
-    // A stateful route's first instance also answers what is not a session's (its OAuth metadata).
+    // A stateful route's first instance is its client where one stands for the route (sizes, limits);
+    // each session's requests go to that session's instance.
     const upstream = instances?.all[0]?.client ?? new UpstreamClient(route.upstream, route.timeout, config.limits.maxResponseBytes)
     upstreams.push(instances ?? upstream)
     // Routes `/mcp` and `/mcp/` share one metadata path: the first serves it.
     if (!metadataPaths.has(resourceMetadataPath(route.path))) {
       metadataPaths.add(resourceMetadataPath(route.path))
-      await app.register(protectedResourceMetadata, { route, upstream, binding: config.sessions.binding, publicUrl: config.listen.publicUrl, originPolicy })
+      // A stateful route's document comes from a healthy instance (any of them serves the same one).
+      const candidates = instances === undefined ? () => [upstream] : () => instances.inHealthOrder().map((instance) => instance.client)
+      await app.register(protectedResourceMetadata, { route, upstreams: candidates, binding: config.sessions.binding, publicUrl: config.listen.publicUrl, originPolicy })
     }
     await app.register(mcpRoute, {
       route,

@@ -4,6 +4,7 @@ import { createServer, type IncomingHttpHeaders } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { withGateway, withUpstream, type Teardown } from './helpers/fixtures.js'
 import { initializeRequest, post } from './helpers/mcp-http.js'
+import { freePort } from './helpers/redis-server.js'
 
 /*
  * OAuth clients discover the authorization server of the URL they connect to (MCP 2025-06-18 and
@@ -157,4 +158,13 @@ t.test('a forwarded host that is not a host name is refused, never reflected', a
   const gateway = await withGateway(t, { config: { listen: { host: '127.0.0.1', port: 0, trustProxy: true }, security: { allowedHosts: ['127.0.0.1'] }, sessions: { binding: { jwt: { secret: SECRET, issuer: AUTHORIZATION_SERVER } } }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
   const answer = await fetch(`${gateway.origin}/.well-known/oauth-protected-resource/mcp`, { headers: { 'x-forwarded-host': 'a.example", error="injected' } })
   t.equal(answer.status, 400)
+})
+
+t.test('a stateful route serves its upstream\'s metadata while one instance is healthy, in list order', async (t) => {
+  const stopped = `http://127.0.0.1:${await freePort()}/mcp`
+  const alive = await withProtectedUpstream(t, { '/.well-known/oauth-protected-resource/mcp': internalDocument })
+  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: [stopped, alive.url], upstreamSessions: true }] } })
+  const metadata = await discoverOAuthProtectedResourceMetadata(`${gateway.origin}/mcp`)
+  t.equal(metadata.resource, `${gateway.origin}/mcp`, 'from the second instance, the first being down')
+  t.same(metadata.authorization_servers, [AUTHORIZATION_SERVER])
 })

@@ -23,7 +23,11 @@ import { publicOrigin, RESOURCE_METADATA_PREFIX, resourceMetadataPath } from './
 
 export interface ProtectedResourceMetadataOptions {
   readonly route: RouteConfig
-  readonly upstream: UpstreamClient
+  /**
+   * Where the upstream's document may be fetched, in the order to try: the route's one upstream, or
+   * a stateful route's instances, healthy ones first in list order (one healthy instance is enough).
+   */
+  readonly upstreams: () => readonly UpstreamClient[]
   readonly binding: GatewayConfig['sessions']['binding']
   readonly publicUrl: string | undefined
   /** The Host allowlist applies here too: a document naming a host the gateway does not serve is never made. */
@@ -40,28 +44,36 @@ const UPSTREAM_DOCUMENT_TIMEOUT_MS = 5_000
 type Fetched = { readonly document: Record<string, unknown> | undefined } | { readonly failure: GatewayError }
 
 export async function protectedResourceMetadata (fastify: FastifyInstance, options: ProtectedResourceMetadataOptions): Promise<void> {
-  const { route, upstream, binding } = options
+  const { route, binding } = options
   let cached: { readonly fetched: Promise<Fetched>, until: number } | undefined
 
   /** One document: the parsed JSON object of a 200, or undefined; throws on a failure to fetch. */
-  async function fetchDocument (path: string): Promise<Record<string, unknown> | undefined> {
+  async function fetchDocument (upstream: UpstreamClient, path: string): Promise<Record<string, unknown> | undefined> {
     const answer = await upstream.get(path, AbortSignal.timeout(UPSTREAM_DOCUMENT_TIMEOUT_MS))
     const text = await readUpstreamBody(answer.body, upstream.maxResponseBytes)
     const parsed = answer.statusCode === 200 ? parseJsonText(text) : undefined
     return isJsonObject(parsed) ? parsed : undefined
   }
 
-  /** Path-aware first, then the root (RFC 9728 §3.1); a failure of the first still tries the second. */
+  /**
+   * Path-aware first, then the root (RFC 9728 §3.1); a failure of the first still tries the second.
+   * An upstream that cannot be reached leaves it to the next one; one that answers decides.
+   */
   async function fetchUpstreamDocument (): Promise<Fetched> {
-    const upstreamPath = new URL(route.upstream).pathname.replace(/\/+$/, '')
     let failure: GatewayError | undefined
-    for (const path of [...(upstreamPath === '' ? [] : [`${RESOURCE_METADATA_PREFIX}${upstreamPath}`]), RESOURCE_METADATA_PREFIX]) {
-      try {
-        const document = await fetchDocument(path)
-        if (document !== undefined) return { document }
-      } catch (error) {
-        failure = upstreamFailure(error)
+    for (const upstream of options.upstreams()) {
+      const upstreamPath = new URL(upstream.path, upstream.origin).pathname.replace(/\/+$/, '')
+      let answered = false
+      for (const path of [...(upstreamPath === '' ? [] : [`${RESOURCE_METADATA_PREFIX}${upstreamPath}`]), RESOURCE_METADATA_PREFIX]) {
+        try {
+          const document = await fetchDocument(upstream, path)
+          if (document !== undefined) return { document }
+          answered = true
+        } catch (error) {
+          failure = upstreamFailure(error)
+        }
       }
+      if (answered) return { document: undefined }
     }
     return failure === undefined ? { document: undefined } : { failure }
   }

@@ -228,6 +228,12 @@ export class UpstreamInstances {
     return best
   }
 
+  /** Every instance, the healthy ones first, each group in list order. */
+  inHealthOrder (): UpstreamInstance[] {
+    const healthy = this.all.filter((instance) => this.isHealthy(instance))
+    return [...healthy, ...this.all.filter((instance) => !healthy.includes(instance))]
+  }
+
   /** Any healthy instance, in turn: for requests that need no session (2026-07-28). */
   any (): UpstreamInstance {
     const healthy = this.all.filter((instance) => this.isHealthy(instance))
