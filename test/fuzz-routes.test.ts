@@ -56,6 +56,8 @@ const knownSignatures = new Set([...known.map((failure) => failure.signature), .
 /** Every kind of failure seen, counted, with its first occurrence and where it replays (seed and run index). */
 const findings = new Map<string, { count: number, first: string, seed: number, path: string | undefined }>()
 const statuses = new Map<number, number>()
+/** What some paths answered, to show they are reached: `<what> <status>` → count. */
+const reached = new Map<string, number>()
 
 function say (line: string): void {
   t.comment(line)
@@ -201,6 +203,10 @@ t.test(`route fuzzer (seed ${SEED}, ${DURATION_MS} ms)`, async (t) => {
     trace.push(`[${request.gateway} ${request.route}, upstream ${request.upstreamMode}] ${curl(resolved.wire)}\n    → HTTP ${answer.status}${answer.failure === undefined ? '' : ` (${answer.failure})`} in ${answer.durationMs} ms ${preview(answer.body, 160)}`)
     answered.push({ wire: resolved.wire, answer })
     violations.push(...judgeAnswer({ wire: resolved.wire, stranger: resolved.stranger, upstreamOrigins }, answer))
+    const what = request.method === 'GET' && resolved.wire.headers['last-event-id'] !== undefined && request.lastEventId?.kind === 'issued'
+      ? 'resume with an issued event id'
+      : request.method === 'POST' && resolved.sessionId !== undefined && !resolved.stranger ? `POST on a live session (${request.route})` : undefined
+    if (what !== undefined) reached.set(`${what} → ${answer.status}`, (reached.get(`${what} → ${answer.status}`) ?? 0) + 1)
   }
 
   async function runAction (action: FuzzAction, trace: string[], violations: Violation[], answered: Array<{ wire: WireRequest, answer: Answer }>): Promise<void> {
@@ -418,6 +424,7 @@ t.test(`route fuzzer (seed ${SEED}, ${DURATION_MS} ms)`, async (t) => {
     const seen = upstreams.flatMap((upstream) => [...state.minted.keys()].filter((id) => upstream.headerValues.has(id)).map((id) => `${upstream.name} saw ${id.slice(0, 8)}…`))
     t.same(seen, [], 'no upstream ever received a gateway session id')
 
+    say(`reached: ${JSON.stringify(Object.fromEntries([...reached].sort()))}`)
     say(`requests sent ${state.requestsSent}, runs ${runs}, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort(([a], [b]) => a - b)))}`)
     for (const [signature, finding] of findings) {
       const replay = finding.path === undefined ? '' : `\n  replays as: ${JSON.stringify({ signature, seed: finding.seed, path: finding.path })}`

@@ -170,8 +170,11 @@ export async function startFuzzGateways (specs: readonly ChildGatewaySpec[]): Pr
       const running = child
       if (running === undefined || running.exitCode !== null || running.signalCode !== null) return
       const exited = new Promise<void>((resolve) => running.once('exit', () => resolve()))
-      running.kill('SIGKILL')
+      // Disconnecting lets it exit by itself (its coverage is written then); killed if it does not.
+      running.disconnect()
+      const timer = setTimeout(() => running.kill('SIGKILL'), 5_000)
       await exited
+      clearTimeout(timer)
     }
   }
 }
