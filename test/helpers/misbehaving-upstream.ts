@@ -215,9 +215,19 @@ export async function startMisbehavingUpstream (name: string, role: UpstreamRole
     sendJson(response, 200, messages !== undefined && messages.length > 1 ? messages.filter((message) => message.id !== undefined).map(replyBody) : replyBody(first))
   }
 
+  /** Upstream sessions whose DELETE already got the misbehaviour its request asked for. */
+  const misbehavedDeletes = new Set<string>()
+
   function answer (request: IncomingMessage, response: ServerResponse, body: string): void {
     const requested = headerValue(request.headers, MODE_HEADER) as UpstreamMode | undefined
-    const mode: UpstreamMode = requested !== undefined && (upstreamModes as readonly string[]).includes(requested) ? requested : 'normal'
+    let mode: UpstreamMode = requested !== undefined && (upstreamModes as readonly string[]).includes(requested) ? requested : 'normal'
+    // The gateway sends a DELETE it could not deliver again (every 5 s, for up to an hour), with the
+    // same headers: misbehaving once is the fault to test; every time would be a dead instance.
+    const deleted = request.method === 'DELETE' ? headerValue(request.headers, 'mcp-session-id') : undefined
+    if (deleted !== undefined && mode !== 'normal') {
+      if (misbehavedDeletes.has(deleted)) mode = 'normal'
+      else misbehavedDeletes.add(deleted)
+    }
     const messages = parseMessages(body)
     const first = messages?.[0]
     switch (mode) {
