@@ -157,6 +157,16 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.ServerError,
     message: 'Too Many Requests: initialize rate limit exceeded (limits.initializePerMinute)'
   },
+  MCPGW_HEADERS_TOO_LARGE: {
+    statusCode: 431,
+    jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
+    message: 'Request Header Fields Too Large: the request\'s header section is over 16 KiB'
+  },
+  MCPGW_REQUEST_TIMEOUT: {
+    statusCode: 408,
+    jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
+    message: 'Request Timeout: the request did not arrive in time'
+  },
   MCPGW_BODY_TOO_LARGE: {
     statusCode: 413,
     jsonRpcCode: JsonRpcErrorCode.InvalidRequest,

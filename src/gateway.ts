@@ -19,6 +19,7 @@ import { mcpRoute } from './proxy/mcp-route.js'
 import { UpstreamClient } from './upstream/upstream-client.js'
 import { upstreamFailure } from './upstream/upstream-failure.js'
 import { newRequestContext } from './proxy/request-context.js'
+import { malformedRequestHandler } from './proxy/malformed-request.js'
 import { NO_FAULTS, type Checkpoint } from './proxy/handler-steps.js'
 import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { corsOptions } from './security/cors.js'
@@ -101,6 +102,7 @@ async function metricsEndpoint (app: FastifyInstance, metrics: GatewayMetrics, p
 export async function buildGateway (config: GatewayConfig, options: BuildGatewayOptions = {}): Promise<FastifyInstance> {
   const level = resolveLogLevel(config.log.level, options.env ?? process.env)
   const pinoLogger = pino(loggerOptions(level), options.logDestination ?? pino.destination(1))
+  const requestIds = requestIdGenerator()
   const logger: FastifyBaseLogger = pinoLogger
   // The level is fixed for the process: decide once whether request lines are written at all.
   const logRequests = pinoLogger.isLevelEnabled('info')
@@ -109,7 +111,8 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     // One line per request, written by logRequest below, instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
-    genReqId: requestIdGenerator(),
+    genReqId: requestIds,
+    clientErrorHandler: malformedRequestHandler(requestIds),
     bodyLimit: config.limits.maxBodyBytes,
     // Refused by lifecycle/graceful-shutdown.ts instead, with a coded error.
     return503OnClosing: false,
