@@ -112,7 +112,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     logController: new LogController({ disableRequestLogging: true }),
     exposeHeadRoutes: false,
     genReqId: requestIds,
-    clientErrorHandler: malformedRequestHandler(requestIds),
+    clientErrorHandler: malformedRequestHandler(requestIds, logger, logRequests),
     bodyLimit: config.limits.maxBodyBytes,
     // Refused by lifecycle/graceful-shutdown.ts instead, with a coded error.
     return503OnClosing: false,

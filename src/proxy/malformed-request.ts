@@ -1,3 +1,4 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import { GatewayError, jsonRpcErrorBody, type GatewayErrorCode } from '../errors.js'
@@ -5,8 +6,9 @@ import { GatewayError, jsonRpcErrorBody, type GatewayErrorCode } from '../errors
 /*
  * What Node's HTTP parser refuses before Fastify sees a request (malformed HTTP, a header section
  * over Node's 16 KiB, a request that took too long to arrive) is answered here, on the socket, as
- * every refusal is: a coded JSON-RPC error with an `x-request-id` (docs/errors.md). Fastify's own
- * answer has neither, and writes a body even to a HEAD request.
+ * every refusal is: a coded JSON-RPC error with an `x-request-id` (docs/errors.md), and the one
+ * `request completed` line every request gets (docs/operating.md, "Logs"). Fastify's own answer has
+ * neither, and writes a body even to a HEAD request.
  */
 
 /** Node's `clientError` codes, as the gateway's. Anything else Node refuses is malformed HTTP. */
@@ -16,7 +18,7 @@ const CLIENT_ERROR_CODES: Readonly<Record<string, GatewayErrorCode>> = {
 }
 
 /** Fastify's `clientErrorHandler`; `requestId` makes the id of the answer (as for any request). */
-export function malformedRequestHandler (requestId: (request: IncomingMessage) => string): (error: Error, socket: Socket) => void {
+export function malformedRequestHandler (requestId: (request: IncomingMessage) => string, log: FastifyBaseLogger, logRequests: boolean): (error: Error, socket: Socket) => void {
   return (failure, socket) => {
     // Node's clientError: a parser error carries its code and the bytes it could not parse.
     const error = failure as Error & { code?: string, rawPacket?: unknown }
@@ -26,11 +28,13 @@ export function malformedRequestHandler (requestId: (request: IncomingMessage) =
     const body = JSON.stringify(jsonRpcErrorBody(refusal))
     // An answer to HEAD has no body (RFC 9110 §9.3.2): the client would read one as its next answer.
     const toHead = Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD '
+    const id = requestId({ headers: {} } as IncomingMessage)
     if (socket.writable) {
       socket.write(`HTTP/1.1 ${refusal.statusCode} ${statusText(refusal.statusCode)}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\n` +
-        `x-request-id: ${requestId({ headers: {} } as IncomingMessage)}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${toHead ? '' : body}`)
+        `x-request-id: ${id}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${toHead ? '' : body}`)
     }
     socket.destroy()
+    if (logRequests) log.info({ reqId: id, status: refusal.statusCode, outcome: 'malformed HTTP', error: refusal.code }, 'request completed')
   }
 }
 
