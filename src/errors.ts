@@ -157,6 +157,11 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.ServerError,
     message: 'Too Many Requests: initialize rate limit exceeded (limits.initializePerMinute)'
   },
+  MCPGW_MALFORMED_HTTP: {
+    statusCode: 400,
+    jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
+    message: 'Bad Request: the request is not well-formed HTTP/1.1'
+  },
   MCPGW_HEADERS_TOO_LARGE: {
     statusCode: 431,
     jsonRpcCode: JsonRpcErrorCode.InvalidRequest,

@@ -296,9 +296,11 @@ t.test(`route fuzzer (seed ${SEED}, ${DURATION_MS} ms)`, async (t) => {
     // The code in each gateway error's log line agrees with what the client got (docs/errors.md).
     const gatewayErrors = answered.filter(({ answer }) => answer.failure === undefined && answer.hung !== true && answer.status >= 400 && answer.headers[UPSTREAM_MARK_HEADER] === undefined && !answer.body.includes(UPSTREAM_MARK_BODY) && answer.body.includes('"jsonrpc":"2.0"'))
     const lineOf = (requestId: string): Record<string, unknown> | undefined => gateways.logs.find((line) => line.reqId === requestId && line.msg === 'request completed')
-    await eventually(() => gatewayErrors.every(({ wire }) => lineOf(wire.headers['x-request-id'] ?? '') !== undefined), { timeout: 2_000, interval: 50 }).catch(() => undefined)
+    // The answer's x-request-id names its line: the client's own, or one the gateway made (it could not read the client's).
+    const idOf = ({ wire, answer }: { wire: WireRequest, answer: Answer }): string => String(answer.headers['x-request-id'] ?? wire.headers['x-request-id'] ?? '')
+    await eventually(() => gatewayErrors.every((exchange) => lineOf(idOf(exchange)) !== undefined), { timeout: 2_000, interval: 50 }).catch(() => undefined)
     for (const { wire, answer } of gatewayErrors) {
-      const line = lineOf(wire.headers['x-request-id'] ?? '')
+      const line = lineOf(idOf({ wire, answer }))
       if (line === undefined) continue
       const problem = judgeLogLine(answer.status, answer.body, line.error)
       if (problem !== undefined) violations.push({ signature: 'a gateway error\'s log line disagrees with its answer', detail: `${curl(wire)}\n  → HTTP ${answer.status} ${preview(answer.body)}: ${problem}` })

@@ -37,7 +37,7 @@ t.test('malformed HTTP, headers over 16 KiB: coded errors on the socket', async 
   t.match(unknownMethod, /^HTTP\/1\.1 400 Bad Request\r\n/)
   t.match(unknownMethod, /\r\nx-request-id: \S+\r\n/i)
   t.match(unknownMethod, /\r\nConnection: close\r\n/i)
-  t.match(bodyOf(unknownMethod), { jsonrpc: '2.0', id: null, error: { code: -32600, message: /malformed HTTP/ } })
+  t.match(bodyOf(unknownMethod), { jsonrpc: '2.0', id: null, error: { code: -32600, message: /not well-formed HTTP/ } })
 
   const tooLarge = await raw(port, `POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Forwarded-Host: ${big}\r\n\r\n`)
   t.match(tooLarge, /^HTTP\/1\.1 431 /)
@@ -48,6 +48,6 @@ t.test('malformed HTTP, headers over 16 KiB: coded errors on the socket', async 
   t.equal(bodyOf(toHead), undefined, 'no body to HEAD: the client would read it as its next answer')
 
   const lines = gateway.logs.filter((line) => line.outcome === 'malformed HTTP')
-  t.same(lines.map((line) => [line.status, line.error]), [[400, 'MCPGW_INVALID_REQUEST'], [431, 'MCPGW_HEADERS_TOO_LARGE'], [431, 'MCPGW_HEADERS_TOO_LARGE']], 'one request line each')
+  t.same(lines.map((line) => [line.status, line.error]), [[400, 'MCPGW_MALFORMED_HTTP'], [431, 'MCPGW_HEADERS_TOO_LARGE'], [431, 'MCPGW_HEADERS_TOO_LARGE']], 'one request line each')
   t.equal((await fetch(`${gateway.origin}/healthz`)).status, 200)
 })

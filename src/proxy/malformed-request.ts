@@ -24,7 +24,7 @@ export function malformedRequestHandler (requestId: (request: IncomingMessage) =
     const error = failure as Error & { code?: string, rawPacket?: unknown }
     // A connection reset or a socket gone: nobody to answer.
     if (error.code === 'ECONNRESET' || socket.destroyed) return
-    const refusal = new GatewayError(CLIENT_ERROR_CODES[error.code ?? ''] ?? 'MCPGW_INVALID_REQUEST', { detail: 'malformed HTTP' })
+    const refusal = new GatewayError(CLIENT_ERROR_CODES[error.code ?? ''] ?? 'MCPGW_MALFORMED_HTTP')
     const body = JSON.stringify(jsonRpcErrorBody(refusal))
     // An answer to HEAD has no body (RFC 9110 §9.3.2): the client would read one as its next answer.
     const toHead = Buffer.isBuffer(error.rawPacket) && error.rawPacket.subarray(0, 5).toString('latin1') === 'HEAD '
