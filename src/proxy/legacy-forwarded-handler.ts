@@ -101,8 +101,8 @@ export class LegacyForwardedHandler implements LegacyHandler {
     this.#context.checkpoint('forwarded post: cancellations relayed')
     if (!relaysStreams(streams)) return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply)
     return forwardRequest(upstream, observeUpstream, resourceMetadataUrl, request, reply, (body) => {
-      relayResponseStream(this.#context, request, reply, post, session, body, (id) => {
-        sendCancellation(upstream, forwardedRequestHeaders(request, upstream.host), id, GAVE_UP, request.log)
+      relayResponseStream(this.#context, request, reply, post, session, body, async (id) => {
+        await sendCancellation(upstream, forwardedRequestHeaders(request, upstream.host), id, GAVE_UP, request.log)
       })
     })
   }

@@ -25,7 +25,7 @@ export function relaysStreams (streams: StreamSettings): boolean {
 export interface AnsweredRequest {
   readonly id: JsonRpcId
   /** Tells the upstream the request is cancelled, when the gateway gives up on it. */
-  readonly cancelUpstream?: (() => void) | undefined
+  readonly cancelUpstream?: (() => Promise<void>) | undefined
 }
 
 /**
@@ -73,13 +73,13 @@ export async function relayCancellations (context: RouteContext, request: Fastif
  * replica by its JSON-RPC id. The reply already carries the answer's status and headers.
  * `cancelUpstream`: tells the upstream that request `id` is cancelled (upstream-cancellation.ts).
  */
-export function relayResponseStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, body: Readable, cancelUpstream?: (id: JsonRpcId) => void): void {
+export function relayResponseStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, post: ClientPost, session: LiveSession, body: Readable, cancelUpstream?: (id: JsonRpcId) => Promise<void>): void {
   // Given back whatever fails before the relay takes them over (docs/architecture.md, "Resources").
   using taken = new DisposableStack()
   taken.defer(() => { body.destroy() })
   const rpcId = post.isBatch ? null : request.mcp.rpcId
   const stream = recordedStream(context, request, reply, session, 'response', undefined,
-    rpcId === null ? undefined : { id: rpcId, cancelUpstream: cancelUpstream === undefined ? undefined : () => { cancelUpstream(rpcId) } })
+    rpcId === null ? undefined : { id: rpcId, cancelUpstream: cancelUpstream === undefined ? undefined : async () => { await cancelUpstream(rpcId) } })
   taken.defer(() => { stream.end() })
   if (rpcId !== null) taken.defer(context.relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') }))
   stream.start()

@@ -272,7 +272,7 @@ export class StatefulHandler implements LegacyHandler {
     this.#endWithInstance(instance, answer)
     if (relaysStreams(this.#context.streams) && isRelayableStream(reply)) {
       reply.removeHeader('content-length')
-      relayResponseStream(this.#context, request, reply, post, session, answer.body, (id) => { sendCancellation(instance.client, sent, id, GAVE_UP, request.log) })
+      relayResponseStream(this.#context, request, reply, post, session, answer.body, async (id) => { await sendCancellation(instance.client, sent, id, GAVE_UP, request.log) })
       return reply
     }
     return reply.send(answer.body)

@@ -50,8 +50,8 @@ export interface RecordedStreamOptions {
   readonly onKeepLimit?: ((limit: 'bytes_per_stream' | 'bytes_per_session') => void) | undefined
   /** A response stream's request: answered with an error event when a limit or the shutdown stops the stream. */
   readonly requestId?: JsonRpcId | undefined
-  /** Tells the upstream that the request is cancelled (`notifications/cancelled`), not waited for. */
-  readonly cancelUpstream?: (() => void) | undefined
+  /** Tells the upstream that the request is cancelled (`notifications/cancelled`); waited for only by settled(). */
+  readonly cancelUpstream?: (() => Promise<void>) | undefined
 }
 
 /** Why the writer should stop reading its upstream. */
@@ -98,6 +98,8 @@ export class RecordedStream implements RegisteredStream {
   #broken = false
   /** The last append asked of the store (appends to one stream are answered in order). */
   #lastAppend: Promise<unknown> = Promise.resolve()
+  /** The upstream being told the request is cancelled, once it is. */
+  #cancelling: Promise<void> = Promise.resolve()
 
   constructor (options: RecordedStreamOptions) {
     this.#options = options
@@ -118,9 +120,9 @@ export class RecordedStream implements RegisteredStream {
     return this.#options.owner
   }
 
-  /** Resolves once the store answered every append asked of it so far (failures included). */
+  /** Resolves once the store answered every append asked of it so far, and the upstream a cancellation (failures included). */
   async settled (): Promise<void> {
-    await this.#lastAppend.catch(() => undefined)
+    await Promise.all([this.#lastAppend.catch(() => undefined), this.#cancelling])
   }
 
   /** Opens the client's response; the stream is announced to every replica (resumes, takeovers). */
@@ -221,7 +223,8 @@ export class RecordedStream implements RegisteredStream {
       this.end()
     }
     this.#options.client.end()
-    if (!UNCANCELLED_STOPS.has(reason)) this.#options.cancelUpstream?.()
+    const cancel = this.#options.cancelUpstream
+    if (cancel !== undefined && !UNCANCELLED_STOPS.has(reason)) this.#cancelling = cancel()
   }
 
   #next (event: Omit<StoredEvent, 'seq'>): number {

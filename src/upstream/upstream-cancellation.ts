@@ -18,12 +18,14 @@ export const GAVE_UP = 'the gateway stopped relaying this call (docs/streams.md,
 /** How long the upstream has to take the notification. */
 const CANCELLATION_TIMEOUT_MS = 5_000
 
-export function sendCancellation (client: UpstreamClient, headers: IncomingHttpHeaders, requestId: JsonRpcId, reason: string, log: FastifyBaseLogger): void {
+/** Resolves once the upstream took the notification, or could not (never rejects). */
+export async function sendCancellation (client: UpstreamClient, headers: IncomingHttpHeaders, requestId: JsonRpcId, reason: string, log: FastifyBaseLogger): Promise<void> {
   const { 'content-length': _length, 'last-event-id': _lastEventId, ...rest } = headers
   const body = JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId, reason } })
-  client.postBytes({ ...rest, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body, AbortSignal.timeout(CANCELLATION_TIMEOUT_MS))
-    .then(async (answer) => { await answer.body.dump() })
-    .catch((error: unknown) => {
-      log.debug({ code: (error as { code?: unknown }).code }, 'could not tell the upstream that a request is cancelled')
-    })
+  try {
+    const answer = await client.postBytes({ ...rest, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body, AbortSignal.timeout(CANCELLATION_TIMEOUT_MS))
+    await answer.body.dump()
+  } catch (error) {
+    log.debug({ code: (error as { code?: unknown }).code }, 'could not tell the upstream that a request is cancelled')
+  }
 }

@@ -465,7 +465,7 @@ function parseResponse (data: Buffer): ParsedResponse | undefined {
  * rest when `finish` is called. Sent into a gateway that began closing in between, it meets the
  * gateway mid-shutdown; the answer must still be a documented one.
  */
-export function halfSent (wire: WireRequest): { finish: () => void, answer: Promise<Answer> } {
+export function halfSent (wire: WireRequest): { finish: () => void, connected: Promise<void>, answer: Promise<Answer> } {
   const started = Date.now()
   const bytes = serialize({ ...wire, headers: { ...wire.headers, connection: 'close' } })
   const split = Math.min(bytes.indexOf('\r\n') + 2, bytes.length)
@@ -484,5 +484,9 @@ export function halfSent (wire: WireRequest): { finish: () => void, answer: Prom
         : { status: response.status, headers: response.headers, body: response.body, cutByClient: false, durationMs: Date.now() - started })
     })
   })
-  return { finish: () => { socket.write(bytes.subarray(split)) }, answer }
+  const connected = new Promise<void>((resolveConnected) => {
+    socket.once('connect', () => { resolveConnected() })
+    socket.once('close', () => { resolveConnected() })
+  })
+  return { finish: () => { socket.write(bytes.subarray(split)) }, connected, answer }
 }
