@@ -147,7 +147,8 @@ export async function runSoak (options: SoakOptions): Promise<SoakResult> {
       await sleep(duration * 0.15)
       for (let index = 0; Date.now() < context.deadline; index++) {
         await initializeFlood(context, faultRandom, index)
-        await sleep(every)
+        // Never past the deadline: a long soak's last pause would outlast the wind-down.
+        await sleep(Math.max(0, Math.min(every, context.deadline - Date.now())))
       }
     })()
     const clients = Promise.all(Array.from({ length: workers }, async (_, index) => { await runWorker(context, options.seed, index) }))
