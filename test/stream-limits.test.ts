@@ -262,3 +262,42 @@ t.test('a replica that shuts down ends its streams: a resume elsewhere gets what
   t.ok(Date.now() - started < 5_000, `ended at once (${Date.now() - started} ms), not after streams.retention`)
   t.match(errorsOf(resumed), [{ id: 7, error: { code: -32603, message: /shut down before the upstream answered/ } }], 'the pending request is answered')
 })
+
+t.test('a reader that resumes a call and leaves again puts it back under the limits at once', async (t) => {
+  const redis = await withRedis(t)
+  const upstream = await withStreamingUpstream(t)
+  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'dodge:' }, streams: { maxAbandonedPerSession: 2 }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
+  const sessionId = await openSessionAs(gateway.origin)
+  for (let id = 1; id <= 6; id++) {
+    const call = await callAndRead(gateway.origin, sessionId, id, { gapMs: 100 })
+    await call.waitFor(1)
+    call.cut()
+    const resumed = await resume(gateway.origin, sessionId, lastId(call))
+    await resumed.waitFor(1)
+    resumed.cut()
+  }
+  // Not after the resumed reader's reminders stop (two thirds of streams.retention): at once.
+  await eventually(() => upstream.open() <= 2, { ...WAIT, description: 'the session\'s calls nobody reads back to its limit' })
+  t.ok(upstream.cancelled.length >= 4, `the others were ended and cancelled upstream (${upstream.cancelled.length})`)
+})
+
+t.test('a batch ended by a limit: each of its requests answered, and cancelled upstream', async (t) => {
+  const redis = await withRedis(t)
+  const upstream = await withStreamingUpstream(t)
+  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'batch:' }, streams: { maxAbandonedPerSession: 1 }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
+  // Batches exist in 2025-03-26 only.
+  const answer = await post(`${gateway.origin}/mcp`, initializeRequest(1, '2025-03-26'))
+  const sessionId = answer.headers.get('mcp-session-id') as string
+  const headers = { ...sessionHeaders(sessionId), 'mcp-protocol-version': '2025-03-26' }
+  const batch = (first: number): string => JSON.stringify([first, first + 1].map((id) => JSON.parse(toolCall(id, { gapMs: 100 })) as unknown))
+  const evicted = await openStream(`${gateway.origin}/mcp`, { method: 'POST', headers, body: batch(1) })
+  await evicted.waitFor(1)
+  evicted.cut()
+  const newer = await openStream(`${gateway.origin}/mcp`, { method: 'POST', headers, body: batch(3) })
+  await newer.waitFor(1)
+  newer.cut()
+  await eventually(() => upstream.cancelled.includes(1) && upstream.cancelled.includes(2), { ...WAIT, description: 'both requests of the older batch cancelled upstream' })
+  const resumed = await resume(gateway.origin, sessionId, lastId(evicted), { 'mcp-protocol-version': '2025-03-26' })
+  await resumed.ended
+  t.same(errorsOf(resumed).map((error) => error.id).sort(), [1, 2], 'each request of the batch is answered')
+})

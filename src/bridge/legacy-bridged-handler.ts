@@ -83,7 +83,7 @@ export class LegacyBridgedHandler implements LegacyHandler {
     request.mcp.outcome = 'bridged to 2026-07-28'
     const { route, upstream, observeUpstream } = this.#context
     // Closing the upstream request is the modern era's cancellation: nothing more to tell it.
-    const legacyReply = new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'response', undefined, { id: message.id }))
+    const legacyReply = new LegacyReply(reply, () => recordedStream(this.#context, request, reply, session, 'response', undefined, { ids: [message.id] }))
     this.#context.checkpoint('bridged post: reply made')
     await runBridgedCall(message, { id: session.id, identity: identityOf(session) }, legacyReply, legacyReply.stopped, {
       upstream,

@@ -32,6 +32,11 @@ const MIN_SLIDE_INTERVAL_MS = 1_000
 /** The longest delay a Node timer takes (2^31 − 1 ms, about 24.8 days); longer ones fire at once. */
 const MAX_TIMER_DELAY_MS = 2_147_483_647
 
+/** How often an open stream slides its session's idle timeout: a third of it, at least a second. */
+export function slideInterval (idleTimeout: number): number {
+  return Math.min(MAX_TIMER_DELAY_MS, Math.max(MIN_SLIDE_INTERVAL_MS, Math.floor(idleTimeout / 3)))
+}
+
 export function guardSessionStream (options: SessionStreamGuardOptions): SessionStreamGuard {
   const { store, relay, session, principal, log } = options
   const ended = new AbortController()
@@ -50,7 +55,7 @@ export function guardSessionStream (options: SessionStreamGuardOptions): Session
     log.debug({ code: (error as { code?: unknown }).code }, 'cannot hear session ends from other replicas now: the periodic check still ends the stream')
   })
   const unwatch = relay.watchSession(session.id, check)
-  const slide = setInterval(check, Math.min(MAX_TIMER_DELAY_MS, Math.max(MIN_SLIDE_INTERVAL_MS, Math.floor(options.idleTimeout / 3))))
+  const slide = setInterval(check, slideInterval(options.idleTimeout))
   slide.unref()
   const deadline = session.createdAt + options.maxLifetime
   let lifetime: NodeJS.Timeout

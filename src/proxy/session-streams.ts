@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Readable } from 'node:stream'
-import type { ClientPost } from '../mcp/json-rpc.js'
+import { isRequest, type ClientPost } from '../mcp/json-rpc.js'
 import { GatewayError, jsonRpcErrorBody, type JsonRpcId } from '../errors.js'
 import { SseParser } from '../mcp/sse-parser.js'
 import type { LiveSession } from '../sessions/session-store.js'
@@ -10,6 +10,7 @@ import { SseResponse } from '../streams/sse-response.js'
 import type { StreamSettings } from '../streams/stream-settings.js'
 import type { UpstreamObserver } from '../upstream/forward-request.js'
 import type { RouteContext } from './route-context.js'
+import { slideInterval } from './session-stream-guard.js'
 
 /* The SSE streams of a route's legacy sessions (docs/streams.md): how they are made and fed. */
 
@@ -21,11 +22,11 @@ export function relaysStreams (streams: StreamSettings): boolean {
   return streams.events !== undefined || streams.keepAlive > 0
 }
 
-/** What a response stream knows of the one request it answers (a batch's has none). */
-export interface AnsweredRequest {
-  readonly id: JsonRpcId
-  /** Tells the upstream the request is cancelled, when the gateway gives up on it. */
-  readonly cancelUpstream?: (() => Promise<void>) | undefined
+/** What a response stream knows of the requests it answers (one, or each of a batch's). */
+export interface AnsweredRequests {
+  readonly ids: readonly JsonRpcId[]
+  /** Tells the upstream a request is cancelled, when the gateway gives up on it. */
+  readonly cancelUpstream?: ((id: JsonRpcId) => Promise<void>) | undefined
 }
 
 /**
@@ -33,11 +34,11 @@ export interface AnsweredRequest {
  * for 2025-11-25 sessions (version dates compare as text), ended with its session, bounded by the
  * limits of docs/streams.md. `client`: a response a resume already opened.
  */
-export function recordedStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, session: LiveSession, kind: StreamKind, client?: SseResponse, answers?: AnsweredRequest): RecordedStream {
+export function recordedStream (context: RouteContext, request: FastifyRequest, reply: FastifyReply, session: LiveSession, kind: StreamKind, client?: SseResponse, answers?: AnsweredRequests): RecordedStream {
   const { streams, relay } = context
   return new RecordedStream({
     registry: streams.registry,
-    requestId: answers?.id,
+    requestIds: answers?.ids,
     cancelUpstream: answers?.cancelUpstream,
     onKeepLimit: (limit) => { streams.observe.limitReached(limit) },
     events: streams.events,
@@ -49,6 +50,7 @@ export function recordedStream (context: RouteContext, request: FastifyRequest, 
     retention: streams.retention,
     log: request.log,
     sessionLive: async () => await context.store.touch(session.id, request.mcp.principal) !== null,
+    sessionBeat: slideInterval(context.sessionTimeouts.idleTimeout),
     onEnded: (end) => { streams.observe.streamEnded(end) }
   })
 }
@@ -77,24 +79,25 @@ export function relayResponseStream (context: RouteContext, request: FastifyRequ
   // Given back whatever fails before the relay takes them over (docs/architecture.md, "Resources").
   using taken = new DisposableStack()
   taken.defer(() => { body.destroy() })
-  const rpcId = post.isBatch ? null : request.mcp.rpcId
-  const stream = recordedStream(context, request, reply, session, 'response', undefined,
-    rpcId === null ? undefined : { id: rpcId, cancelUpstream: cancelUpstream === undefined ? undefined : async () => { await cancelUpstream(rpcId) } })
+  const ids = post.messages.filter(isRequest).map((message) => message.id)
+  const stream = recordedStream(context, request, reply, session, 'response', undefined, { ids, cancelUpstream })
   taken.defer(() => { stream.end() })
+  // A client's cancellation of its request, POSTed to any replica, stops the stream (of a batch: not).
+  const rpcId = post.isBatch ? null : request.mcp.rpcId
   if (rpcId !== null) taken.defer(context.relay.trackCall(session.id, rpcId, () => { stream.stop('cancelled') }))
   stream.start()
   context.checkpoint('forwarded post: stream started')
   const relayed = taken.move()
-  relayUpstreamEvents(body, stream, context.upstream.maxResponseBytes, request, context.observeUpstream, rpcId ?? undefined).finally(() => { relayed.dispose() }).catch(() => undefined)
+  relayUpstreamEvents(body, stream, context.upstream.maxResponseBytes, request, context.observeUpstream, ids).finally(() => { relayed.dispose() }).catch(() => undefined)
 }
 
 /**
  * Relays an upstream SSE body event by event into `stream` until the upstream ends it or the
  * stream is stopped (then the upstream request is closed). Each event is held whole, up to
  * `maxEventBytes`; the next is read only once the client took this one (or left). An event over
- * that ends a response stream with MCPGW_UPSTREAM_RESPONSE_TOO_LARGE for `requestId`.
+ * that ends a response stream with MCPGW_UPSTREAM_RESPONSE_TOO_LARGE for each of `requestIds`.
  */
-export async function relayUpstreamEvents (body: Readable, stream: RecordedStream, maxEventBytes: number, request: FastifyRequest, observe: UpstreamObserver, requestId?: JsonRpcId): Promise<void> {
+export async function relayUpstreamEvents (body: Readable, stream: RecordedStream, maxEventBytes: number, request: FastifyRequest, observe: UpstreamObserver, requestIds: readonly JsonRpcId[] = []): Promise<void> {
   const parser = new SseParser(maxEventBytes)
   const stop = (): void => { body.destroy() }
   stream.stopped.addEventListener('abort', stop, { once: true })
@@ -108,13 +111,13 @@ export async function relayUpstreamEvents (body: Readable, stream: RecordedStrea
   } catch (error) {
     if (error instanceof GatewayError && error.code === 'MCPGW_UPSTREAM_RESPONSE_TOO_LARGE') {
       observe.upstreamFailed(error)
-      if (requestId !== undefined) await stream.event({ data: JSON.stringify(jsonRpcErrorBody(error, requestId)) })
+      await stream.events(requestIds.map((requestId) => ({ data: JSON.stringify(jsonRpcErrorBody(error, requestId)) })))
     } else if (!stream.stopped.aborted) {
       // The upstream (or its instance) went away mid-answer: the pending request ends with an error, never a hang.
       request.log.debug({ code: (error as { code?: unknown }).code }, 'upstream stream ended early')
       const failure = new GatewayError('MCPGW_UPSTREAM_UNREACHABLE', { detail: 'the connection to the upstream broke before its answer', cause: error })
       observe.upstreamFailed(failure)
-      if (requestId !== undefined) await stream.event({ data: JSON.stringify(jsonRpcErrorBody(failure, requestId)) })
+      await stream.events(requestIds.map((requestId) => ({ data: JSON.stringify(jsonRpcErrorBody(failure, requestId)) })))
     }
   } finally {
     stream.stopped.removeEventListener('abort', stop)

@@ -46,6 +46,8 @@ export interface StreamClaim {
   readonly by: string
   /** A reader reminding the writer it still reads; it takes nothing over. */
   readonly heartbeat?: boolean | undefined
+  /** A reader that stopped reading `stream` (its client left): the writer counts it as abandoned again. */
+  readonly released?: boolean | undefined
 }
 
 interface PendingAnswer {

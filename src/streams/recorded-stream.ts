@@ -40,18 +40,26 @@ export interface RecordedStreamOptions {
   /** streams.retention: how long the stream runs on while no client reads it. */
   readonly retention: number
   readonly log: FastifyBaseLogger
-  /** Whether the session still exists (asked when a session change is heard from any replica). */
+  /**
+   * Whether the session still exists, sliding its idle timeout (asked when a session change is heard
+   * from any replica, and every `sessionBeat` while the stream runs: a call that streams is activity).
+   */
   readonly sessionLive: () => Promise<boolean>
+  /** Milliseconds between two slides of the session's idle timeout (a third of it, at least a second). */
+  readonly sessionBeat: number
   /** Told how the stream ended: `complete` or a StopReason. */
   readonly onEnded?: ((end: string) => void) | undefined
   /** This replica's streams, and the limits on those nobody reads. */
   readonly registry: StreamRegistry
   /** Told when a byte limit stopped keeping the stream (`mcpgw_stream_limits_total`). */
   readonly onKeepLimit?: ((limit: 'bytes_per_stream' | 'bytes_per_session') => void) | undefined
-  /** A response stream's request: answered with an error event when a limit or the shutdown stops the stream. */
-  readonly requestId?: JsonRpcId | undefined
-  /** Tells the upstream that the request is cancelled (`notifications/cancelled`); waited for only by settled(). */
-  readonly cancelUpstream?: (() => Promise<void>) | undefined
+  /**
+   * A response stream's requests (a batch's: each of them): answered with an error event when a
+   * limit or the shutdown stops the stream.
+   */
+  readonly requestIds?: readonly JsonRpcId[] | undefined
+  /** Tells the upstream that a request is cancelled (`notifications/cancelled`); waited for only by settled(). */
+  readonly cancelUpstream?: ((requestId: JsonRpcId) => Promise<void>) | undefined
 }
 
 /** Why the writer should stop reading its upstream. */
@@ -89,7 +97,12 @@ export class RecordedStream implements RegisteredStream {
   #abandonTimer: NodeJS.Timeout | undefined
   /** Runs while a resuming client reads: if its reminders stop, the stream counts as abandoned again. */
   #readerTimer: NodeJS.Timeout | undefined
-  #renewTimer: NodeJS.Timeout | undefined
+  /** Who resumed it last (a claim's `by`): only its release counts. */
+  #reader: string | undefined
+  /** The stream's sign of life: the session slid, the kept stream renewed. */
+  #beatTimer: NodeJS.Timeout | undefined
+  /** When the kept stream was last renewed. */
+  #renewedAt = 0
   #releaseHold: (() => void) | undefined
   #unwatchSession: (() => void) | undefined
   /** A standalone stream heard its own claim back: claims heard from now on are newer than its own. */
@@ -157,11 +170,12 @@ export class RecordedStream implements RegisteredStream {
       // An SSE comment: the response head leaves now, not with the first event; clients skip it.
       client.comment('stream open')
     }
-    if (this.#recording) {
-      // Kept while the writer runs, however quiet the call: retention counts from its last sign of life.
-      this.#renewTimer = setInterval(() => { this.#renew() }, heartbeatInterval(this.#options.retention))
-      this.#renewTimer.unref()
-    }
+    // While the writer runs, however quiet the call, its session does not idle out (a call that
+    // streams is activity, as a GET stream is) and the kept stream's retention counts from its last
+    // sign of life.
+    this.#renewedAt = Date.now()
+    this.#beatTimer = setInterval(() => { this.#beat() }, Math.min(this.#options.sessionBeat, heartbeatInterval(this.#options.retention)))
+    this.#beatTimer.unref()
   }
 
   /** One event: kept, and sent to the client while it reads. Resolves once the client can take more. */
@@ -174,7 +188,7 @@ export class RecordedStream implements RegisteredStream {
    * Returns undefined when the client can take more at once, else a promise (see SseResponse.sendAll).
    */
   events (events: readonly RelayedEvent[]): Promise<void> | undefined {
-    if (this.#ended) return undefined
+    if (this.#ended || events.length === 0) return undefined
     if (!this.resumable) return this.#options.client.sendAll(events)
     const kept: StoredEvent[] = []
     const outgoing: OutgoingEvent[] = []
@@ -218,13 +232,13 @@ export class RecordedStream implements RegisteredStream {
     this.#stopped.abort(reason)
     const answer = ANSWERED_STOPS[reason]
     if (answer !== undefined && !this.#ended) {
-      const requestId = this.#options.requestId
-      if (requestId !== undefined) void this.events([{ data: JSON.stringify(jsonRpcErrorBody(new GatewayError(answer), requestId)) }])
+      const requestIds = this.#options.requestIds ?? []
+      if (requestIds.length > 0) void this.events(requestIds.map((requestId) => ({ data: JSON.stringify(jsonRpcErrorBody(new GatewayError(answer), requestId)) })))
       this.end()
     }
     this.#options.client.end()
     const cancel = this.#options.cancelUpstream
-    if (cancel !== undefined && !UNCANCELLED_STOPS.has(reason)) this.#cancelling = cancel()
+    if (cancel !== undefined && !UNCANCELLED_STOPS.has(reason)) this.#cancelling = Promise.all((this.#options.requestIds ?? []).map(cancel)).then(() => undefined)
   }
 
   #next (event: Omit<StoredEvent, 'seq'>): number {
@@ -272,8 +286,16 @@ export class RecordedStream implements RegisteredStream {
     this.#lastAppend = (this.#options.events as StreamEventStore).append(this.#options.owner, this.name, { seq: this.#seq + 1, kind: 'end', data: '' })
   }
 
+  #beat (): void {
+    this.#options.sessionLive().then((live) => { if (!live) this.stop('session ended') }, (error: unknown) => {
+      this.#options.log.debug({ code: (error as { code?: unknown }).code }, 'session check of an open stream failed')
+    })
+    if (Date.now() - this.#renewedAt >= heartbeatInterval(this.#options.retention)) this.#renew()
+  }
+
   #renew (): void {
     if (!this.#recording || this.#seq === 0) return
+    this.#renewedAt = Date.now()
     ;(this.#options.events as StreamEventStore).renew(this.#options.owner, this.name).then((kept) => {
       // Removed: its session has ended (an expired stream of a running writer cannot be: it renews it).
       if (!kept) this.stop('session ended')
@@ -311,11 +333,15 @@ export class RecordedStream implements RegisteredStream {
       this.#readerTimer.refresh()
       return
     }
-    this.#readerTimer = setTimeout(() => {
-      this.#readerTimer = undefined
-      if (!this.#ended && !this.#stopped.signal.aborted) this.#runOnAbandoned()
-    }, 2 * heartbeatInterval(this.#options.retention))
+    this.#readerTimer = setTimeout(() => { this.#readerGone() }, 2 * heartbeatInterval(this.#options.retention))
     this.#readerTimer.unref()
+  }
+
+  /** The resuming reader left (it said so, or its reminders stopped): abandoned again, within the limits. */
+  #readerGone (): void {
+    clearTimeout(this.#readerTimer)
+    this.#readerTimer = undefined
+    if (!this.#ended && !this.#stopped.signal.aborted && !this.#options.client.attached) this.#runOnAbandoned()
   }
 
   /** Nobody reads: after retention, the writer gives up. A client that resumes (re-)claims it. */
@@ -332,10 +358,16 @@ export class RecordedStream implements RegisteredStream {
       return
     }
     if (claim.stream === this.name) {
+      if (claim.released === true) {
+        // Its latest reader left (an older one leaving, taken over by a newer, changes nothing).
+        if (claim.by === this.#reader) this.#readerGone()
+        return
+      }
       // Someone still reads it: the writer goes on.
       this.#armAbandonTimer()
       this.#readerAlive()
       if (claim.heartbeat === true) return
+      this.#reader = claim.by
       // A client reads this stream elsewhere now: this response (if still open) gives way.
       this.#options.client.takeOver()
       // A resumed standalone stream continues as a new one there, once this one has ended.
@@ -354,7 +386,7 @@ export class RecordedStream implements RegisteredStream {
   #release (): void {
     clearTimeout(this.#abandonTimer)
     clearTimeout(this.#readerTimer)
-    clearInterval(this.#renewTimer)
+    clearInterval(this.#beatTimer)
     this.#unwatchSession?.()
     this.#unwatchSession = undefined
     this.#releaseHold?.()

@@ -84,8 +84,9 @@ export class SseResponse {
     this.#stream = stream
     const raw = this.#reply.raw
     raw.once('close', () => { this.#detach('client gone') })
-    // Gone already (while the upstream was still answering): 'close' will not come again.
-    if (raw.destroyed || raw.socket === null || raw.socket.destroyed) this.#detach('client gone')
+    // Gone already (while the upstream was still answering): 'close' will not come again. A response
+    // with no socket yet is not gone: it waits behind an earlier one of its pipelined connection.
+    if (raw.destroyed || (raw.socket !== null && raw.socket.destroyed)) this.#detach('client gone')
     this.#reply.code(statusCode).headers(headers)
     this.#reply.removeHeader('content-length')
     this.#reply.header('content-type', 'text/event-stream').header('cache-control', 'no-cache').header('x-accel-buffering', 'no')

@@ -56,6 +56,7 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
   const unwatch = await events.watch(owner, lastEventId.stream, onAppended)
   let heartbeat: NodeJS.Timeout | undefined
   let releaseHold: (() => void) | undefined
+  let released: (() => Promise<void>) | undefined
   try {
     let page = await events.read(owner, lastEventId.stream, lastEventId.seq, PAGE, PAGE_BYTES)
     // Not held: no such stream, an id past what was kept (nothing more will come: a reader of it
@@ -79,13 +80,16 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
       else if (established && claim.stream === lastEventId.stream && claim.heartbeat !== true) client.takeOver()
     })
     // The writer learns that someone reads (it keeps going), and a response still open elsewhere gives way.
-    const claim = async (heartbeat: boolean): Promise<void> => {
-      await options.relay.claimStream(owner.sessionId, { stream: lastEventId.stream, by: me, heartbeat }).catch((error: unknown) => {
+    const claim = async (kind: 'claim' | 'heartbeat' | 'released'): Promise<void> => {
+      await options.relay.claimStream(owner.sessionId, { stream: lastEventId.stream, by: me, heartbeat: kind === 'heartbeat', released: kind === 'released' }).catch((error: unknown) => {
         options.log.debug({ code: (error as { code?: unknown }).code }, 'could not tell the other replicas of a resumed stream')
       })
     }
-    await claim(false)
-    heartbeat = setInterval(() => { void claim(true) }, heartbeatInterval(options.retention))
+    // Told when this reader stops, whatever stops it: the writer's limits on calls nobody reads
+    // apply again at once (docs/streams.md, "Limits"), not after the reminders stop coming.
+    released = async () => { await claim('released') }
+    await claim('claim')
+    heartbeat = setInterval(() => { void claim('heartbeat') }, heartbeatInterval(options.retention))
     heartbeat.unref()
     const quietLimit = standalone ? STANDALONE_HANDOVER_MS : options.retention
     let after = lastEventId.seq
@@ -115,6 +119,7 @@ export async function resumeStream (options: ResumeOptions): Promise<ResumeOutco
     clearInterval(heartbeat)
     releaseHold?.()
     unwatch()
+    void released?.()
   }
 }
 

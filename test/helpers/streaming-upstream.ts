@@ -30,6 +30,8 @@ export interface StreamingUpstream {
   readonly calls: number
 }
 
+interface Message { id?: unknown, method?: string, params?: Record<string, unknown> }
+
 function answer (response: ServerResponse, message: unknown): void {
   response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(message))
 }
@@ -54,7 +56,10 @@ export async function withStreamingUpstream (t: Teardown): Promise<StreamingUpst
         })
         return
       }
-      const message = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') as { id?: unknown, method?: string, params?: Record<string, unknown> } | null
+      const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') as Message | Message[] | null
+      // A batch of calls (2025-03-26) is streamed as one call answering each of its ids at the end.
+      const batch = Array.isArray(parsed) ? parsed : undefined
+      const message: Message | null = batch === undefined ? parsed as Message | null : batch[0] ?? null
       if (request.method !== 'POST' || message === null) {
         response.writeHead(405).end()
         return
@@ -84,7 +89,8 @@ export async function withStreamingUpstream (t: Teardown): Promise<StreamingUpst
       let sent = 0
       const next = (): void => {
         if (sent === total) {
-          response.end(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id: message.id, result: { content: [{ type: 'text', text: 'done' }] } })}\n\n`)
+          const ids = batch === undefined ? [message.id] : batch.map((call) => call.id)
+          response.end(ids.map((id) => `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, result: { content: [{ type: 'text', text: 'done' }] } })}\n\n`).join(''))
           return
         }
         sent += 1
