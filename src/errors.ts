@@ -162,6 +162,11 @@ export const errorDefinitions = {
     jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
     message: 'Bad Request: the request is not well-formed HTTP/1.1'
   },
+  MCPGW_EXPECTATION_FAILED: {
+    statusCode: 417,
+    jsonRpcCode: JsonRpcErrorCode.InvalidRequest,
+    message: 'Expectation Failed: the only expectation the gateway meets is Expect: 100-continue'
+  },
   MCPGW_HEADERS_TOO_LARGE: {
     statusCode: 431,
     jsonRpcCode: JsonRpcErrorCode.InvalidRequest,

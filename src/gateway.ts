@@ -17,9 +17,9 @@ import { protectedResourceMetadata } from './oauth/protected-resource-metadata.j
 import { resourceMetadataPath } from './oauth/resource-metadata-url.js'
 import { mcpRoute } from './proxy/mcp-route.js'
 import { UpstreamClient } from './upstream/upstream-client.js'
-import { upstreamFailure } from './upstream/upstream-failure.js'
+import { isUpstreamFailure, upstreamFailure } from './upstream/upstream-failure.js'
 import { newRequestContext } from './proxy/request-context.js'
-import { malformedRequestHandler } from './proxy/malformed-request.js'
+import { malformedRequestHandler, unmetExpectationHandler } from './proxy/malformed-request.js'
 import { NO_FAULTS, type Checkpoint } from './proxy/handler-steps.js'
 import { sendGatewayError } from './proxy/send-gateway-error.js'
 import { corsOptions } from './security/cors.js'
@@ -93,6 +93,20 @@ function toGatewayError (error: FastifyError | Error): GatewayError {
   return new GatewayError('MCPGW_INTERNAL_ERROR', { cause: error })
 }
 
+/**
+ * A 5xx in the log, by whose fault it is (docs/operating.md, "Logs"): the gateway's own (a bug) or a
+ * dependency of its own that is down (Redis, the JWKS) at error, with the cause; the upstream's at
+ * warn, with its code only; a refusal while shutting down only in the request's own line.
+ */
+function logFailure (log: FastifyBaseLogger, failure: GatewayError, thrown: Error): void {
+  if (failure.statusCode < 500 || failure.code === 'MCPGW_SHUTTING_DOWN') return
+  if (isUpstreamFailure(failure) || failure.code === 'MCPGW_INPUT_ROUNDS_EXCEEDED') {
+    log.warn({ code: failure.code, cause: (failure.cause as { code?: unknown } | undefined)?.code }, 'request failed: the upstream')
+    return
+  }
+  log.error({ err: failure.cause ?? thrown, code: failure.code }, 'request failed')
+}
+
 async function metricsEndpoint (app: FastifyInstance, metrics: GatewayMetrics, path: string): Promise<void> {
   app.get(path, async function serveMetrics (_request, reply) {
     return await reply.type(metrics.registry.contentType).send(await metrics.registry.metrics())
@@ -113,6 +127,8 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     exposeHeadRoutes: false,
     genReqId: requestIds,
     clientErrorHandler: malformedRequestHandler(requestIds, logger, logRequests),
+    // A request without Host reaches the edge, which answers it as a coded error (below).
+    http: { requireHostHeader: false },
     bodyLimit: config.limits.maxBodyBytes,
     // Refused by lifecycle/graceful-shutdown.ts instead, with a coded error.
     return503OnClosing: false,
@@ -151,12 +167,15 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   app.decorateRequest('mcp', null as never)
 
   const requestRecorder = createRequestRecorder(metrics, logRequests)
+  app.server.on('checkExpectation', unmetExpectationHandler(requestIds, logger, logRequests))
   app.addHook('onRequest', async function attachRequestContext (request, reply) {
     request.mcp = newRequestContext()
     request.mcp.route = request.routeOptions.url
     reply.header('x-request-id', request.id)
     // One hook, not two, on every request: the abort watch belongs to the same start of a request.
     requestRecorder.watchForAbort(request, reply)
+    // An HTTP/1.1 request must name its host (RFC 9112 §3.2), whatever the path.
+    if (request.headers.host === undefined && request.raw.httpVersionMinor >= 1) throw new GatewayError('MCPGW_INVALID_AUTHORITY', { detail: 'an HTTP/1.1 request must carry Host' })
   })
   app.addHook('onResponse', async function recordRequest (request, reply) {
     requestRecorder.finished(request, reply)
@@ -205,7 +224,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
       reply.raw.destroy()
       return
     }
-    if (gatewayError.statusCode >= 500) request.log.error({ err: gatewayError.cause ?? error, code: gatewayError.code }, 'request failed')
+    logFailure(request.log, gatewayError, error)
     sendGatewayError(reply, gatewayError)
   })
   app.setNotFoundHandler(function handleNotFound (_request, reply) {

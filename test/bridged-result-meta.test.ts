@@ -61,3 +61,26 @@ t.test('scripted upstream: the envelope keys go, the server\'s own _meta key sta
   t.equal(answer.status, 200)
   t.same(answer.messages, [{ jsonrpc: '2.0', id: 3, result: { content: [{ type: 'text', text: 'ok' }], _meta: { 'com.example/trace': 'abc' } } }])
 })
+
+t.test('a modern upstream\'s HTTP 404 for one request reaches the legacy client in-band, never as "session not found"', async (t) => {
+  const upstream = await withScriptedUpstream(t, (exchange) => {
+    if (exchange.message?.method === 'tools/call') {
+      json(exchange.response, { jsonrpc: '2.0', id: exchange.message.id, error: { code: -32601, message: 'Method not found' } }, 404)
+      return
+    }
+    if (exchange.message?.method === 'prompts/get') {
+      exchange.response.writeHead(404, { 'content-type': 'text/plain' }).end('no such thing')
+      return
+    }
+    modernAnswers(exchange)
+  })
+  const gateway = await withGateway(t, { config: { routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'modern' }] } })
+  const url = `${gateway.origin}/mcp`
+  const sessionId = await openSession(url)
+  const answer = await post(url, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'gone', arguments: {} } }, sessionId, legacyHeaders)
+  t.equal(answer.status, 200, 'HTTP 200: the session is fine')
+  t.same(answer.messages, [{ jsonrpc: '2.0', id: 7, error: { code: -32601, message: 'Method not found' } }], 'the upstream\'s error, under the client\'s id')
+  const notJsonRpc = await post(url, { jsonrpc: '2.0', id: 8, method: 'prompts/get', params: { name: 'x' } }, sessionId, legacyHeaders)
+  t.equal(notJsonRpc.status, 502, 'a 404 that is no JSON-RPC error: the upstream\'s answer cannot be bridged')
+  t.equal((await post(url, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, sessionId, legacyHeaders)).status, 200, 'the session goes on')
+})

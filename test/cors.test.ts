@@ -1,5 +1,6 @@
 import t from 'tap'
 import { withGateway, withUpstream } from './helpers/fixtures.js'
+import { rawRequest } from './helpers/raw-http.js'
 
 /* CORS answers as browsers ask them (docs/security.md, "Browsers"), checked header by header. */
 
@@ -56,4 +57,19 @@ t.test('what OPTIONS answers besides an allowed preflight: coded errors, as the 
   t.equal(metadata.status, 405, 'the OAuth metadata path: 405 for another origin')
   t.equal(metadata.headers.get('allow'), 'GET')
   t.equal((await preflight(`${gateway.origin}/.well-known/oauth-protected-resource/mcp`, APP)).status, 204, 'and 204 for an allowed one')
+})
+
+t.test('a preflight with a host the gateway refuses gets no CORS answer: the route refuses it', async (t) => {
+  const upstream = await withUpstream(t)
+  const gateway = await withGateway(t, { config: { security: { allowedOrigins: [APP], allowedHosts: ['127.0.0.1'] }, routes: [{ path: '/mcp', upstream: upstream.url }] } })
+  const port = Number(new URL(gateway.origin).port)
+  const preflightHeaders = { origin: APP, 'access-control-request-method': 'POST' }
+  for (const [host, status] of [[`x@127.0.0.1:${port}`, 400], ['a_b', 400], ['evil.example.com', 403]] as const) {
+    for (const path of ['/mcp', '/.well-known/oauth-protected-resource/mcp']) {
+      const answer = await rawRequest(port, { method: 'OPTIONS', path, headers: { ...preflightHeaders, host } })
+      t.equal(answer.status, status, `${host} on ${path}: ${status}`)
+      t.equal(answer.headers['access-control-allow-origin'], undefined, 'no CORS headers')
+    }
+  }
+  t.equal((await rawRequest(port, { method: 'OPTIONS', headers: { ...preflightHeaders, host: `127.0.0.1:${port}` } })).status, 204, 'an allowed host: the preflight')
 })

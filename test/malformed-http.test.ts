@@ -47,6 +47,18 @@ t.test('malformed HTTP, headers over 16 KiB: coded errors on the socket', async 
   t.match(toHead, /^HTTP\/1\.1 431 /)
   t.equal(bodyOf(toHead), undefined, 'no body to HEAD: the client would read it as its next answer')
 
+  const noHost = await raw(port, 'POST /mcp HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}')
+  t.match(noHost, /^HTTP\/1\.1 400 /, 'HTTP/1.1 without Host: 400')
+  t.match(bodyOf(noHost), { error: { code: -32000, message: /must carry Host/ } })
+  const healthWithoutHost = await raw(port, 'GET /healthz HTTP/1.1\r\n\r\n')
+  t.match(healthWithoutHost, /^HTTP\/1\.1 400 /, 'on every path')
+  t.match(await raw(port, 'GET /healthz HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /, 'HTTP/1.0 needs none')
+
+  const expectation = await raw(port, 'POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: foo\r\nContent-Length: 2\r\n\r\n{}')
+  t.match(expectation, /^HTTP\/1\.1 417 /)
+  t.match(expectation, /\r\nx-request-id: \S+\r\n/i)
+  t.match(bodyOf(expectation), { error: { code: -32600, message: /Expectation Failed/ } })
+
   const lines = gateway.logs.filter((line) => line.outcome === 'malformed HTTP')
   t.same(lines.map((line) => [line.status, line.error]), [[400, 'MCPGW_MALFORMED_HTTP'], [431, 'MCPGW_HEADERS_TOO_LARGE'], [431, 'MCPGW_HEADERS_TOO_LARGE']], 'one request line each')
   t.equal((await fetch(`${gateway.origin}/healthz`)).status, 200)

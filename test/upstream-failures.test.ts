@@ -20,6 +20,10 @@ for (const kind of storeKinds) {
     t.same(JSON.parse(answer.text), { jsonrpc: '2.0', id: 'init-7', error: { code: -32603, message: 'Bad Gateway: the upstream MCP server could not be reached' } })
     t.equal(answer.headers.get('mcp-session-id'), null, 'a failed initialize mints nothing')
     if (kind === 'redis') t.same(await redis.client().keys(`dead-${kind}:*`), [])
+    // The upstream's fault, not the gateway's: a warning with its code, no error line, no stack.
+    const lines = gateway.logs.filter((line) => line.reqId !== undefined && (line.level as number) >= 40)
+    t.match(lines, [{ level: 40, msg: 'request failed: the upstream', code: 'MCPGW_UPSTREAM_UNREACHABLE' }])
+    t.notOk(JSON.stringify(lines).includes('"stack"'), 'no stack')
   })
 
   t.test(`${kind} store: upstream slower than routes[].timeout → 504`, async (t) => {

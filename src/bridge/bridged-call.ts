@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { GatewayError, jsonRpcErrorBody } from '../errors.js'
-import { isJsonObject, type JsonRpcMessage, type JsonRpcRequest } from '../mcp/json-rpc.js'
+import { isJsonObject, isJsonRpcMessage, parseJsonText, type JsonRpcMessage, type JsonRpcRequest } from '../mcp/json-rpc.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { UpstreamObserver } from '../upstream/forward-request.js'
 import { isSuccessStatus, type UpstreamClient } from '../upstream/upstream-client.js'
@@ -147,7 +147,16 @@ async function callUpstream (leg: JsonRpcRequest, clientId: JsonRpcRequest['id']
   options.observe.upstreamResponded((performance.now() - started) / 1000)
   if (!isSuccessStatus(answer.statusCode) && !reply.started) {
     const headers = rewriteUpstreamHeaders({ ...answer.headers }, options.passCookies, options.resourceMetadataUrl)
-    reply.upstreamError(answer.statusCode, headers, await readUpstreamBody(answer.body, options.upstream.maxResponseBytes))
+    const body = await readUpstreamBody(answer.body, options.upstream.maxResponseBytes)
+    if (answer.statusCode === 404) {
+      // A legacy client reads 404 as "session not found" and starts over (2025-11-25, Session
+      // Management): a modern server's 404 for one request is that request's error, in-band.
+      const message = parseJsonText(body)
+      if (!isJsonRpcMessage(message) || !('error' in message)) throw new GatewayError('MCPGW_UPSTREAM_INVALID_RESPONSE', { detail: `HTTP 404 without a JSON-RPC error for ${leg.method}` })
+      reply.finish({ ...message, id: clientId })
+      return { done: true }
+    }
+    reply.upstreamError(answer.statusCode, headers, body)
     return { done: true }
   }
 

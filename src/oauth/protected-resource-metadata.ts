@@ -5,7 +5,7 @@ import { isJsonObject, parseJsonText } from '../mcp/json-rpc.js'
 import type { UpstreamClient } from '../upstream/upstream-client.js'
 import { readUpstreamBody } from '../upstream/upstream-messages.js'
 import { enforceOriginPolicy, type OriginPolicy } from '../security/origin-guard.js'
-import { parseRequestAuthority } from '../security/request-authority.js'
+import { authorityOf } from '../security/request-authority.js'
 import { upstreamFailure } from '../upstream/upstream-failure.js'
 import { publicOrigin, RESOURCE_METADATA_PREFIX, resourceMetadataPath } from './resource-metadata-url.js'
 
@@ -57,11 +57,13 @@ export async function protectedResourceMetadata (fastify: FastifyInstance, optio
 
   /**
    * Path-aware first, then the root (RFC 9728 §3.1); a failure of the first still tries the second.
-   * An upstream that cannot be reached leaves it to the next one; one that answers decides.
+   * An upstream that cannot be reached (or does not answer in time) leaves it to the next one at
+   * once; one that answers decides.
    */
   async function fetchUpstreamDocument (): Promise<Fetched> {
     let failure: GatewayError | undefined
-    for (const upstream of options.upstreams()) {
+    const upstreams = options.upstreams()
+    for (const [index, upstream] of upstreams.entries()) {
       const upstreamPath = new URL(upstream.path, upstream.origin).pathname.replace(/\/+$/, '')
       let answered = false
       for (const path of [...(upstreamPath === '' ? [] : [`${RESOURCE_METADATA_PREFIX}${upstreamPath}`]), RESOURCE_METADATA_PREFIX]) {
@@ -71,6 +73,7 @@ export async function protectedResourceMetadata (fastify: FastifyInstance, optio
           answered = true
         } catch (error) {
           failure = upstreamFailure(error)
+          if (index < upstreams.length - 1) break
         }
       }
       if (answered) return { document: undefined }
@@ -89,8 +92,7 @@ export async function protectedResourceMetadata (fastify: FastifyInstance, optio
   }
 
   fastify.addHook('onRequest', async function checkAuthority (request) {
-    request.mcp.authority = parseRequestAuthority(request.host, request.protocol)
-    enforceOriginPolicy(request.mcp.authority, undefined, options.originPolicy)
+    enforceOriginPolicy(authorityOf(request), undefined, options.originPolicy)
   })
 
   // An allowed origin's preflight is answered by the CORS hook; anything else is a 405 (not the

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { IncomingMessage } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { GatewayError, jsonRpcErrorBody, type GatewayErrorCode } from '../errors.js'
 
@@ -35,6 +35,21 @@ export function malformedRequestHandler (requestId: (request: IncomingMessage) =
     }
     socket.destroy()
     if (logRequests) log.info({ reqId: id, status: refusal.statusCode, outcome: 'malformed HTTP', error: refusal.code }, 'request completed')
+  }
+}
+
+/**
+ * Node's `checkExpectation`: an `Expect` other than `100-continue`, answered 417 (RFC 9110 §10.1.1)
+ * as a coded error; Node's own answer has no body and no request id.
+ */
+export function unmetExpectationHandler (requestId: (request: IncomingMessage) => string, log: FastifyBaseLogger, logRequests: boolean): (request: IncomingMessage, response: ServerResponse) => void {
+  return (request, response) => {
+    const refusal = new GatewayError('MCPGW_EXPECTATION_FAILED')
+    const id = requestId(request)
+    const body = JSON.stringify(jsonRpcErrorBody(refusal))
+    response.writeHead(refusal.statusCode, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body), 'x-request-id': id, connection: 'close' })
+    response.end(request.method === 'HEAD' ? undefined : body)
+    if (logRequests) log.info({ reqId: id, httpMethod: request.method, status: refusal.statusCode, error: refusal.code }, 'request completed')
   }
 }
 

@@ -7,7 +7,7 @@ import { parseClientPost } from '../mcp/json-rpc.js'
 import type { GatewayMetrics } from '../observability/metrics.js'
 import type { Tracing } from '../observability/tracing.js'
 import { enforceOriginPolicy, type OriginPolicy } from '../security/origin-guard.js'
-import { parseRequestAuthority } from '../security/request-authority.js'
+import { authorityOf } from '../security/request-authority.js'
 import type { PrincipalResolver } from '../security/principal.js'
 import type { ReplicaRelay } from '../sessions/replica-relay.js'
 import type { SessionEnding } from '../sessions/session-ending.js'
@@ -104,8 +104,7 @@ export async function mcpRoute (fastify: FastifyInstance, options: McpRouteOptio
   // rewritten challenge use this one result (security/request-authority.ts).
   fastify.addHook('onRequest', async function checkAuthorityAndOrigin (request) {
     request.mcp.passCookies = route.passCookies
-    request.mcp.authority = parseRequestAuthority(request.host, request.protocol)
-    enforceOriginPolicy(request.mcp.authority, request.headers, options.originPolicy)
+    enforceOriginPolicy(authorityOf(request), request.headers, options.originPolicy)
   })
 
   const resolvePrincipal = options.principalResolver

@@ -1,5 +1,7 @@
 import type { FastifyCorsOptions } from '@fastify/cors'
-import { isOriginAllowed, type OriginPolicy } from './origin-guard.js'
+import type { FastifyRequest } from 'fastify'
+import { enforceOriginPolicy, isOriginAllowed, type OriginPolicy } from './origin-guard.js'
+import { authorityOf } from './request-authority.js'
 
 /*
  * CORS for browser clients (docs/security.md, "Browsers"), on only when `security.allowedOrigins` is
@@ -38,7 +40,8 @@ export function corsOptions (policy: OriginPolicy, credentials: boolean, paths: 
   const off: FastifyCorsOptions = { origin: false }
   return {
     delegator: (request, callback) => {
-      if (!paths.has(request.url.split('?')[0] ?? '')) {
+      // A host the gateway refuses gets no CORS answer either: the route refuses it (400 or 403).
+      if (!paths.has(request.url.split('?')[0] ?? '') || !hostAccepted(request as FastifyRequest, policy)) {
         callback(null, off)
         return
       }
@@ -48,5 +51,15 @@ export function corsOptions (policy: OriginPolicy, credentials: boolean, paths: 
         : []
       callback(null, parameters.length === 0 ? options : { ...options, allowedHeaders: [...ALLOWED_REQUEST_HEADERS, ...parameters] })
     }
+  }
+}
+
+/** Whether the request's authority is usable and its host allowed (the checks every route makes first). */
+function hostAccepted (request: FastifyRequest, policy: OriginPolicy): boolean {
+  try {
+    enforceOriginPolicy(authorityOf(request), undefined, policy)
+    return true
+  } catch {
+    return false
   }
 }

@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify'
 import { isIPv6 } from 'node:net'
 import { GatewayError } from '../errors.js'
 
@@ -74,4 +75,13 @@ export function parseRequestAuthority (host: string | undefined, protocol: strin
   }
   const authority = port === undefined ? hostname : `${hostname}:${Number(port)}`
   return { scheme, hostname, host: authority, origin: `${scheme}://${authority}` }
+}
+
+/**
+ * The request's authority, parsed once: the first caller (the CORS answer to a preflight, or the
+ * route's first hook) parses it, later ones read it. Throws MCPGW_INVALID_AUTHORITY as the parse does.
+ */
+export function authorityOf (request: FastifyRequest): RequestAuthority {
+  request.mcp.authority ??= parseRequestAuthority(request.host, request.protocol)
+  return request.mcp.authority
 }
