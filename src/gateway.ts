@@ -31,7 +31,7 @@ import { SessionEnding } from './sessions/session-ending.js'
 import type { SessionStore } from './sessions/session-store.js'
 import { UpstreamInstances } from './stateful/upstream-instances.js'
 import { UpstreamSessionEnding } from './stateful/upstream-session-ending.js'
-import type { StreamSettings } from './streams/stream-settings.js'
+import type { StreamObserver, StreamSettings } from './streams/stream-settings.js'
 import { StreamRegistry } from './streams/stream-registry.js'
 
 export interface BuildGatewayOptions {
@@ -142,9 +142,14 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
   const relay = new ReplicaRelay(store, app.log)
   metrics.relayCounts = () => relay.counts
   const streamsConfig = config.streams
+  const observe: StreamObserver = {
+    streamEnded: (end) => { metrics.streamsEnded.inc({ end }) },
+    resumed: (outcome) => { metrics.streamResumes.inc({ outcome }) },
+    limitReached: (limit) => { metrics.streamLimits.inc({ limit }) }
+  }
   const registry = new StreamRegistry(
     { perSession: streamsConfig.maxAbandonedPerSession, perPrincipal: streamsConfig.maxAbandonedPerPrincipal, total: streamsConfig.maxAbandoned },
-    (limit) => { metrics.streamLimits.inc({ limit }) })
+    observe.limitReached)
   metrics.streamCounts = () => registry.counts
   const streams: StreamSettings = {
     events: streamsConfig.resumable
@@ -154,11 +159,7 @@ export async function buildGateway (config: GatewayConfig, options: BuildGateway
     keepAlive: streamsConfig.keepAlive,
     maxConnectionTime: streamsConfig.maxConnectionTime,
     registry,
-    observe: {
-      streamEnded: (end) => { metrics.streamsEnded.inc({ end }) },
-      resumed: (outcome) => { metrics.streamResumes.inc({ outcome }) },
-      limitReached: (limit) => { metrics.streamLimits.inc({ limit }) }
-    }
+    observe
   }
   const upstreamSessions = new UpstreamSessionEnding(app.log)
   const sessionEnding = new SessionEnding({ store, relay, events: streams.events, terminated: metrics.sessionsTerminated, upstreamSessions, log: app.log })

@@ -465,7 +465,7 @@ function parseResponse (data: Buffer): ParsedResponse | undefined {
  * rest when `finish` is called. Sent into a gateway that began closing in between, it meets the
  * gateway mid-shutdown; the answer must still be a documented one.
  */
-export function halfSent (wire: WireRequest): { finish: () => void, connected: Promise<void>, answer: Promise<Answer> } {
+export function halfSent (wire: WireRequest): { finish: () => void, connected: Promise<number | undefined>, answer: Promise<Answer> } {
   const started = Date.now()
   const bytes = serialize({ ...wire, headers: { ...wire.headers, connection: 'close' } })
   const split = Math.min(bytes.indexOf('\r\n') + 2, bytes.length)
@@ -484,9 +484,10 @@ export function halfSent (wire: WireRequest): { finish: () => void, connected: P
         : { status: response.status, headers: response.headers, body: response.body, cutByClient: false, durationMs: Date.now() - started })
     })
   })
-  const connected = new Promise<void>((resolveConnected) => {
-    socket.once('connect', () => { resolveConnected() })
-    socket.once('close', () => { resolveConnected() })
+  /** Its local port once connected (how the gateway's side names it), undefined if it closed first. */
+  const connected = new Promise<number | undefined>((resolveConnected) => {
+    socket.once('connect', () => { resolveConnected(socket.localPort) })
+    socket.once('close', () => { resolveConnected(undefined) })
   })
   return { finish: () => { socket.write(bytes.subarray(split)) }, connected, answer }
 }

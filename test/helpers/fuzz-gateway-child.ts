@@ -33,8 +33,8 @@ export interface ChildStats {
   /** `process.getActiveResourcesInfo()` count of Timeout: the ref'd timers. */
   readonly refTimeouts: number
   readonly connections: Record<string, number>
-  /** Of those, the ones the gateway has read bytes from (a request begun). */
-  readonly reading: Record<string, number>
+  /** The client ports of the connections the gateway has read bytes from (a request begun). */
+  readonly reading: Record<string, number[]>
 }
 
 export type ChildMessage =
@@ -83,10 +83,10 @@ function stats (): ChildStats {
     timersBySite[site] = (timersBySite[site] ?? 0) + 1
   }
   const connections: Record<string, number> = {}
-  const reading: Record<string, number> = {}
+  const reading: Record<string, number[]> = {}
   for (const [name, running] of gateways) {
     connections[name] = running.connections.size
-    reading[name] = [...running.connections].filter((socket) => socket.bytesRead > 0).length
+    reading[name] = [...running.connections].filter((socket) => socket.bytesRead > 0).map((socket) => socket.remotePort ?? 0)
   }
   return { timersBySite, refTimeouts: process.getActiveResourcesInfo().filter((kind) => kind === 'Timeout').length, connections, reading }
 }
