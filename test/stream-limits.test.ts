@@ -301,3 +301,15 @@ t.test('a batch ended by a limit: each of its requests answered, and cancelled u
   await resumed.ended
   t.same(errorsOf(resumed).map((error) => error.id).sort(), [1, 2], 'each request of the batch is answered')
 })
+
+t.test('a call that streams longer than the idle timeout keeps its session: it is activity', async (t) => {
+  const redis = await withRedis(t)
+  const upstream = await withStreamingUpstream(t)
+  const gateway = await withGateway(t, { config: { redis: { url: redis.url, keyPrefix: 'long-call:' }, sessions: { idleTimeout: '2s' }, routes: [{ path: '/mcp', upstream: upstream.url, upstreamEra: 'legacy' }] } })
+  const sessionId = await openSessionAs(gateway.origin)
+  // Twice the idle timeout, with nothing else on the session meanwhile.
+  const call = await callAndRead(gateway.origin, sessionId, 1, { events: 8, gapMs: 500 })
+  await call.ended
+  t.match(JSON.parse(call.events.at(-1)?.data ?? '{}'), { id: 1, result: {} }, 'the call got its result')
+  t.equal((await post(`${gateway.origin}/mcp`, { jsonrpc: '2.0', id: 2, method: 'tools/list' }, sessionId, { 'mcp-protocol-version': VERSION })).status, 200, 'and the session lives on')
+})
