@@ -50,7 +50,8 @@ export function recordedStream (context: RouteContext, request: FastifyRequest, 
     retention: streams.retention,
     log: request.log,
     sessionLive: async () => await context.store.touch(session.id, request.mcp.principal) !== null,
-    sessionBeat: slideInterval(context.sessionTimeouts.idleTimeout),
+    // A standalone (GET) stream's guard slides the session already (session-stream-guard.ts).
+    sessionBeat: kind === 'response' ? slideInterval(context.sessionTimeouts.idleTimeout) : 0,
     onEnded: (end) => { streams.observe.streamEnded(end) }
   })
 }

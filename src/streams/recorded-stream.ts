@@ -45,7 +45,10 @@ export interface RecordedStreamOptions {
    * from any replica, and every `sessionBeat` while the stream runs: a call that streams is activity).
    */
   readonly sessionLive: () => Promise<boolean>
-  /** Milliseconds between two slides of the session's idle timeout (a third of it, at least a second). */
+  /**
+   * Milliseconds between two slides of the session's idle timeout (a third of it, at least a
+   * second); 0: not this stream's to slide (a GET stream's guard does it).
+   */
   readonly sessionBeat: number
   /** Told how the stream ended: `complete` or a StopReason. */
   readonly onEnded?: ((end: string) => void) | undefined
@@ -174,7 +177,8 @@ export class RecordedStream implements RegisteredStream {
     // streams is activity, as a GET stream is) and the kept stream's retention counts from its last
     // sign of life.
     this.#renewedAt = Date.now()
-    this.#beatTimer = setInterval(() => { this.#beat() }, Math.min(this.#options.sessionBeat, heartbeatInterval(this.#options.retention)))
+    const { sessionBeat, retention } = this.#options
+    this.#beatTimer = setInterval(() => { this.#beat() }, sessionBeat > 0 ? Math.min(sessionBeat, heartbeatInterval(retention)) : heartbeatInterval(retention))
     this.#beatTimer.unref()
   }
 
@@ -287,9 +291,11 @@ export class RecordedStream implements RegisteredStream {
   }
 
   #beat (): void {
-    this.#options.sessionLive().then((live) => { if (!live) this.stop('session ended') }, (error: unknown) => {
-      this.#options.log.debug({ code: (error as { code?: unknown }).code }, 'session check of an open stream failed')
-    })
+    if (this.#options.sessionBeat > 0) {
+      this.#options.sessionLive().then((live) => { if (!live) this.stop('session ended') }, (error: unknown) => {
+        this.#options.log.debug({ code: (error as { code?: unknown }).code }, 'session check of an open stream failed')
+      })
+    }
     if (Date.now() - this.#renewedAt >= heartbeatInterval(this.#options.retention)) this.#renew()
   }
 
