@@ -116,7 +116,9 @@ for (const kind of ['memory', 'redis'] as const) {
     await eventually(async () => {
       await readMetrics()
       return total('idle') >= 1 && total('lifetime') >= 1
-    }, { timeout: 10_000, interval: 50, description: 'both expiries to be counted' })
+    }, { timeout: 10_000, interval: 50, description: 'both expiries to be counted' }).catch((error: unknown) => {
+      throw new Error(`${(error as Error).message} (idle ${total('idle')}, lifetime ${total('lifetime')})`)
+    })
     if (kind === 'redis') {
       // A fixed sleep on purpose: both replicas hear every expiry event, and the one that loses the
       // SET NX must count nothing. Proving that nothing more is counted takes a quiet period.

@@ -120,7 +120,9 @@ if not fields[4] or (fields[5] or '') ~= ARGV[2] then return false end
 ${NOW}
 local left = tonumber(fields[4]) - now
 if left <= 0 then
-  redis.call('DEL', KEYS[1])
+  -- Past its lifetime a moment before Redis expired it: expired now, not deleted, so that the
+  -- replicas hear of the end as of any expiry (a DEL publishes no "expired" event).
+  redis.call('PEXPIRE', KEYS[1], 1)
   return false
 end
 local ttl = math.min(tonumber(ARGV[1]), left)
